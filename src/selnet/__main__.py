@@ -1,0 +1,5 @@
+import sys
+
+from selnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,187 @@
+"""One check -> one decision with provenance.
+
+The computation mirrors the kernel's (ss/services.c context_struct_compute_av):
+TE allow rules (conditional ones by their boolean's current value), then
+constraints, then typebounds; a class or permission the policy does not define
+is decided by handle_unknown.  Around the verdict we record why: which rules
+grant it and through which attribute, which booleans would change it, whether a
+dontaudit rule hides the denial, and whether the subject domain is permissive.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from selnet.constraints import ConstraintEvaluator
+from selnet.policy.index import Policy, cond_booleans, cond_text, eval_cond
+from selnet.policy.snapshot import AVRule, Context
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A rule that matches the check, and the names through which it matched."""
+
+    rule: AVRule
+    via_source: str  # the subject type itself or one of its attributes
+    via_target: str
+    active: bool  # its condition currently selects it
+
+    def to_json(self, bools: Mapping[str, bool]) -> dict[str, object]:
+        out: dict[str, object] = {
+            "rule": self.rule.sesearch(),
+            "source": self.rule.source,
+            "target": self.rule.target,
+            "via_source_attribute": self.via_source if self.rule.source != "" else None,
+            "active": self.active,
+        }
+        if self.rule.cond is not None:
+            out["condition"] = cond_text(self.rule.cond)
+            out["branch"] = self.rule.branch
+            out["boolean_values"] = {b: bools[b] for b in cond_booleans(self.rule.cond)}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BooleanFix:
+    """Boolean settings that would make an allow rule apply."""
+
+    settings: tuple[tuple[str, bool], ...]
+    rule: AVRule
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "set": {name: value for name, value in self.settings},
+            "rule": self.rule.sesearch(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool  # the policy's verdict
+    reason: str  # allowed | no-rule | boolean | constraint | bounds | unknown-class | unknown-perm
+    enforced: bool  # False when the subject domain is permissive
+    silent: bool  # denied and a dontaudit rule hides the AVC
+    audited: bool  # allowed and an auditallow rule logs "granted"
+    grants: tuple[Grant, ...] = field(default=())
+    boolean_fixes: tuple[BooleanFix, ...] = field(default=())
+    dontaudit: tuple[AVRule, ...] = field(default=())
+    constraint: str | None = None  # the failing constraint statement
+    constraint_blocks_fix: bool = False  # a constraint would deny even with a TE rule
+
+    @property
+    def effective(self) -> bool:
+        """Does the operation go through (allowed, or denied but not enforced)?"""
+        return self.allowed or not self.enforced
+
+
+class Decider:
+    def __init__(self, policy: Policy, bools: Mapping[str, bool] | None = None) -> None:
+        self.policy = policy
+        self.bools = dict(bools) if bools is not None else dict(policy.snap.booleans)
+        self._constraints = ConstraintEvaluator(policy.levels)
+
+    # -- TE ------------------------------------------------------------------
+    def _grants(self, ruletype: str, stype: str, ttype: str, tclass: str, perm: str) -> list[Grant]:
+        out = []
+        snames = self.policy.names_of(stype)
+        tnames = set(self.policy.names_of(ttype))
+        for rule in self.policy.rules_from(tclass, stype):
+            if rule.ruletype != ruletype or perm not in rule.perms or rule.target not in tnames:
+                continue
+            via_s = rule.source if rule.source in snames else stype
+            active = rule.cond is None or eval_cond(rule.cond, self.bools) == rule.branch
+            out.append(Grant(rule, via_s, rule.target, active))
+        return out
+
+    def te_allowed(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
+        return any(g.active for g in self._grants("allow", stype, ttype, tclass, perm))
+
+    def _bounded_ok(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
+        """typebounds: a bounded child may not exceed what its parent may do."""
+        bounds = self.policy.snap.bounds
+        if stype not in bounds and ttype not in bounds:
+            return True
+        ps = bounds.get(stype, stype)
+        pt = bounds.get(ttype, ttype)
+        return self.te_allowed(ps, pt, tclass, perm)
+
+    def _failing_constraint(
+        self, scon: Context, tcon: Context, tclass: str, perm: str
+    ) -> str | None:
+        for con in self.policy.constraints_for(tclass):
+            if perm in con.perms and not self._constraints.holds(con, scon, tcon):
+                return con.text
+        return None
+
+    def _boolean_fixes(self, grants: list[Grant]) -> tuple[BooleanFix, ...]:
+        fixes: dict[tuple[tuple[str, bool], ...], BooleanFix] = {}
+        for g in grants:
+            if g.active or g.rule.cond is None:
+                continue
+            names = cond_booleans(g.rule.cond)
+            best: list[tuple[tuple[str, bool], ...]] = []
+            best_changes = None
+            # Expressions are small (refpolicy's largest have a handful of booleans).
+            for values in itertools.product((False, True), repeat=len(names)):
+                trial = dict(self.bools)
+                trial.update(zip(names, values, strict=True))
+                if eval_cond(g.rule.cond, trial) != g.rule.branch:
+                    continue
+                changes = tuple((n, v) for n, v in zip(names, values, strict=True) if self.bools[n] != v)
+                if best_changes is None or len(changes) < best_changes:
+                    best, best_changes = [changes], len(changes)
+                elif len(changes) == best_changes:
+                    best.append(changes)
+            for changes in best:
+                key = tuple(sorted(changes))
+                if key and key not in fixes:
+                    fixes[key] = BooleanFix(key, g.rule)
+        return tuple(sorted(fixes.values(), key=lambda f: (len(f.settings), f.settings)))
+
+    # -- the decision -----------------------------------------------------------
+    def decide(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
+        snap = self.policy.snap
+        stype, ttype = scon.type, tcon.type
+        enforced = stype not in snap.permissive
+        class_perms = snap.classes.get(tclass)
+        if class_perms is None or perm not in class_perms:
+            allowed = snap.handle_unknown == "allow"
+            reason = "unknown-class" if class_perms is None else "unknown-perm"
+            return Decision(
+                allowed, "allowed" if allowed else reason, enforced, False, False
+            )
+
+        grants = self._grants("allow", stype, ttype, tclass, perm)
+        te_ok = any(g.active for g in grants)
+        failing = self._failing_constraint(scon, tcon, tclass, perm)
+        dontaudit = tuple(
+            g.rule for g in self._grants("dontaudit", stype, ttype, tclass, perm) if g.active
+        )
+        if te_ok and failing is None and self._bounded_ok(stype, ttype, tclass, perm):
+            audited = any(g.active for g in self._grants("auditallow", stype, ttype, tclass, perm))
+            return Decision(True, "allowed", enforced, False, audited, tuple(grants))
+        if te_ok and failing is not None:
+            reason = "constraint"
+        elif te_ok:
+            reason = "bounds"
+        else:
+            fixes = self._boolean_fixes(grants)
+            reason = "boolean" if fixes else "no-rule"
+            return Decision(
+                False,
+                reason,
+                enforced,
+                bool(dontaudit),
+                False,
+                tuple(grants),
+                fixes,
+                dontaudit,
+                failing,
+                failing is not None,
+            )
+        return Decision(
+            False, reason, enforced, bool(dontaudit), False, tuple(grants), (), dontaudit, failing,
+            failing is not None,
+        )

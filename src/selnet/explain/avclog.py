@@ -1,0 +1,905 @@
+"""Streaming parser of SELinux audit records in every format people paste.
+
+Accepted, line by line and mixed freely:
+
+* raw ``audit.log``: ``[node=N ]type=AVC msg=audit(1700000000.123:456): avc: ...``
+* ``ausearch -i``: ``type=AVC msg=audit(11/25/2026 17:47:24.123:456) : avc: ...``
+  (human dates, unquoted values that may contain spaces, ``----`` separators)
+* journald: ``Nov 25 17:47:24 host audit[1234]: AVC avc: ...`` (no serial)
+* kernel ring / dmesg / syslog: ``[  12.3] audit: type=1400 audit(1700000000.123:456): ...``
+* any of the above behind pasted prefixes (``> ``, indentation, harness tags) and
+  wrapped over several lines.
+
+Records of one audit event (AVC + SYSCALL + SOCKADDR + PROCTITLE share the
+``(node, serial)``) are grouped into one :class:`Event`. Memory is bounded: at
+most ``window`` events are open at once and the oldest is flushed first.
+
+Continuation rule (wrapped pastes): a line that is not a record start is joined
+to the record before it when
+
+1. *strong*: that record is still visibly unfinished (an AVC without ``tclass=``,
+   or text ending in ``=``, in an open quote or an open ``{``) and the line looks
+   like a fragment (has ``=``, ``{``/``}``, or at most two words); or
+2. *weak*: the previous physical line was long enough to have been wrapped
+   (>= 60 characters), at least half the line's words are ``key=value``, and
+   none of its keys already occurs in the record (a record never repeats a key,
+   so a second ``tclass=`` is a new line of something else, not a continuation).
+
+A blank line or ``----`` ends a record. Pieces are joined with a space, except
+where the break is visibly inside a word (after ``=``, inside quotes, or between
+``key=val`` and a bare word in non-ausearch text, e.g. ``tclass=tcp_`` +
+``socket``), where they are glued.
+
+The parser never raises on input: unparseable AVC text is counted in
+``ParseStats.malformed`` (with a few samples) and skipped.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+__all__ = [
+    "AvcLogParser",
+    "AvcRecord",
+    "Event",
+    "ParseStats",
+    "avc_key",
+    "count_repeats",
+    "fold_repeats",
+    "parse_events",
+]
+
+Verdict = Literal["denied", "granted"]
+SourceFormat = Literal["raw", "ausearch", "journald", "kernel"]
+EventKey = tuple[str | None, float | None, int]
+
+DEFAULT_WINDOW = 64
+DEFAULT_MAX_AGE = 5.0  # seconds: one event's records are written within one syscall exit
+MAX_AVCS_PER_EVENT = 1024
+MAX_RECORD_CHARS = 16384  # the kernel caps one record near 8970 bytes
+MAX_SAMPLES = 20
+_WRAP_MIN_LEN = 60
+
+# Packet-level classes: checked in softirq context, so pid/comm name whatever
+# process happened to be running, not the one the packet belongs to.
+PACKET_LEVEL_CLASSES = frozenset({"packet", "peer", "netif", "node", "association"})
+
+# ---------------------------------------------------------------------------
+# Output data
+
+
+@dataclass(frozen=True, slots=True)
+class AvcRecord:
+    """One kernel AVC record (``type=AVC`` / ``type=1400``)."""
+
+    verdict: Verdict
+    perms: tuple[str, ...]
+    scontext: str
+    tcontext: str
+    tclass: str
+    permissive: bool | None
+    fields: dict[str, str]
+    serial: int | None
+    timestamp: float | None
+    node: str | None
+    source_format: SourceFormat
+    line_no: int
+    raw: str
+    stamp: str | None = None  # the audit(...) or syslog time text as written
+
+    @property
+    def packet_level(self) -> bool:
+        """True when pid/comm are meaningless (the check ran in softirq context)."""
+        return self.tclass in PACKET_LEVEL_CLASSES
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The records of one audit event; ``key`` is None for serial-less records."""
+
+    key: EventKey | None
+    avcs: list[AvcRecord]
+    syscall: dict[str, str] | None
+    sockaddr: dict[str, str] | None
+    proctitle: str | None
+    line_no: int = 0
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """Counters; every input line is exactly one of: record start, continuation,
+    ignored, or malformed, so ``lines == records + malformed + continuation_lines +
+    ignored`` and ``records == avc_records + sum(non_avc_records.values())``."""
+
+    lines: int = 0
+    records: int = 0
+    avc_records: int = 0
+    events: int = 0
+    non_avc_records: dict[str, int] = field(default_factory=dict)
+    user_avc_records: int = 0  # userspace object managers (dbus, systemd): no network check
+    malformed: int = 0
+    malformed_samples: list[tuple[int, str]] = field(default_factory=list)
+    ignored: int = 0
+    continuation_lines: int = 0
+    peak_open_events: int = 0
+
+    def add_malformed(self, line_no: int, reason: str) -> None:
+        self.malformed += 1
+        if len(self.malformed_samples) < MAX_SAMPLES:
+            self.malformed_samples.append((line_no, reason))
+
+
+# ---------------------------------------------------------------------------
+# Field knowledge
+
+_KERNEL_TYPES = {
+    "1107": "USER_AVC",
+    "1300": "SYSCALL",
+    "1302": "PATH",
+    "1306": "SOCKADDR",
+    "1307": "CWD",
+    "1309": "EXECVE",
+    "1320": "EOE",
+    "1327": "PROCTITLE",
+    "1400": "AVC",
+    "1401": "SELINUX_ERR",
+    "1403": "MAC_POLICY_LOAD",
+    "1404": "MAC_STATUS",
+    "1405": "MAC_CONFIG_CHANGE",
+}
+
+_SYSCALLS_X86_64 = {
+    "41": "socket", "42": "connect", "43": "accept", "44": "sendto", "45": "recvfrom",
+    "46": "sendmsg", "47": "recvmsg", "48": "shutdown", "49": "bind", "50": "listen",
+    "51": "getsockname", "52": "getpeername", "54": "setsockopt", "55": "getsockopt",
+    "288": "accept4", "299": "recvmmsg", "307": "sendmmsg",
+}  # fmt: skip
+_SYSCALLS_AARCH64 = {
+    "198": "socket", "200": "bind", "201": "listen", "202": "accept", "203": "connect",
+    "204": "getsockname", "205": "getpeername", "206": "sendto", "207": "recvfrom",
+    "208": "setsockopt", "209": "getsockopt", "210": "shutdown", "211": "sendmsg",
+    "212": "recvmsg", "242": "accept4", "243": "recvmmsg", "269": "sendmmsg",
+}  # fmt: skip
+_SYSCALLS_BY_ARCH = {
+    "c000003e": _SYSCALLS_X86_64,
+    "x86_64": _SYSCALLS_X86_64,
+    "c00000b7": _SYSCALLS_AARCH64,
+    "aarch64": _SYSCALLS_AARCH64,
+}
+
+# Strings the kernel logs with audit_log_untrustedstring: quoted, or hex if odd.
+_UNTRUSTED_KEYS = frozenset({"comm", "exe", "path", "name", "cwd", "proctitle", "cmd"})
+_STRUCTURAL_WORDS = frozenset({"avc:", "denied", "granted", "{", "}", "for"})
+
+# ---------------------------------------------------------------------------
+# Regexes (compiled once; the hot path is one header match + one body split)
+
+# raw audit.log and ausearch -i header
+_HEAD_RE = re.compile(
+    r"(?:node=(?P<node>\S+) )?type=(?P<type>[A-Z][A-Z0-9_]*(?:\[\d+\])?) "
+    r"msg=audit\((?P<stamp>[^()]*)\) ?: ?"
+)
+# kernel printk form (dmesg, console, syslog "kernel:"); the type may be absent
+# on very old kernels. The look-behind keeps "msg=audit(" out.
+_KERNEL_RE = re.compile(
+    r"(?<![\w=])(?:audit: )?(?:type=(?P<type>\d+) )?audit\((?P<stamp>[^()]*)\): ?"
+)
+_SYSLOG_TS = (
+    r"(?:[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+)
+# journald's audit transport: "<ts> <host> audit[pid]: TYPE body"
+_JOURNAL_RE = re.compile(
+    rf"(?P<ts>{_SYSLOG_TS}) (?P<host>\S+) audit(?:\[(?P<pid>\d+)\])?: "
+    r"(?P<type>[A-Z][A-Z0-9_]*(?:\[\d+\])?) "
+)
+# the syslog prefix in front of a kernel-form record, for its host
+_SYSLOG_PREFIX_RE = re.compile(rf"(?P<ts>{_SYSLOG_TS}) (?P<host>\S+) (?:[^\s:]+: )?")
+_HEADLESS_RE = re.compile(r"avc: +(?:denied|granted) ")
+_LOOSE_AVC_RE = re.compile(r"\btype=(?:AVC|1400)\b|\bavc:")
+
+_AVC_BODY_RE = re.compile(r"\s*avc: +(denied|granted) +\{([^{}]*)\}(?: +for)? *")
+_AVC_NOTICE_RE = re.compile(r"\s*avc: +(?:op=|received |policy)")
+_KV_SPLIT_RE = re.compile(r"(?:^|\s+)([A-Za-z_][\w-]*)=")
+_RAW_STAMP_RE = re.compile(r"(\d+)(?:\.(\d+))?:(\d+)")
+_HUMAN_STAMP_RE = re.compile(
+    r"(\d{1,4})([/.-])(\d{1,2})\2(\d{1,4}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?:(\d+)"
+)
+_HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+_EXIT_NAME_RE = re.compile(r"(E[A-Z0-9]+)\(")
+_KEY_TOKEN_RE = re.compile(r"[A-Za-z_][\w-]*=")
+
+# ---------------------------------------------------------------------------
+# Small parsing helpers
+
+
+def _split_kv(text: str) -> dict[str, str]:
+    """key=value pairs; a value runs to the next `` key=`` (ausearch values may
+    contain spaces). The first occurrence of a key wins."""
+    parts = _KV_SPLIT_RE.split(text)
+    parts[-1] = parts[-1].rstrip()  # ausearch ends lines with a space
+    out: dict[str, str] = {}
+    for i in range(1, len(parts) - 1, 2):
+        key = parts[i]
+        if key not in out:
+            out[key] = parts[i + 1]
+    return out
+
+
+def _unquote(fields: dict[str, str], decode_hex: bool) -> None:
+    for key, value in fields.items():
+        if value[:1] == '"':
+            fields[key] = value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
+        elif decode_hex and key in _UNTRUSTED_KEYS and _HEX_RE.fullmatch(value):
+            fields[key] = _hex_text(value)
+
+
+def _hex_text(value: str) -> str:
+    # audit hex-encodes strings with spaces/quotes; argv parts are NUL-separated
+    raw = bytes.fromhex(value)
+    return raw.replace(b"\x00", b" ").decode("utf-8", "replace").rstrip()
+
+
+_mktime_cache: dict[tuple[int, int, int, int, int, int], float] = {}
+
+
+def _parse_stamp(stamp: str) -> tuple[float | None, int | None, bool]:
+    """(epoch seconds, serial, human) from the text inside ``audit(...)``."""
+    m = _RAW_STAMP_RE.fullmatch(stamp)
+    if m is not None:
+        frac = m[2]
+        ts = float(m[1] + "." + frac) if frac else float(m[1])
+        return ts, int(m[3]), False
+    h = _HUMAN_STAMP_RE.fullmatch(stamp.strip())
+    if h is None:
+        tail = stamp.rpartition(":")[2]
+        serial = int(tail) if tail.isascii() and tail.isdigit() else None
+        return None, serial, " " in stamp
+    return _human_epoch(h), int(h[9]), True
+
+
+def _human_epoch(h: re.Match[str]) -> float | None:
+    """Local epoch for an ausearch date; %x is locale-dependent, so guess the order."""
+    a, sep, b, c = h[1], h[2], int(h[3]), h[4]
+    if len(a) == 4:
+        year, month, day = int(a), b, int(c)
+    elif sep == "." or int(a) > 12:
+        day, month, year = int(a), b, int(c)  # de_DE, en_GB
+    else:
+        month, day, year = int(a), b, int(c)  # C / en_US
+    if year < 100:
+        year += 2000
+    if not (1 <= month <= 12 and 1 <= day <= 31 and 1970 <= year <= 9999):
+        return None
+    hms = (int(h[5]), int(h[6]), int(h[7]))
+    ck = (year, month, day, *hms)
+    base = _mktime_cache.get(ck)
+    if base is None:
+        try:
+            base = time.mktime((year, month, day, *hms, 0, 0, -1))
+        except (OverflowError, ValueError):
+            return None
+        if len(_mktime_cache) > 256:
+            _mktime_cache.clear()
+        _mktime_cache[ck] = base
+    frac = h[8]
+    return base + float("0." + frac) if frac else base
+
+
+def _syslog_epoch(ts: str) -> float | None:
+    """Only ISO stamps carry a year; "Nov 25 17:47:24" stays None."""
+    if not ts[:1].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _decode_saddr_hex(hexs: str) -> dict[str, str]:
+    out = {"saddr": hexs}
+    try:
+        b = bytes.fromhex(hexs)
+    except ValueError:
+        return out
+    if len(b) < 2:
+        return out
+    fam = int.from_bytes(b[0:2], "little")  # sa_family is host-endian
+    if fam == 2 and len(b) >= 8:
+        out.update(family="inet", port=str(int.from_bytes(b[2:4], "big")),
+                   addr=str(ipaddress.IPv4Address(b[4:8])))  # fmt: skip
+    elif fam == 10 and len(b) >= 24:
+        out.update(family="inet6", port=str(int.from_bytes(b[2:4], "big")),
+                   addr=str(ipaddress.IPv6Address(b[8:24])))  # fmt: skip
+        if len(b) >= 28:
+            out["scope_id"] = str(int.from_bytes(b[24:28], "little"))
+    elif fam == 1:
+        path = b[2:]
+        text = "@" + path[1:].rstrip(b"\x00").decode("utf-8", "replace") if path[:1] == b"\x00" \
+            else path.split(b"\x00", 1)[0].decode("utf-8", "replace")  # fmt: skip
+        out.update(family="unix", addr=text)
+    elif fam == 16:
+        out["family"] = "netlink"
+        if len(b) >= 8:
+            out["port"] = str(int.from_bytes(b[4:8], "little"))  # nl_pid
+    else:
+        out["family"] = f"unknown({fam})"
+    return out
+
+
+def _parse_sockaddr(body: str, human: bool) -> dict[str, str]:
+    start = body.find("{")
+    if start >= 0:  # ausearch: saddr={ saddr_fam=inet laddr=127.0.0.1 lport=5432 }
+        end = body.find("}", start)
+        inner = _split_kv(body[start + 1 : end if end >= 0 else len(body)])
+        fam = inner.pop("saddr_fam", None) or inner.pop("fam", None) or "unknown"
+        out = {"family": "unix" if fam == "local" else fam}
+        addr = inner.pop("laddr", None) or inner.pop("path", None)
+        port = inner.pop("lport", None)
+        if addr is not None:
+            out["addr"] = addr
+        if port is not None:
+            out["port"] = port
+        out.update(inner)
+        return out
+    kv = _split_kv(body.replace("\x1d", " "))
+    hexs = kv.get("saddr", "").strip('"')
+    if human or not hexs or _HEX_RE.fullmatch(hexs) is None:
+        return kv
+    return _decode_saddr_hex(hexs)
+
+
+def _parse_syscall(body: str, human: bool) -> dict[str, str]:
+    kv = _split_kv(body.replace("\x1d", " "))  # GS separates enriched fields
+    _unquote(kv, decode_hex=not human)
+    nr = kv.get("syscall")
+    if nr is not None and nr.isascii() and nr.isdigit():
+        name = kv.get("SYSCALL") or _SYSCALLS_BY_ARCH.get(kv.get("arch", "c000003e"), {}).get(nr)
+        if name:
+            kv["syscall_nr"] = nr
+            kv["syscall"] = name
+    code = kv.get("exit")
+    if code is not None:
+        kv["exit_raw"] = code
+        m = _EXIT_NAME_RE.match(code)
+        if m is not None:
+            kv["exit"] = m[1]  # ausearch: EACCES(Permission denied)
+        elif code[:1] == "-" and code[1:].isascii() and code[1:].isdigit():
+            kv["exit"] = errno.errorcode.get(int(code[1:]), code)
+    return kv
+
+
+def _parse_proctitle(body: str, human: bool) -> str:
+    text = body.strip()
+    if text.startswith("proctitle="):
+        text = text[10:]
+    if text[:1] == '"':
+        return text.strip('"')
+    if not human and _HEX_RE.fullmatch(text):
+        return _hex_text(text)
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Internal state
+
+
+class _Pending:
+    """A record being assembled from one or more physical lines."""
+
+    __slots__ = (
+        "body_start", "ended_ws", "fmt", "human", "last_len", "line_no", "node", "parts",
+        "pid", "rtype", "size", "stamp", "syslog_ts",
+    )  # fmt: skip
+
+    def __init__(
+        self, text: str, body_start: int, rtype: str, fmt: SourceFormat, node: str | None,
+        stamp: str | None, line_no: int, pid: str | None = None, syslog_ts: str | None = None,
+    ) -> None:  # fmt: skip
+        stripped = text.rstrip()
+        self.parts = [stripped]
+        self.ended_ws = len(stripped) != len(text)
+        self.size = len(stripped)
+        self.last_len = len(stripped) - body_start
+        self.body_start = body_start
+        self.rtype = rtype
+        self.fmt: SourceFormat = fmt
+        self.node = node
+        self.stamp = stamp
+        self.line_no = line_no
+        self.pid = pid
+        self.syslog_ts = syslog_ts
+        self.human = fmt == "ausearch"
+
+
+class _Group:
+    """An event being collected; turned into a frozen :class:`Event` on flush."""
+
+    __slots__ = (
+        "avcs", "closed", "human", "key", "line_no", "node", "proctitle", "sockaddr",
+        "stamp", "syscall", "ts",
+    )  # fmt: skip
+
+    def __init__(
+        self, key: EventKey | None, node: str | None, ts: float | None, stamp: str | None,
+        line_no: int, human: bool,
+    ) -> None:  # fmt: skip
+        self.key = key
+        self.node = node
+        self.ts = ts
+        self.stamp = stamp
+        self.line_no = line_no
+        self.human = human
+        self.avcs: list[AvcRecord] = []
+        self.syscall: str | None = None
+        self.sockaddr: str | None = None
+        self.proctitle: str | None = None
+        self.closed = False
+
+
+# ---------------------------------------------------------------------------
+# The parser
+
+
+class AvcLogParser:
+    """Streaming parser; ``stats`` accumulates over every :meth:`events` call."""
+
+    def __init__(self, window: int = DEFAULT_WINDOW, max_age: float = DEFAULT_MAX_AGE) -> None:
+        self.window = max(1, window)
+        self.max_age = max_age
+        self.stats = ParseStats()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._open: dict[object, _Group] = {}
+        self._ready: list[Event] = []
+        self._pend: _Pending | None = None
+        self._nos_tail: _Group | None = None  # last serial-less group (journald)
+        self._nos_seq = 0
+        self._max_ts: float | None = None
+
+    @property
+    def open_events(self) -> int:
+        """Events currently held in the grouping window."""
+        return len(self._open)
+
+    # -- public ------------------------------------------------------------
+
+    def events(self, lines: Iterable[str | bytes]) -> Iterator[Event]:
+        """Parse ``lines`` lazily, yielding each event once it is complete."""
+        self._reset()
+        ready = self._ready
+        feed = self._feed
+        for item in lines:
+            try:
+                text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+                text = text.rstrip("\r\n")
+                if "\n" in text or "\r" in text:
+                    for sub in re.split(r"\r\n|\r|\n", text):
+                        feed(sub)
+                else:
+                    feed(text)
+            except Exception as exc:  # noqa: BLE001 - never raise on input
+                self.stats.add_malformed(self.stats.lines, f"internal error: {exc!r}"[:120])
+            if ready:
+                yield from ready
+                ready.clear()
+        self._finish_pending()
+        self._flush(force=True)
+        yield from ready
+        ready.clear()
+
+    # -- line classification -----------------------------------------------
+
+    def _feed(self, text: str) -> None:
+        st = self.stats
+        st.lines += 1
+        line_no = st.lines
+        head = text[:5]
+        if head == "type=" or head == "node=":
+            m = _HEAD_RE.match(text)
+            if m is not None:
+                self._start_head(text, m, line_no)
+                return
+        stripped = text.strip()
+        if not stripped or stripped == "----" or stripped.startswith("```"):
+            # blank line / ausearch separator: ends the record and the event
+            self._finish_pending()
+            if stripped == "----":
+                self._close_all()
+            st.ignored += 1
+            return
+        if "audit" in text:
+            m = _HEAD_RE.search(text)
+            if m is not None:
+                self._start_head(text, m, line_no)
+                return
+            m = _KERNEL_RE.search(text)
+            if m is not None:
+                self._start_kernel(text, m, line_no)
+                return
+            m = _JOURNAL_RE.search(text)
+            if m is not None:
+                self._start_journal(text, m, line_no)
+                return
+        if self._try_join(text, stripped):
+            st.continuation_lines += 1
+            return
+        self._finish_pending()
+        m = _HEADLESS_RE.search(text)
+        if m is not None:  # a bare "avc:  denied { ... } for ..." someone trimmed
+            self._pend = _Pending(text, m.start(), "AVC", "raw", None, None, line_no)
+            return
+        if _LOOSE_AVC_RE.search(text) is not None:
+            st.add_malformed(line_no, "AVC-like text without a recognisable record header")
+            return
+        st.ignored += 1
+
+    def _start_head(self, text: str, m: re.Match[str], line_no: int) -> None:
+        self._finish_pending()
+        stamp = m["stamp"]
+        fmt: SourceFormat = "ausearch" if (" " in stamp or "/" in stamp) else "raw"
+        self._pend = _Pending(text, m.end(), m["type"], fmt, m["node"], stamp, line_no)
+
+    def _start_kernel(self, text: str, m: re.Match[str], line_no: int) -> None:
+        self._finish_pending()
+        ktype = m["type"]
+        if ktype is None:
+            rtype = "AVC" if text.startswith("avc:", m.end()) else "UNKNOWN"
+        else:
+            rtype = _KERNEL_TYPES.get(ktype) or f"UNKNOWN[{ktype}]"
+        node = None
+        if m.start() > 16:  # "<ts> <host> kernel: audit: ..." names the host
+            p = _SYSLOG_PREFIX_RE.search(text, 0, m.start())
+            if p is not None:
+                node = p["host"]
+        self._pend = _Pending(text, m.end(), rtype, "kernel", node, m["stamp"], line_no)
+
+    def _start_journal(self, text: str, m: re.Match[str], line_no: int) -> None:
+        self._finish_pending()
+        self._pend = _Pending(
+            text, m.end(), m["type"], "journald", m["host"], m["ts"], line_no,
+            pid=m["pid"], syslog_ts=m["ts"],
+        )  # fmt: skip
+
+    # -- continuation lines ------------------------------------------------
+
+    def _try_join(self, text: str, stripped: str) -> bool:
+        p = self._pend
+        if p is None:
+            return False
+        frag = stripped.lstrip(">| \t")
+        if not frag or p.size + len(frag) > MAX_RECORD_CHARS:
+            return False
+        last = p.parts[-1]
+        body = "".join(p.parts)[p.body_start :] if len(p.parts) > 1 else last[p.body_start :]
+        tail_token = last.rsplit(None, 1)[-1] if last.strip() else ""
+        open_value = (
+            last.endswith("=")
+            or tail_token.count('"') % 2 == 1
+            or body.rfind("{") > body.rfind("}")
+        )
+        words = frag.split()
+        if open_value or (p.rtype == "AVC" and " tclass=" not in body):
+            ok = "=" in frag or "{" in frag or "}" in frag or len(words) <= 2
+        else:
+            ok = p.last_len >= _WRAP_MIN_LEN and self._looks_like_body(words, body)
+        if not ok:
+            return False
+        sep = self._join_sep(p, tail_token, words[0], open_value)
+        p.parts.append(sep + frag)
+        p.size += len(sep) + len(frag)
+        p.last_len = len(frag)
+        p.ended_ws = text[-1:].isspace()
+        return True
+
+    @staticmethod
+    def _looks_like_body(words: list[str], body: str) -> bool:
+        keys = [w.partition("=")[0] for w in words if _KEY_TOKEN_RE.match(w)]
+        if not keys or 2 * len(keys) < len(words):
+            return False
+        # a record never repeats a key: a repeated one means a new, foreign line
+        return not any(body.startswith(k + "=") or f" {k}=" in body for k in keys)
+
+    @staticmethod
+    def _join_sep(p: _Pending, tail_token: str, first: str, open_value: bool) -> str:
+        last = p.parts[-1]
+        if p.ended_ws:
+            return " "
+        if last.endswith("=") or tail_token.count('"') % 2 == 1:
+            return ""  # the value continues on the next line
+        if open_value or p.human or first.startswith("}"):
+            return " "  # perms in braces, ausearch values with spaces
+        tail_key = "=" in tail_token
+        if "=" in first:
+            # "tcl" + "ass=tcp_socket": a key cut in two
+            structural = tail_token in _STRUCTURAL_WORDS or tail_token.endswith(":")
+            return "" if not tail_key and not structural else " "
+        return "" if tail_key else " "  # "tclass=tcp_" + "socket"
+
+    # -- records -------------------------------------------------------------
+
+    def _finish_pending(self) -> None:
+        p = self._pend
+        if p is None:
+            return
+        self._pend = None
+        raw = p.parts[0] if len(p.parts) == 1 else "".join(p.parts)
+        try:
+            self._record(p, raw)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+            self.stats.add_malformed(p.line_no, f"internal error: {exc!r}"[:120])
+
+    def _record(self, p: _Pending, raw: str) -> None:
+        st = self.stats
+        body = raw[p.body_start :]
+        rtype = p.rtype
+        if rtype == "AVC":
+            m = _AVC_BODY_RE.match(body)
+            if m is None:
+                if _AVC_NOTICE_RE.match(body):
+                    self._count_other("AVC_NOTICE")
+                    return
+                st.add_malformed(p.line_no, "AVC without 'avc: denied|granted { perms }'")
+                return
+            rec = self._make_avc(p, raw, m, body[m.end() :])
+            if rec is None:
+                return
+            st.records += 1
+            st.avc_records += 1
+            self._add_avc(rec, p)
+            return
+        self._count_other(rtype)
+        if rtype == "USER_AVC":
+            st.user_avc_records += 1
+        elif rtype in ("SYSCALL", "SOCKADDR", "PROCTITLE", "EOE"):
+            self._add_companion(p, rtype, body)
+
+    def _count_other(self, rtype: str) -> None:
+        st = self.stats
+        st.records += 1
+        st.non_avc_records[rtype] = st.non_avc_records.get(rtype, 0) + 1
+
+    def _make_avc(self, p: _Pending, raw: str, m: re.Match[str], rest: str) -> AvcRecord | None:
+        fields = _split_kv(rest)
+        if '"' in rest or not p.human:
+            _unquote(fields, decode_hex=not p.human)
+        scon = fields.pop("scontext", None)
+        tcon = fields.pop("tcontext", None)
+        tclass = fields.pop("tclass", None)
+        if not scon or not tcon or not tclass:
+            missing = [k for k, v in (("scontext", scon), ("tcontext", tcon), ("tclass", tclass))
+                       if not v]  # fmt: skip
+            self.stats.add_malformed(p.line_no, "AVC missing " + ", ".join(missing))
+            return None
+        # untranslated contexts are what the policy knows; keep the display form too
+        sraw = fields.get("srawcon")
+        if sraw:
+            fields["scontext_translated"] = scon
+            scon = sraw
+        traw = fields.get("trawcon")
+        if traw:
+            fields["tcontext_translated"] = tcon
+            tcon = traw
+        perm_flag = fields.pop("permissive", None)
+        permissive = None if perm_flag is None else perm_flag.strip() == "1"
+        if p.fmt == "journald":
+            ts, serial = _syslog_epoch(p.syslog_ts or ""), None
+        elif p.stamp is not None:
+            ts, serial, _ = _parse_stamp(p.stamp)
+        else:
+            ts, serial = None, None
+        return AvcRecord(
+            verdict="denied" if m[1] == "denied" else "granted",
+            perms=tuple(m[2].split()),
+            scontext=scon.strip(),
+            tcontext=tcon.strip(),
+            tclass=tclass.strip(),
+            permissive=permissive,
+            fields=fields,
+            serial=serial,
+            timestamp=ts,
+            node=p.node,
+            source_format=p.fmt,
+            line_no=p.line_no,
+            raw=raw,
+            stamp=p.stamp,
+        )
+
+    # -- grouping ----------------------------------------------------------
+
+    def _add_avc(self, rec: AvcRecord, p: _Pending) -> None:
+        if rec.serial is None:
+            self._close_nos_tail()
+            self._nos_seq += 1
+            g = _Group(None, rec.node, rec.timestamp, rec.stamp, rec.line_no, p.human)
+            g.avcs.append(rec)
+            self._insert(("nos", self._nos_seq), g)
+            self._nos_tail = g
+            return
+        g = self._group_for(rec.node, rec.serial, rec.timestamp, rec.stamp, rec.line_no, p.human)
+        if len(g.avcs) >= MAX_AVCS_PER_EVENT:  # pathological input: cap per-event memory
+            self._emit(self._open.pop((rec.node, rec.serial)))
+            g = self._group_for(rec.node, rec.serial, rec.timestamp, rec.stamp, rec.line_no,
+                                p.human)  # fmt: skip
+        g.avcs.append(rec)
+        self._drain_aged(rec.timestamp)
+
+    def _add_companion(self, p: _Pending, rtype: str, body: str) -> None:
+        if p.fmt == "journald" or p.stamp is None:
+            g = self._nos_tail
+            # journald shows no serial; the kernel writes SYSCALL/SOCKADDR/PROCTITLE
+            # right after the AVC, with the same time (and the same pid for SYSCALL)
+            if g is None or g.closed or g.node != p.node or g.stamp != p.stamp:
+                self._close_nos_tail()
+                return
+            if rtype == "SYSCALL" and p.pid and all(a.fields.get("pid") != p.pid for a in g.avcs):
+                self._close_nos_tail()
+                return
+        else:
+            ts, serial, _ = _parse_stamp(p.stamp)
+            if serial is None:
+                return
+            g = self._group_for(p.node, serial, ts, p.stamp, p.line_no, p.human)
+            self._drain_aged(ts)
+        if rtype == "EOE":
+            g.closed = True
+            self._drain()
+        elif rtype == "SYSCALL":
+            g.syscall = g.syscall or body
+        elif rtype == "SOCKADDR":
+            g.sockaddr = g.sockaddr or body
+        else:
+            g.proctitle = g.proctitle or body
+
+    def _group_for(
+        self, node: str | None, serial: int, ts: float | None, stamp: str | None, line_no: int,
+        human: bool,
+    ) -> _Group:  # fmt: skip
+        self._close_nos_tail()
+        gkey = (node, serial)
+        g = self._open.get(gkey)
+        if g is not None:
+            if ts is None or g.ts is None or ts == g.ts:
+                return g
+            self._emit(self._open.pop(gkey))  # the serial was reused (reboot)
+        g = _Group((node, ts, serial), node, ts, stamp, line_no, human)
+        self._insert(gkey, g)
+        return g
+
+    def _insert(self, gkey: object, g: _Group) -> None:
+        opened = self._open
+        while len(opened) >= self.window:  # bounded memory: flush the oldest
+            self._emit(opened.pop(next(iter(opened))))
+        opened[gkey] = g
+        if len(opened) > self.stats.peak_open_events:
+            self.stats.peak_open_events = len(opened)
+        self._drain()
+
+    def _close_nos_tail(self) -> None:
+        if self._nos_tail is not None:
+            self._nos_tail.closed = True
+            self._nos_tail = None
+
+    def _close_all(self) -> None:
+        self._close_nos_tail()
+        self._flush(force=True)
+
+    def _drain_aged(self, ts: float | None) -> None:
+        if ts is None:
+            return
+        if self._max_ts is None or ts > self._max_ts:
+            self._max_ts = ts
+        limit = self._max_ts - self.max_age
+        opened = self._open
+        while opened:
+            g = opened[next(iter(opened))]
+            if g.closed or (g.ts is not None and g.ts < limit):
+                g.closed = True
+                self._emit(opened.pop(next(iter(opened))))
+            else:
+                break
+
+    def _drain(self) -> None:
+        opened = self._open
+        while opened:
+            first = next(iter(opened))
+            if not opened[first].closed:
+                return
+            self._emit(opened.pop(first))
+
+    def _flush(self, force: bool) -> None:
+        if force:
+            self._close_nos_tail()
+            opened = self._open
+            while opened:
+                self._emit(opened.pop(next(iter(opened))))
+        else:
+            self._drain()
+
+    def _emit(self, g: _Group) -> None:
+        if g is self._nos_tail:
+            self._nos_tail = None
+        if not g.avcs:
+            return  # SYSCALL/PROCTITLE of an unrelated audit rule, or an orphan
+        try:
+            ev = Event(
+                key=g.key,
+                avcs=g.avcs,
+                syscall=None if g.syscall is None else _parse_syscall(g.syscall, g.human),
+                sockaddr=None if g.sockaddr is None else _parse_sockaddr(g.sockaddr, g.human),
+                proctitle=None if g.proctitle is None else _parse_proctitle(g.proctitle, g.human),
+                line_no=g.line_no,
+            )
+        except Exception:  # noqa: BLE001 - keep the AVCs even if a companion is odd
+            ev = Event(g.key, g.avcs, None, None, None, g.line_no)
+        self.stats.events += 1
+        self._ready.append(ev)
+
+
+def parse_events(
+    lines: Iterable[str | bytes], *, window: int = DEFAULT_WINDOW
+) -> Iterator[Event]:
+    """Stream events from log lines of any supported format (see module doc)."""
+    return AvcLogParser(window=window).events(lines)
+
+
+# ---------------------------------------------------------------------------
+# Folding repeated denials
+
+# Fields that make two denials different for the fix. Ephemeral ports (lport,
+# fport, and the peer's src port on packet checks), pid and comm are left out.
+_KEY_FIELDS_BY_PERM: dict[str, tuple[str, ...]] = {
+    "name_bind": ("src",),
+    "node_bind": ("saddr",),
+    "name_connect": ("dest",),
+    "net_bind_service": ("capability",),
+}
+_DEFAULT_KEY_FIELDS = ("netif", "saddr", "daddr", "capability")
+_PACKET_KEY_FIELDS = ("netif", "saddr", "daddr")
+
+AvcKey = tuple[str, str, str, str, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def avc_key(rec: AvcRecord) -> AvcKey:
+    """Identity of "the same denial repeated": verdict, contexts, class, perms and the
+    address/port/netif fields that change the fix (not pid, comm or ephemeral ports)."""
+    names: tuple[str, ...] = ()
+    if rec.tclass in PACKET_LEVEL_CLASSES:
+        names = _PACKET_KEY_FIELDS
+    else:
+        for perm in rec.perms:
+            names += _KEY_FIELDS_BY_PERM.get(perm, ())
+        if not names:
+            names = _DEFAULT_KEY_FIELDS
+    fields = rec.fields
+    extra = tuple((n, fields[n]) for n in names if n in fields)
+    return (rec.verdict, rec.scontext, rec.tcontext, rec.tclass, tuple(sorted(rec.perms)), extra)
+
+
+def count_repeats(records: Iterable[AvcRecord]) -> list[tuple[AvcRecord, int]]:
+    """(first record, how many times it occurred) per :func:`avc_key`, first-seen order."""
+    seen: dict[AvcKey, tuple[AvcRecord, int]] = {}
+    for rec in records:
+        k = avc_key(rec)
+        prev = seen.get(k)
+        seen[k] = (rec, 1) if prev is None else (prev[0], prev[1] + 1)
+    return list(seen.values())
+
+
+def fold_repeats(events: Iterable[Event]) -> Iterator[tuple[Event, int]]:
+    """(first event, count) for events whose AVCs have the same keys; yields at the end,
+    in first-seen order (memory grows with the number of *distinct* denials only)."""
+    seen: dict[tuple[AvcKey, ...], tuple[Event, int]] = {}
+    for ev in events:
+        k = tuple(sorted(set(map(avc_key, ev.avcs))))
+        prev = seen.get(k)
+        seen[k] = (ev, 1) if prev is None else (prev[0], prev[1] + 1)
+    yield from seen.values()

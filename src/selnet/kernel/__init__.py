@@ -1,0 +1,1 @@
+"""The kernel check model: which checks an operation makes, in kernel order."""

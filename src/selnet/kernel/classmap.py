@@ -1,0 +1,64 @@
+"""What a current kernel checks on the network classes (security/selinux/include/classmap.h).
+
+A permission the policy declares but the kernel's class map lacks is never
+consulted (kernel-network-checks.md 0.4, section 9): such grants do nothing.
+"""
+
+from __future__ import annotations
+
+SOCKET_COMMON = frozenset(
+    "ioctl read write create getattr setattr lock relabelfrom relabelto append map "
+    "bind connect listen accept getopt setopt shutdown".split()
+)
+
+# Live permissions of each network class in a current kernel (classmap.h).
+# Note: socket-common recvfrom/sendto/name_bind are real kernel bits too:
+# name_bind is checked for every INET class; recvfrom only on the compat path.
+KERNEL_PERMS: dict[str, frozenset[str]] = {
+    "tcp_socket": SOCKET_COMMON | {"recvfrom", "sendto", "name_bind", "node_bind", "name_connect"},
+    "udp_socket": SOCKET_COMMON | {"recvfrom", "sendto", "name_bind", "node_bind"},
+    "rawip_socket": SOCKET_COMMON | {"recvfrom", "sendto", "name_bind", "node_bind"},
+    "icmp_socket": SOCKET_COMMON | {"recvfrom", "sendto", "name_bind", "node_bind"},
+    "sctp_socket": SOCKET_COMMON
+    | {"recvfrom", "sendto", "name_bind", "node_bind", "name_connect", "association"},
+    "dccp_socket": SOCKET_COMMON | {"recvfrom", "sendto", "name_bind", "node_bind", "name_connect"},
+    "node": frozenset({"recvfrom", "sendto"}),
+    "netif": frozenset({"ingress", "egress"}),
+    "peer": frozenset({"recv"}),
+    "packet": frozenset({"send", "recv", "relabelto", "forward_in", "forward_out"}),
+    "association": frozenset({"sendto", "recvfrom", "setcontext", "polmatch"}),
+}
+
+CAPABILITY_CLASSES = frozenset({"capability", "capability2", "cap_userns", "cap2_userns"})
+INET_SOCKET_CLASSES = frozenset(
+    {"tcp_socket", "udp_socket", "rawip_socket", "icmp_socket", "sctp_socket", "dccp_socket"}
+)
+PACKET_CLASSES = frozenset({"node", "netif", "peer", "packet", "association"})
+NETWORK_CLASSES = INET_SOCKET_CLASSES | PACKET_CLASSES | CAPABILITY_CLASSES
+
+# Why each obsolete permission does nothing today (section 9).
+_LEGACY = "legacy compat_net per-packet check, removed from the kernel in 2.6.30"
+OBSOLETE: dict[tuple[str, str], str] = {}
+for _cls in ("netif", "node"):
+    for _proto in ("tcp", "udp", "rawip", "dccp"):
+        for _dir in ("recv", "send"):
+            OBSOLETE[(_cls, f"{_proto}_{_dir}")] = _LEGACY
+for _cls in INET_SOCKET_CLASSES:
+    OBSOLETE[(_cls, "recv_msg")] = _LEGACY
+    OBSOLETE[(_cls, "send_msg")] = _LEGACY
+    OBSOLETE[(_cls, "sendto")] = "not checked for INET sockets (it is checked for unix_dgram_socket)"
+OBSOLETE[("node", "enforce_dest")] = "never checked by mainline"
+for _perm in ("connectto", "newconn", "acceptfrom"):
+    OBSOLETE[("tcp_socket", _perm)] = "never checked by mainline (connectto is live for unix sockets)"
+OBSOLETE[("packet", "flow_in")] = "never used upstream; dropped from the kernel class map"
+OBSOLETE[("packet", "flow_out")] = "never used upstream; dropped from the kernel class map"
+
+
+def obsolete_reason(tclass: str, perm: str) -> str | None:
+    """Why a declared permission is never checked by a current kernel, or None if it is live."""
+    if (tclass, perm) in OBSOLETE:
+        return OBSOLETE[(tclass, perm)]
+    live = KERNEL_PERMS.get(tclass)
+    if live is not None and perm not in live:
+        return "not in the kernel's class map: never checked"
+    return None

@@ -1,0 +1,210 @@
+"""Port, node and netif labels, looked up exactly as the kernel does (services.c).
+
+First match in the compiled policy's order (kernel-network-checks.md 6.1-6.4);
+no match falls back to the ``port``/``node``/``netif`` initial SID.  Each result
+also lists the records that contain the query but lose, and why.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from selnet.errors import InputError
+from selnet.policy.index import Policy
+from selnet.policy.snapshot import Context, Netifcon, Nodecon, Portcon
+
+PROTOCOLS = ("tcp", "udp", "dccp", "sctp")
+# sk_protocol numbers; raw and ping sockets carry their IP protocol and never match a portcon.
+PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "icmp": 1, "icmpv6": 58}
+
+Record = Portcon | Nodecon | Netifcon
+
+
+@dataclass(frozen=True, slots=True)
+class Shadowed:
+    record: Record
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelResult:
+    kind: str  # port, node, netif
+    query: str
+    context: Context
+    attributes: tuple[str, ...]
+    matched: Record | None  # None: the initial SID was used
+    initial_sid: str | None
+    shadowed: tuple[Shadowed, ...] = field(default=())
+
+    @property
+    def type(self) -> str:
+        return self.context.type
+
+
+def _result(
+    policy: Policy,
+    kind: str,
+    query: str,
+    matches: list[Record],
+    sid: str,
+) -> LabelResult:
+    if matches:
+        first = matches[0]
+        ctx = first.context
+        shadowed = tuple(
+            Shadowed(r, f"comes after {first.describe()} in the policy's order (first match wins)")
+            for r in matches[1:]
+        )
+        return LabelResult(kind, query, ctx, _attrs(policy, ctx.type), first, None, shadowed)
+    ctx = policy.snap.initial_sids.get(sid)
+    if ctx is None:
+        raise InputError(f"policy has no '{sid}' initial SID")
+    return LabelResult(kind, query, ctx, _attrs(policy, ctx.type), None, sid)
+
+
+def _attrs(policy: Policy, type_name: str) -> tuple[str, ...]:
+    return tuple(sorted(policy.snap.type_attrs.get(type_name, ())))
+
+
+# -- ports -------------------------------------------------------------------
+def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
+    """``8080/tcp`` or ``8080`` -> (8080, "tcp"); rejects 0 and > 65535."""
+    num, _, proto = text.strip().partition("/")
+    proto = (proto or default_proto).lower()
+    if proto not in PROTOCOLS:
+        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PROTOCOLS)})")
+    if not num.isdigit():
+        raise InputError(f"not a port number: {num!r}")
+    port = int(num)
+    if not 1 <= port <= 65535:
+        raise InputError(f"port {port} out of range 1-65535")
+    return port, proto
+
+
+def port_label(policy: Policy, protocol: str, port: int) -> LabelResult:
+    matches: list[Record] = [
+        pc
+        for pc in policy.snap.portcons
+        if pc.protocol == protocol and pc.low <= port <= pc.high
+    ]
+    return _result(policy, "port", f"{port}/{protocol}", matches, "port")
+
+
+# -- nodes -------------------------------------------------------------------
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_address(text: str) -> IPAddress:
+    t = text.strip()
+    if t.startswith("[") and t.endswith("]"):
+        t = t[1:-1]
+    try:
+        return ipaddress.ip_address(t)
+    except ValueError:
+        raise InputError(f"not an IPv4 or IPv6 address: {text!r}") from None
+
+
+def node_label(policy: Policy, address: IPAddress) -> LabelResult:
+    # An IPv4-mapped IPv6 address stays IPv6: the kernel looks it up in the
+    # IPv6 nodecon table as a 128-bit address (it is not translated).
+    fam = 4 if isinstance(address, ipaddress.IPv4Address) else 6
+    value = int(address)
+    matches: list[Record] = [
+        nc
+        for nc in policy.snap.nodecons
+        if nc.family == fam and (value & nc.mask_int) == nc.addr_int
+    ]
+    return _result(policy, "node", address_text(address), matches, "node")
+
+
+def address_text(address: IPAddress) -> str:
+    """Addresses as the kernel prints them (an IPv4-mapped address keeps its dotted quad)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
+# -- network interfaces --------------------------------------------------------
+def match_wildcard(pattern: str, name: str) -> bool:
+    """The kernel's match_wildcard: only ``*`` and ``?`` are special."""
+    p = n = 0
+    star = -1
+    mark = 0
+    while n < len(name):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == name[n]):
+            p += 1
+            n += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, n
+            p += 1
+        elif star != -1:
+            p = star + 1
+            mark += 1
+            n = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def check_netif_name(name: str) -> str:
+    if not name or len(name) > 15 or "/" in name or any(c.isspace() for c in name):
+        raise InputError(f"not a network interface name: {name!r}")
+    return name
+
+
+def netif_label(policy: Policy, name: str) -> LabelResult:
+    wildcard = "netif_wildcard" in policy.snap.polcaps
+    matches: list[Record] = []
+    for nc in policy.snap.netifcons:
+        if nc.name == name or (wildcard and match_wildcard(nc.name, name)):
+            matches.append(nc)
+    return _result(policy, "netif", name, matches, "netif")
+
+
+def record_json(rec: Record | None) -> dict[str, object] | None:
+    if rec is None:
+        return None
+    if isinstance(rec, Portcon):
+        return {
+            "record": "portcon",
+            "protocol": rec.protocol,
+            "low": rec.low,
+            "high": rec.high,
+            "context": str(rec.context),
+            "position": rec.position,
+        }
+    if isinstance(rec, Nodecon):
+        return {
+            "record": "nodecon",
+            "family": f"ipv{rec.family}",
+            "address": rec.address,
+            "mask": rec.mask,
+            "prefixlen": rec.prefixlen,
+            "context": str(rec.context),
+            "position": rec.position,
+        }
+    return {
+        "record": "netifcon",
+        "name": rec.name,
+        "context": str(rec.context),
+        "packet_context": str(rec.packet_context),
+        "position": rec.position,
+    }
+
+
+def label_json(res: LabelResult) -> dict[str, object]:
+    return {
+        "kind": res.kind,
+        "query": res.query,
+        "context": str(res.context),
+        "type": res.type,
+        "attributes": list(res.attributes),
+        "matched": record_json(res.matched),
+        "initial_sid": res.initial_sid,
+        "shadowed": [
+            {"record": record_json(s.record), "reason": s.reason} for s in res.shadowed
+        ],
+    }

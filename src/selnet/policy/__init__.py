@@ -1,0 +1,1 @@
+"""Policy access: locate/compile a policy, extract its network facts, cache them."""

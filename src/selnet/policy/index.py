@@ -1,0 +1,220 @@
+"""A policy ready for questions: the snapshot plus lookup indexes built in memory.
+
+The rule index maps (class, source name) to rules, and every type to itself
+plus its attributes, so finding the rules that cover (S, T, class) costs a few
+dictionary lookups instead of a scan ("attribute expansion in both directions":
+``names_of`` goes type -> attributes, ``expand`` goes attribute -> types).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from selnet.errors import InputError
+from selnet.policy.mls import LevelParser
+from selnet.policy.snapshot import (
+    AVRule,
+    CondExpr,
+    Constraint,
+    Context,
+    PolicySnapshot,
+    TypeTransition,
+)
+from selnet.policy.source import PolicySource
+
+
+def eval_cond(expr: CondExpr, bools: Mapping[str, bool]) -> bool:
+    """Evaluate a postfix conditional expression (libsepol cond_evaluate_expr)."""
+    stack: list[bool] = []
+    for tok in expr:
+        if tok == "!":
+            stack.append(not stack.pop())
+        elif tok in ("&&", "||", "^", "==", "!="):
+            b = stack.pop()
+            a = stack.pop()
+            if tok == "&&":
+                stack.append(a and b)
+            elif tok == "||":
+                stack.append(a or b)
+            elif tok in ("^", "!="):
+                stack.append(a != b)
+            else:
+                stack.append(a == b)
+        else:
+            stack.append(bools[tok])
+    return stack[0]
+
+
+def cond_text(expr: CondExpr) -> str:
+    """Infix rendering of a postfix conditional, e.g. ``a && !b``."""
+    stack: list[str] = []
+    for tok in expr:
+        if tok == "!":
+            stack.append(f"!{stack.pop()}")
+        elif tok in ("&&", "||", "^", "==", "!="):
+            b = stack.pop()
+            a = stack.pop()
+            stack.append(f"({a} {tok} {b})" if len(stack) else f"{a} {tok} {b}")
+        else:
+            stack.append(tok)
+    return stack[0]
+
+
+def cond_booleans(expr: CondExpr) -> list[str]:
+    ops = {"!", "&&", "||", "^", "==", "!="}
+    seen: list[str] = []
+    for tok in expr:
+        if tok not in ops and tok not in seen:
+            seen.append(tok)
+    return seen
+
+
+class Policy:
+    Snapshot = PolicySnapshot
+
+    def __init__(self, snap: PolicySnapshot, source: PolicySource, from_cache: bool) -> None:
+        self.snap = snap
+        self.source = source
+        self.from_cache = from_cache
+        by: dict[tuple[str, str], list[AVRule]] = defaultdict(list)
+        for rule in snap.rules:
+            by[(rule.tclass, rule.source)].append(rule)
+        self._by_class_source = dict(by)
+        trans: dict[tuple[str, str], list[TypeTransition]] = defaultdict(list)
+        for tt in snap.transitions:
+            trans[(tt.tclass, tt.source)].append(tt)
+        self._transitions = dict(trans)
+        cons: dict[str, list[Constraint]] = defaultdict(list)
+        for c in snap.constraints:
+            cons[c.tclass].append(c)
+        self._constraints = dict(cons)
+        self._names: dict[str, tuple[str, ...]] = {}
+        self.levels = (
+            LevelParser(snap.sensitivities, snap.categories, snap.sens_aliases, snap.cat_aliases)
+            if snap.mls
+            else None
+        )
+
+    # -- types and attributes ------------------------------------------------
+    def names_of(self, type_name: str) -> tuple[str, ...]:
+        """The type itself followed by its attributes: every name a rule may use for it."""
+        got = self._names.get(type_name)
+        if got is None:
+            got = (type_name, *sorted(self.snap.type_attrs.get(type_name, ())))
+            self._names[type_name] = got
+        return got
+
+    def expand(self, name: str) -> frozenset[str]:
+        """Attribute -> its types; a type -> itself."""
+        if name in self.snap.attr_types:
+            return self.snap.attr_types[name]
+        return frozenset((name,))
+
+    def require_type(self, name: str, what: str = "type") -> str:
+        t = self.snap.resolve_type(name)
+        if t is None:
+            hint = " (it is an attribute)" if name in self.snap.attr_types else ""
+            raise InputError(f"unknown {what} {name!r} in this policy{hint}")
+        return t
+
+    # -- booleans -------------------------------------------------------------
+    def bool_values(self, overrides: Mapping[str, bool] | None = None) -> dict[str, bool]:
+        values = dict(self.snap.booleans)
+        for name, val in (overrides or {}).items():
+            if name not in values:
+                raise InputError(f"unknown boolean {name!r} in this policy")
+            values[name] = val
+        return values
+
+    # -- rules ----------------------------------------------------------------
+    def candidate_rules(
+        self, tclass: str, stype: str, ttype: str, ruletypes: Iterable[str] = ("allow",)
+    ) -> list[AVRule]:
+        """Rules of these kinds whose source covers stype and target covers ttype."""
+        kinds = set(ruletypes)
+        tnames = set(self.names_of(ttype))
+        out = []
+        for sname in self.names_of(stype):
+            for rule in self._by_class_source.get((tclass, sname), ()):
+                if rule.ruletype in kinds and rule.target in tnames:
+                    out.append(rule)
+        return out
+
+    def rules_from(self, tclass: str, stype: str) -> list[AVRule]:
+        """Every rule of tclass whose source covers stype (all targets)."""
+        out: list[AVRule] = []
+        for sname in self.names_of(stype):
+            out.extend(self._by_class_source.get((tclass, sname), ()))
+        return out
+
+    def transition(
+        self, stype: str, ttype: str, tclass: str, bools: Mapping[str, bool]
+    ) -> TypeTransition | None:
+        tnames = set(self.names_of(ttype))
+        for sname in self.names_of(stype):
+            for tt in self._transitions.get((tclass, sname), ()):
+                if tt.target not in tnames:
+                    continue
+                if tt.cond is None or eval_cond(tt.cond, bools) == tt.branch:
+                    return tt
+        return None
+
+    def constraints_for(self, tclass: str) -> list[Constraint]:
+        return self._constraints.get(tclass, [])
+
+    # -- contexts -------------------------------------------------------------
+    def context_for_domain(self, text: str) -> Context:
+        """A full context from a type or a context; builds a valid one for a bare type."""
+        if ":" in text:
+            try:
+                ctx = Context.parse(text)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            return self._checked_context(ctx)
+        t = self.require_type(text, "domain")
+        roles = [r for r, types in self.snap.role_types.items() if t in types and r != "object_r"]
+        if not roles:
+            roles = ["object_r"] if t in self.snap.role_types.get("object_r", ()) else []
+        if not roles:
+            raise InputError(f"type {t!r} is not associated with any role: not a domain")
+        role = "system_r" if "system_r" in roles else sorted(roles)[0]
+        users = sorted(u for u, info in self.snap.users.items() if role in info.roles)
+        if not users:
+            raise InputError(f"no user may enter role {role!r} for {t!r}")
+        user = "system_u" if "system_u" in users else users[0]
+        mls = self.snap.users[user].level if self.snap.mls else ""
+        return Context(user, role, t, mls)
+
+    def object_context(self, type_name: str) -> Context:
+        """A context for an object type (e.g. a --secmark type): system_u:object_r:T:low."""
+        t = self.require_type(type_name)
+        user = "system_u" if "system_u" in self.snap.users else sorted(self.snap.users)[0]
+        mls = self.snap.users[user].level if self.snap.mls else ""
+        return Context(user, "object_r", t, mls)
+
+    def _checked_context(self, ctx: Context) -> Context:
+        t = self.require_type(ctx.type)
+        if ctx.user not in self.snap.users:
+            raise InputError(f"unknown user {ctx.user!r} in context {ctx}")
+        if ctx.role not in self.snap.role_types:
+            raise InputError(f"unknown role {ctx.role!r} in context {ctx}")
+        mls = ctx.mls
+        if self.snap.mls:
+            if not mls:
+                mls = self.snap.users[ctx.user].level
+            assert self.levels is not None
+            if not self.levels.valid_range(mls):
+                raise InputError(f"invalid MLS level/range {mls!r} in context {ctx}")
+        elif mls:
+            raise InputError(f"context {ctx} has an MLS part but the policy is not MLS")
+        return Context(ctx.user, ctx.role, t, mls)
+
+    def parse_context(self, text: str) -> Context:
+        """A full context, or a bare type made into an object context."""
+        if ":" in text:
+            try:
+                return self._checked_context(Context.parse(text))
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+        return self.object_context(text)

@@ -1,0 +1,170 @@
+"""The network-relevant content of one compiled policy, as plain data.
+
+Everything selnet decides is computed from a :class:`PolicySnapshot`.  It is
+extracted once with setools (:mod:`selnet.policy.extract`) and pickled per
+policy sha256 (:mod:`selnet.policy.cache`), so a warm run never loads setools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Bump when the layout below changes: older caches are then rebuilt.
+SNAPSHOT_FORMAT = 4
+
+# Conditional expressions are stored in postfix, as libsepol keeps them:
+# boolean names and the operators "!", "&&", "||", "^", "==", "!=".
+CondExpr = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """A security context; ``mls`` is the level or range text ("" when MLS is off)."""
+
+    user: str
+    role: str
+    type: str
+    mls: str = ""
+
+    def __str__(self) -> str:
+        base = f"{self.user}:{self.role}:{self.type}"
+        return f"{base}:{self.mls}" if self.mls else base
+
+    @classmethod
+    def parse(cls, text: str) -> Context:
+        parts = text.strip().split(":", 3)
+        if len(parts) < 3 or not all(parts[:3]):
+            raise ValueError(f"not a security context: {text!r}")
+        return cls(parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Portcon:
+    protocol: str  # tcp, udp, dccp, sctp
+    low: int
+    high: int
+    context: Context
+    position: int  # index in the binary policy's portcon list
+
+    def describe(self) -> str:
+        ports = str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+        return f"portcon {self.protocol} {ports} {self.context}"
+
+
+@dataclass(frozen=True, slots=True)
+class Nodecon:
+    family: int  # 4 or 6
+    address: str  # network address text as the policy stores it
+    mask: str  # netmask text
+    prefixlen: int
+    addr_int: int
+    mask_int: int
+    context: Context
+    position: int
+
+    def describe(self) -> str:
+        return f"nodecon ipv{self.family} {self.address}/{self.prefixlen} {self.context}"
+
+
+@dataclass(frozen=True, slots=True)
+class Netifcon:
+    name: str
+    context: Context
+    packet_context: Context
+    position: int
+
+    def describe(self) -> str:
+        return f"netifcon {self.name} {self.context} {self.packet_context}"
+
+
+@dataclass(frozen=True, slots=True)
+class AVRule:
+    """One access-vector rule of a network-relevant class, unexpanded.
+
+    ``source``/``target`` are a type or an attribute name as the binary policy
+    stores them; expansion happens through :attr:`PolicySnapshot.type_attrs`.
+    """
+
+    ruletype: str  # allow, auditallow, dontaudit, neverallow is not in kernel policy
+    source: str
+    target: str
+    tclass: str
+    perms: frozenset[str]
+    cond: CondExpr | None = None
+    branch: bool = True  # the rule applies when the condition evaluates to this
+
+    def sesearch(self) -> str:
+        """The rule the way sesearch prints it."""
+        perms = sorted(self.perms)
+        ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
+        text = f"{self.ruletype} {self.source} {self.target}:{self.tclass} {ptext};"
+        if self.cond is not None:
+            text += f" [ {' '.join(self.cond)} ]:{self.branch}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class TypeTransition:
+    source: str
+    target: str
+    tclass: str
+    default: str
+    cond: CondExpr | None = None
+    branch: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A constrain/mlsconstrain in postfix; type/role/user operands expanded to names."""
+
+    tclass: str
+    perms: frozenset[str]
+    mls: bool
+    postfix: tuple[str | frozenset[str], ...]
+    text: str  # as setools prints the statement
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    roles: frozenset[str]
+    level: str  # default level ("" without MLS)
+    range: str  # allowed range ("" without MLS)
+
+
+@dataclass(slots=True)
+class PolicySnapshot:
+    sha256: str
+    path: str
+    version: int
+    mls: bool
+    handle_unknown: str  # allow, deny, reject
+    polcaps: frozenset[str]
+    classes: dict[str, frozenset[str]]  # every class -> its permissions (common included)
+    initial_sids: dict[str, Context]
+    portcons: list[Portcon]
+    nodecons: list[Nodecon]
+    netifcons: list[Netifcon]
+    type_attrs: dict[str, frozenset[str]]  # type -> attributes it has
+    attr_types: dict[str, frozenset[str]]  # attribute -> its member types
+    aliases: dict[str, str]  # alias -> type
+    booleans: dict[str, bool]  # name -> default state
+    permissive: frozenset[str]
+    bounds: dict[str, str]  # child type -> parent type
+    rules: list[AVRule]
+    transitions: list[TypeTransition]
+    constraints: list[Constraint]
+    users: dict[str, UserInfo]
+    role_types: dict[str, frozenset[str]]
+    sensitivities: tuple[str, ...]  # in dominance order, lowest first
+    categories: tuple[str, ...]  # in declaration order
+    sens_aliases: dict[str, str] = field(default_factory=dict)
+    cat_aliases: dict[str, str] = field(default_factory=dict)
+
+    def resolve_type(self, name: str) -> str | None:
+        """A type name (aliases resolved) or None when the policy has no such type."""
+        if name in self.type_attrs:
+            return name
+        return self.aliases.get(name)
+
+    def is_attribute(self, name: str) -> bool:
+        return name in self.attr_types
