@@ -36,7 +36,10 @@
  *   fastopen=ADDR:PORT sendto("x", MSG_FASTOPEN)
  *   recv               wait up to 2 s, then recvfrom() (accepted fd if any);
  *                      on timeout still call it with MSG_DONTWAIT (EAGAIN)
+ *   waiteof[=MS]       poll() until the peer closed (no recv: no read check)
  *   close              close the socket (and the accepted fd)
+ *   rstclose           close with SO_LINGER {1, 0}: the peer gets a reset and
+ *                      no side keeps the port in TIME_WAIT
  *   ready=PATH         have the parent create PATH (tells the runner that e.g.
  *                      listen() is done)
  *   sleep=MS           sleep MS milliseconds
@@ -88,6 +91,8 @@ static struct sockaddr_storage last_from;  /* sender of the last datagram receiv
 static socklen_t last_from_len;
 
 static void on_alarm(int sig) { (void)sig; }
+static pid_t child;
+static void on_term(int sig) { (void)sig; if (child > 0) kill(child, SIGKILL); }
 
 /* the payload: "x", or an ICMP / ICMPv6 echo request for ping and raw sockets */
 static size_t payload(unsigned char *b)
@@ -353,6 +358,19 @@ static int do_op(char *op, char **rest, int nrest)
 			last_from_len = 0;
 		return report(op, arg, rc < 0 ? -1 : 0, errno);
 	}
+	if (!strcmp(op, "waiteof")) {   /* wait for the peer to close; poll() makes no SELinux check */
+		wait_readable(afd >= 0 ? afd : fd, arg ? atoi(arg) : 2000);
+		return 0;
+	}
+	if (!strcmp(op, "rstclose")) {   /* SO_LINGER 0: reset, so no TIME_WAIT blocks later binds */
+		struct linger l = { 1, 0 };
+		rc = setsockopt(afd >= 0 ? afd : fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+		if (afd >= 0)
+			close(afd);
+		close(fd);
+		afd = fd = -1;
+		return report(op, arg, rc, errno);
+	}
 	if (!strcmp(op, "close")) {
 		if (afd >= 0)
 			close(afd);
@@ -450,6 +468,8 @@ int main(int argc, char **argv)
 	}
 	if (pid == 0)
 		_exit(run_ops(i, argc, argv));
+	child = pid;
+	signal(SIGTERM, on_term);   /* the runner ends a peer that waits in vain */
 	for (int made = 0, done = 0; !done;) {
 		pid_t w = waitpid(pid, &status, made ? 0 : WNOHANG);
 		if (w < 0 && errno != EINTR) {

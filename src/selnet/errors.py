@@ -6,7 +6,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_DENIED = 1  # a check is denied / a denial was found
 EXIT_BAD_INPUT = 2  # bad arguments, unknown domain/port, malformed address
-EXIT_BAD_POLICY = 3  # missing, corrupt or uncompilable policy
+EXIT_BAD_POLICY = 2  # missing, corrupt or uncompilable policy: bad input too (issue 2)
 EXIT_TOOL_MISSING = 4  # a required external tool (secilc, checkpolicy) is absent
 
 

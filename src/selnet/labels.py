@@ -82,7 +82,14 @@ def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
     return port, proto
 
 
-def port_label(policy: Policy, protocol: str, port: int) -> LabelResult:
+def port_label(
+    policy: Policy, protocol: str, port: int, *, with_shadowed: bool = True
+) -> LabelResult:
+    if not with_shadowed:
+        # Bulk lookups (profiles, every-port scans) use the painted first-match map.
+        idx = policy.port_map(protocol)[port]
+        first: list[Record] = [] if idx < 0 else [policy.snap.portcons[idx]]
+        return _result(policy, "port", f"{port}/{protocol}", first, "port")
     matches: list[Record] = [
         pc
         for pc in policy.snap.portcons

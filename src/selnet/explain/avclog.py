@@ -10,28 +10,44 @@ Accepted, line by line and mixed freely:
 * any of the above behind pasted prefixes (``> ``, indentation, harness tags) and
   wrapped over several lines.
 
-Records of one audit event (AVC + SYSCALL + SOCKADDR + PROCTITLE share the
-``(node, serial)``) are grouped into one :class:`Event`. Memory is bounded: at
-most ``window`` events are open at once and the oldest is flushed first.
+Grouping: records sharing ``(node, serial)`` (AVC + SYSCALL + SOCKADDR +
+PROCTITLE, written by the kernel at one syscall exit) form one :class:`Event`.
+Memory is bounded: at most ``window`` events are open, the oldest is flushed
+first; an event is also flushed once it is ``max_age`` seconds older than the
+newest record (so ``tail -f`` is not held back), on ``----`` (ausearch's event
+separator), on ``type=EOE``, and at the end. Events are yielded in the order of
+their first record; only events with at least one AVC are yielded. Serial-less
+AVCs (journald, pasted ``avc: ...`` text) are one event each; a serial-less
+SYSCALL/SOCKADDR/PROCTITLE joins the AVC just before it when host and time text
+match (and, for SYSCALL, the pid): that is how journald shows one event.
 
-Continuation rule (wrapped pastes): a line that is not a record start is joined
-to the record before it when
+Continuation rule (wrapped pastes): a line that does not start a record is
+joined to the record before it when
 
-1. *strong*: that record is still visibly unfinished (an AVC without ``tclass=``,
-   or text ending in ``=``, in an open quote or an open ``{``) and the line looks
-   like a fragment (has ``=``, ``{``/``}``, or at most two words); or
+1. *strong*: the record is visibly unfinished (an AVC without ``tclass=``, text
+   ending in ``=``, in an open quote or an open ``{``) and the line looks like a
+   fragment (has ``=``, ``{`` or ``}``, or at most two words), or the line starts
+   with ``=`` right after a bare word (``permissive`` + ``=0``);
 2. *weak*: the previous physical line was long enough to have been wrapped
-   (>= 60 characters), at least half the line's words are ``key=value``, and
-   none of its keys already occurs in the record (a record never repeats a key,
-   so a second ``tclass=`` is a new line of something else, not a continuation).
+   (>= 50 characters), at least half the line's words are ``key=value`` and
+   none of those keys already occurs in the record (a record never repeats a
+   key, so a second ``tclass=`` is another tool's line, not a continuation);
+3. *cut value*: a bare word continuing the last value, when the previous line
+   is exactly as wide as lines already seen cut mid-word (80 columns until one
+   is seen), or a long upper-case hex value (``saddr=``, ``proctitle=``) goes on.
 
-A blank line or ``----`` ends a record. Pieces are joined with a space, except
-where the break is visibly inside a word (after ``=``, inside quotes, or between
-``key=val`` and a bare word in non-ausearch text, e.g. ``tclass=tcp_`` +
-``socket``), where they are glued.
+Never joined: blank lines and ``----`` (they end the record), other programs'
+syslog lines, prose (few ``key=value`` words). Pieces are joined with a space
+when whitespace survived at the break (trailing, or deeper indentation than the
+record's first line), otherwise glued where a word was visibly cut (after
+``=``, inside quotes, ``tcl`` + ``ass=``, ``tclass=tcp_`` + ``socket``, halves
+of ``denied`` or of a permission name). In ausearch text, whose comm/exe/exit
+values contain spaces, a break inside such a value is glued only when the
+record's lines show a fixed wrap width.
 
 The parser never raises on input: unparseable AVC text is counted in
-``ParseStats.malformed`` (with a few samples) and skipped.
+``ParseStats.malformed`` (with up to 20 samples) and skipped; other audit
+records are counted by type; anything else is counted as ignored.
 """
 
 from __future__ import annotations
@@ -65,7 +81,8 @@ DEFAULT_MAX_AGE = 5.0  # seconds: one event's records are written within one sys
 MAX_AVCS_PER_EVENT = 1024
 MAX_RECORD_CHARS = 16384  # the kernel caps one record near 8970 bytes
 MAX_SAMPLES = 20
-_WRAP_MIN_LEN = 60
+_AMBIGUOUS = "?"  # a separator decided once the whole record is seen
+_WRAP_MIN_LEN = 50  # shorter lines were not wrapped by a terminal or mailer
 
 # Packet-level classes: checked in softirq context, so pid/comm name whatever
 # process happened to be running, not the one the packet belongs to.
@@ -176,7 +193,18 @@ _SYSCALLS_BY_ARCH = {
 
 # Strings the kernel logs with audit_log_untrustedstring: quoted, or hex if odd.
 _UNTRUSTED_KEYS = frozenset({"comm", "exe", "path", "name", "cwd", "proctitle", "cmd"})
+# values ausearch -i prints unquoted and that may contain spaces
+_MULTIWORD_KEYS = _UNTRUSTED_KEYS | {"exit", "cmdline", "key", "tty", "terminal"}
 _STRUCTURAL_WORDS = frozenset({"avc:", "denied", "granted", "{", "}", "for"})
+# Words a hard wrap may cut in two; gluing the halves back must form one of them.
+_PERM_WORDS = (
+    "ioctl read write create getattr setattr lock relabelfrom relabelto append map bind "
+    "connect listen accept getopt setopt shutdown recvfrom sendto name_bind node_bind "
+    "name_connect connectto newconn acceptfrom recv_msg send_msg send recv forward_in "
+    "forward_out ingress egress setcontext polmatch net_bind_service net_raw net_admin "
+    "net_broadcast open search add_name remove_name execute use"
+)
+_GLUE_WORDS = _STRUCTURAL_WORDS | frozenset(_PERM_WORDS.split(" "))
 
 # ---------------------------------------------------------------------------
 # Regexes (compiled once; the hot path is one header match + one body split)
@@ -195,24 +223,27 @@ _SYSLOG_TS = (
     r"(?:[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
 )
-# journald's audit transport: "<ts> <host> audit[pid]: TYPE body"
+# journald's audit transport: "<ts> <host> audit[pid]: TYPE body" (also -o short-monotonic)
 _JOURNAL_RE = re.compile(
-    rf"(?P<ts>{_SYSLOG_TS}) (?P<host>\S+) audit(?:\[(?P<pid>\d+)\])?: "
+    rf"(?P<ts>{_SYSLOG_TS}|\[ *\d+\.\d+\]) (?P<host>\S+) audit(?:\[(?P<pid>\d+)\])?: "
     r"(?P<type>[A-Z][A-Z0-9_]*(?:\[\d+\])?) "
 )
+_SYSLOG_LINE_RE = re.compile(rf"{_SYSLOG_TS} \S+ [^\s:]+: ")
 # the syslog prefix in front of a kernel-form record, for its host
-_SYSLOG_PREFIX_RE = re.compile(rf"(?P<ts>{_SYSLOG_TS}) (?P<host>\S+) (?:[^\s:]+: )?")
+_SYSLOG_PREFIX_RE = re.compile(
+    rf"[\s>|]*(?P<ts>{_SYSLOG_TS}) (?P<host>[^\s\[\]]+) (?:[^\s:]+: )?(?:\[[^\]]*\] ?)?$"
+)
 _HEADLESS_RE = re.compile(r"avc: +(?:denied|granted) ")
 _LOOSE_AVC_RE = re.compile(r"\btype=(?:AVC|1400)\b|\bavc:")
 
 _AVC_BODY_RE = re.compile(r"\s*avc: +(denied|granted) +\{([^{}]*)\}(?: +for)? *")
 _AVC_NOTICE_RE = re.compile(r"\s*avc: +(?:op=|received |policy)")
-_KV_SPLIT_RE = re.compile(r"(?:^|\s+)([A-Za-z_][\w-]*)=")
-_RAW_STAMP_RE = re.compile(r"(\d+)(?:\.(\d+))?:(\d+)")
+_KEY_RE = re.compile(r"[A-Za-z_][\w-]*")
 _HUMAN_STAMP_RE = re.compile(
     r"(\d{1,4})([/.-])(\d{1,2})\2(\d{1,4}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?:(\d+)"
 )
 _HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+_UPPER_HEX_RE = re.compile(r"[0-9A-F]+")
 _EXIT_NAME_RE = re.compile(r"(E[A-Z0-9]+)\(")
 _KEY_TOKEN_RE = re.compile(r"[A-Za-z_][\w-]*=")
 
@@ -220,25 +251,69 @@ _KEY_TOKEN_RE = re.compile(r"[A-Za-z_][\w-]*=")
 # Small parsing helpers
 
 
-def _split_kv(text: str) -> dict[str, str]:
-    """key=value pairs; a value runs to the next `` key=`` (ausearch values may
-    contain spaces). The first occurrence of a key wins."""
-    parts = _KV_SPLIT_RE.split(text)
-    parts[-1] = parts[-1].rstrip()  # ausearch ends lines with a space
+def _split_kv(text: str, raw_strings: bool = False) -> dict[str, str]:
+    """key=value pairs. A word without ``=`` continues the previous value (ausearch
+    prints comm/exe unquoted, spaces included); the first occurrence of a key wins.
+    Quotes are removed; with ``raw_strings`` hex-encoded untrusted strings are decoded."""
+    # str.split also splits on the enriched-field separator GS (\x1d)
+    pairs = [tok.split("=", 1) for tok in text.split()]
+    if min(map(len, pairs), default=2) == 2:  # every word is key=value: the usual case
+        out = dict(reversed(pairs))  # reversed: the first occurrence wins
+        if "" not in out:
+            if raw_strings:
+                for key in _UNTRUSTED_KEYS.intersection(out):
+                    value = out[key]
+                    if value[:1] != '"' and _HEX_RE.fullmatch(value):
+                        out[key] = _hex_text(value)
+            if '"' in text:
+                for key, value in out.items():
+                    if value[:1] == '"':
+                        out[key] = (
+                            value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
+                        )
+            return out
+    return _split_kv_words(text, raw_strings)
+
+
+def _split_kv_words(text: str, raw_strings: bool) -> dict[str, str]:
+    """The general case of :func:`_split_kv`, word by word."""
     out: dict[str, str] = {}
-    for i in range(1, len(parts) - 1, 2):
-        key = parts[i]
-        if key not in out:
-            out[key] = parts[i + 1]
+    last = ""
+    special: list[str] = []
+    for tok in text.split():
+        key, sep, value = tok.partition("=")
+        if sep and (key.isidentifier() or _KEY_RE.fullmatch(key) is not None):
+            if key in out:
+                last = ""
+                continue
+            out[key] = value
+            last = key
+            if value[:1] == '"' or (raw_strings and key in _UNTRUSTED_KEYS):
+                special.append(key)
+        elif last:
+            out[last] += " " + tok
+    for key in special:
+        value = out[key]
+        if value[:1] == '"':
+            out[key] = value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
+        elif _HEX_RE.fullmatch(value):
+            out[key] = _hex_text(value)
     return out
 
 
-def _unquote(fields: dict[str, str], decode_hex: bool) -> None:
-    for key, value in fields.items():
-        if value[:1] == '"':
-            fields[key] = value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
-        elif decode_hex and key in _UNTRUSTED_KEYS and _HEX_RE.fullmatch(value):
-            fields[key] = _hex_text(value)
+def _indent(text: str) -> int:
+    """Whitespace before the content, after any quote markers ("> ", "| ")."""
+    lead = len(text) - len(text.lstrip(" \t>|"))
+    if not lead:
+        return 0
+    prefix = text[:lead]
+    return lead - max(prefix.rfind(">"), prefix.rfind("|")) - 1
+
+
+def _value_key(body: str) -> str:
+    """The key whose value ends ``body``."""
+    eq = body.rfind("=")
+    return body[body.rfind(" ", 0, eq) + 1 : eq] if eq > 0 else ""
 
 
 def _hex_text(value: str) -> str:
@@ -247,22 +322,31 @@ def _hex_text(value: str) -> str:
     return raw.replace(b"\x00", b" ").decode("utf-8", "replace").rstrip()
 
 
+_MAX_EPOCH = 1e12  # far future; also keeps float("1e999") == inf out of the age arithmetic
 _mktime_cache: dict[tuple[int, int, int, int, int, int], float] = {}
 
 
 def _parse_stamp(stamp: str) -> tuple[float | None, int | None, bool]:
     """(epoch seconds, serial, human) from the text inside ``audit(...)``."""
-    m = _RAW_STAMP_RE.fullmatch(stamp)
-    if m is not None:
-        frac = m[2]
-        ts = float(m[1] + "." + frac) if frac else float(m[1])
-        return ts, int(m[3]), False
+    sec, colon, ser = stamp.partition(":")
+    if colon and sec[:1].isdigit():  # a leading digit keeps "nan"/"inf" out of float()
+        serial = _serial(ser)
+        if serial is not None:
+            try:
+                ts = float(sec)
+            except ValueError:
+                pass
+            else:
+                return (ts if ts < _MAX_EPOCH else None), serial, False
     h = _HUMAN_STAMP_RE.fullmatch(stamp.strip())
     if h is None:
-        tail = stamp.rpartition(":")[2]
-        serial = int(tail) if tail.isascii() and tail.isdigit() else None
-        return None, serial, " " in stamp
-    return _human_epoch(h), int(h[9]), True
+        return None, _serial(stamp.rpartition(":")[2]), " " in stamp
+    return _human_epoch(h), _serial(h[9]), True
+
+
+def _serial(text: str) -> int | None:
+    # ASCII digits only, and short: int() refuses more than 4300 digits
+    return int(text) if len(text) <= 20 and text.isascii() and text.isdigit() else None
 
 
 def _human_epoch(h: re.Match[str]) -> float | None:
@@ -299,7 +383,7 @@ def _syslog_epoch(ts: str) -> float | None:
         return None
     try:
         return datetime.fromisoformat(ts).timestamp()
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):
         return None
 
 
@@ -349,7 +433,7 @@ def _parse_sockaddr(body: str, human: bool) -> dict[str, str]:
             out["port"] = port
         out.update(inner)
         return out
-    kv = _split_kv(body.replace("\x1d", " "))
+    kv = _split_kv(body)
     hexs = kv.get("saddr", "").strip('"')
     if human or not hexs or _HEX_RE.fullmatch(hexs) is None:
         return kv
@@ -357,8 +441,7 @@ def _parse_sockaddr(body: str, human: bool) -> dict[str, str]:
 
 
 def _parse_syscall(body: str, human: bool) -> dict[str, str]:
-    kv = _split_kv(body.replace("\x1d", " "))  # GS separates enriched fields
-    _unquote(kv, decode_hex=not human)
+    kv = _split_kv(body, raw_strings=not human)
     nr = kv.get("syscall")
     if nr is not None and nr.isascii() and nr.isdigit():
         name = kv.get("SYSCALL") or _SYSCALLS_BY_ARCH.get(kv.get("arch", "c000003e"), {}).get(nr)
@@ -371,8 +454,8 @@ def _parse_syscall(body: str, human: bool) -> dict[str, str]:
         m = _EXIT_NAME_RE.match(code)
         if m is not None:
             kv["exit"] = m[1]  # ausearch: EACCES(Permission denied)
-        elif code[:1] == "-" and code[1:].isascii() and code[1:].isdigit():
-            kv["exit"] = errno.errorcode.get(int(code[1:]), code)
+        elif code[:1] == "-" and (errno_nr := _serial(code[1:])) is not None:
+            kv["exit"] = errno.errorcode.get(errno_nr, code)
     return kv
 
 
@@ -395,19 +478,21 @@ class _Pending:
     """A record being assembled from one or more physical lines."""
 
     __slots__ = (
-        "body_start", "ended_ws", "fmt", "human", "last_len", "line_no", "node", "parts",
-        "pid", "rtype", "size", "stamp", "syslog_ts",
+        "ambiguous", "body_start", "ended_ws", "fmt", "human", "last_len", "line_no", "node",
+        "parts", "pid", "rtype", "stamp", "syslog_ts", "widths",
     )  # fmt: skip
 
     def __init__(
         self, text: str, body_start: int, rtype: str, fmt: SourceFormat, node: str | None,
         stamp: str | None, line_no: int, pid: str | None = None, syslog_ts: str | None = None,
     ) -> None:  # fmt: skip
+        # kept small: most records are one line, the wrap bookkeeping is made on demand
         stripped = text.rstrip()
         self.parts = [stripped]
         self.ended_ws = len(stripped) != len(text)
-        self.size = len(stripped)
-        self.last_len = len(stripped) - body_start
+        self.widths = [len(text)]  # physical line widths, for the hard-wrap tests
+        self.last_len = -1  # content width of the last line (-1: not measured yet)
+        self.ambiguous: list[int] | None = None  # parts whose leading space may be a cut word
         self.body_start = body_start
         self.rtype = rtype
         self.fmt: SourceFormat = fmt
@@ -463,7 +548,10 @@ class AvcLogParser:
         self._pend: _Pending | None = None
         self._nos_tail: _Group | None = None  # last serial-less group (journald)
         self._nos_seq = 0
+        # width of a hard-wrapped paste once seen cutting a word; 80 columns until then
+        self._wrap_width = 80
         self._max_ts: float | None = None
+        self._limit = float("-inf")  # groups older than this are flushed
 
     @property
     def open_events(self) -> int:
@@ -486,7 +574,7 @@ class AvcLogParser:
                         feed(sub)
                 else:
                     feed(text)
-            except Exception as exc:  # noqa: BLE001 - never raise on input
+            except Exception as exc:  # never raise on input
                 self.stats.add_malformed(self.stats.lines, f"internal error: {exc!r}"[:120])
             if ready:
                 yield from ready
@@ -505,8 +593,12 @@ class AvcLogParser:
         head = text[:5]
         if head == "type=" or head == "node=":
             m = _HEAD_RE.match(text)
-            if m is not None:
-                self._start_head(text, m, line_no)
+            if m is not None:  # the common case, inlined
+                if self._pend is not None:
+                    self._finish_pending()
+                stamp = m["stamp"]
+                fmt: SourceFormat = "ausearch" if (" " in stamp or "/" in stamp) else "raw"
+                self._pend = _Pending(text, m.end(), m["type"], fmt, m["node"], stamp, line_no)
                 return
         stripped = text.strip()
         if not stripped or stripped == "----" or stripped.startswith("```"):
@@ -517,18 +609,22 @@ class AvcLogParser:
             st.ignored += 1
             return
         if "audit" in text:
-            m = _HEAD_RE.search(text)
-            if m is not None:
-                self._start_head(text, m, line_no)
-                return
-            m = _KERNEL_RE.search(text)
-            if m is not None:
-                self._start_kernel(text, m, line_no)
-                return
-            m = _JOURNAL_RE.search(text)
-            if m is not None:
-                self._start_journal(text, m, line_no)
-                return
+            # cheap substring tests pick the one regex that can match
+            if "msg=audit(" in text:
+                m = _HEAD_RE.search(text)
+                if m is not None:
+                    self._start_head(text, m, line_no)
+                    return
+            elif "audit(" in text:
+                m = _KERNEL_RE.search(text)
+                if m is not None:
+                    self._start_kernel(text, m, line_no)
+                    return
+            if "audit[" in text or "audit: " in text:
+                m = _JOURNAL_RE.search(text)
+                if m is not None:
+                    self._start_journal(text, m, line_no)
+                    return
         if self._try_join(text, stripped):
             st.continuation_lines += 1
             return
@@ -557,7 +653,7 @@ class AvcLogParser:
             rtype = _KERNEL_TYPES.get(ktype) or f"UNKNOWN[{ktype}]"
         node = None
         if m.start() > 16:  # "<ts> <host> kernel: audit: ..." names the host
-            p = _SYSLOG_PREFIX_RE.search(text, 0, m.start())
+            p = _SYSLOG_PREFIX_RE.match(text, 0, m.start())
             if p is not None:
                 node = p["host"]
         self._pend = _Pending(text, m.end(), rtype, "kernel", node, m["stamp"], line_no)
@@ -576,53 +672,116 @@ class AvcLogParser:
         if p is None:
             return False
         frag = stripped.lstrip(">| \t")
-        if not frag or p.size + len(frag) > MAX_RECORD_CHARS:
+        if not frag or sum(map(len, p.parts)) + len(frag) > MAX_RECORD_CHARS:
             return False
+        if _SYSLOG_LINE_RE.match(frag) is not None:
+            return False  # another program's syslog line, never a continuation
         last = p.parts[-1]
         body = "".join(p.parts)[p.body_start :] if len(p.parts) > 1 else last[p.body_start :]
-        tail_token = last.rsplit(None, 1)[-1] if last.strip() else ""
-        open_value = (
-            last.endswith("=")
-            or tail_token.count('"') % 2 == 1
-            or body.rfind("{") > body.rfind("}")
-        )
+        tail = last.rsplit(None, 1)[-1] if last.strip() else ""
+        # whitespace at the break (trailing, or indented deeper than the record's first
+        # line) says the break fell between two words
+        spaced = p.ended_ws or _indent(text) > _indent(p.parts[0])
+        if p.last_len < 0:
+            p.last_len = len(p.parts[0].lstrip(">| \t"))
+        in_braces = body.rfind("{") > body.rfind("}")
         words = frag.split()
-        if open_value or (p.rtype == "AVC" and " tclass=" not in body):
+        if frag[0] == "=" and tail and "=" not in tail:
+            ok = True  # "permissive" + "=0": a key cut just before its '='
+        elif (
+            last.endswith("=")
+            or tail.count('"') % 2 == 1
+            or in_braces
+            or (p.rtype == "AVC" and " tclass=" not in body)
+        ):
+            # visibly unfinished: take anything that looks like a fragment, not prose
             ok = "=" in frag or "{" in frag or "}" in frag or len(words) <= 2
+        elif p.last_len < _WRAP_MIN_LEN:
+            ok = False
+        elif p.rtype == "PROCTITLE" and "=" not in frag:
+            ok = True  # one free-text field: its words carry no key
         else:
-            ok = p.last_len >= _WRAP_MIN_LEN and self._looks_like_body(words, body)
+            cut = "" if spaced or "=" in tail else tail
+            ok = self._looks_like_body(words, body, cut) or self._cut_value(
+                p, tail, words, body, spaced
+            )
         if not ok:
             return False
-        sep = self._join_sep(p, tail_token, words[0], open_value)
+        sep = " " if spaced else self._join_sep(p, body, tail, words[0], in_braces)
+        if not sep:  # a word was cut: the previous line's width is the paste's wrap width
+            self._wrap_width = p.widths[-1]
+        elif sep == _AMBIGUOUS:
+            sep = " "
+            if p.ambiguous is None:
+                p.ambiguous = []
+            p.ambiguous.append(len(p.parts))  # decided in _finish_pending
+        p.widths.append(len(text))
         p.parts.append(sep + frag)
-        p.size += len(sep) + len(frag)
         p.last_len = len(frag)
         p.ended_ws = text[-1:].isspace()
         return True
 
+    def _cut_value(self, p: _Pending, tail: str, words: list[str], body: str, spaced: bool) -> bool:
+        """A bare word continuing the last value ("tclass=capa" + "bility") is accepted
+        only with evidence of a hard wrap: the previous line is exactly as wide as lines
+        already seen cut mid-word, or a long hex value (saddr=, proctitle=) goes on."""
+        if spaced or "=" not in tail or "=" in words[0]:
+            return False
+        if len(words) > 1 and not self._looks_like_body(words[1:], body):
+            return False
+        if p.widths[-1] == self._wrap_width:
+            return True
+        value = tail.partition("=")[2]
+        return (
+            len(value) >= 16
+            and _UPPER_HEX_RE.fullmatch(value) is not None
+            and _UPPER_HEX_RE.fullmatch(words[0]) is not None
+        )
+
     @staticmethod
-    def _looks_like_body(words: list[str], body: str) -> bool:
+    def _looks_like_body(words: list[str], body: str, cut: str = "") -> bool:
+        """Mostly key=value words with keys new to the record; ``cut`` is a bare word
+        ending the previous line that may be the first key's beginning ("f" + "suid=")."""
         keys = [w.partition("=")[0] for w in words if _KEY_TOKEN_RE.match(w)]
         if not keys or 2 * len(keys) < len(words):
             return False
+        if cut and "=" in words[0]:
+            keys[0] = cut + keys[0]
         # a record never repeats a key: a repeated one means a new, foreign line
         return not any(body.startswith(k + "=") or f" {k}=" in body for k in keys)
 
-    @staticmethod
-    def _join_sep(p: _Pending, tail_token: str, first: str, open_value: bool) -> str:
-        last = p.parts[-1]
-        if p.ended_ws:
-            return " "
-        if last.endswith("=") or tail_token.count('"') % 2 == 1:
+    def _join_sep(self, p: _Pending, body: str, tail: str, first: str, in_braces: bool) -> str:
+        """The separator for a break without whitespace: "" where a hard wrap cut a word
+        in two, " " where a space was lost (or _AMBIGUOUS, settled per record)."""
+        if p.parts[-1].endswith("=") or tail.count('"') % 2 == 1 or first[:1] == "=":
             return ""  # the value continues on the next line
-        if open_value or p.human or first.startswith("}"):
-            return " "  # perms in braces, ausearch values with spaces
-        tail_key = "=" in tail_token
-        if "=" in first:
-            # "tcl" + "ass=tcp_socket": a key cut in two
-            structural = tail_token in _STRUCTURAL_WORDS or tail_token.endswith(":")
-            return "" if not tail_key and not structural else " "
-        return "" if tail_key else " "  # "tclass=tcp_" + "socket"
+        glued = tail + first
+        if glued in _GLUE_WORDS and not (tail in _GLUE_WORDS and first in _GLUE_WORDS):
+            return ""  # "d" + "enied", "name_con" + "nect"
+        if first[:1] in ("{", "}"):
+            return " "
+        tail_key = "=" in tail
+        structural = tail in _GLUE_WORDS or (tail.endswith(":") and not tail_key)
+        if in_braces and not tail_key and "=" not in first:
+            return " "  # a list of permissions
+        # ausearch prints comm/exe/exit... unquoted with spaces: a cut inside one is told
+        # from a lost space only by the paste's wrap width
+        multi = p.human and _value_key(body) in _MULTIWORD_KEYS and p.widths[-1] != self._wrap_width
+        if "=" in first:  # "tcl" + "ass=tcp_socket", "{ s" + "addr_fam=inet6"
+            return " " if tail_key or structural else (_AMBIGUOUS if multi else "")
+        if structural:
+            return " "
+        if multi:
+            return _AMBIGUOUS
+        return "" if tail_key or p.human else " "  # "tclass=tcp_" + "socket"
+
+    def _hard_wrapped(self, p: _Pending) -> bool:
+        """All lines but the last have the same width (a terminal or fold(1) cut them),
+        or the first has the width already seen cutting words."""
+        widths = p.widths[:-1]
+        if widths[0] == self._wrap_width:
+            return True
+        return len(widths) >= 2 and widths.count(widths[0]) == len(widths)
 
     # -- records -------------------------------------------------------------
 
@@ -631,10 +790,13 @@ class AvcLogParser:
         if p is None:
             return
         self._pend = None
+        if p.ambiguous and self._hard_wrapped(p):
+            for i in p.ambiguous:
+                p.parts[i] = p.parts[i][1:]  # a cut word, not a lost space
         raw = p.parts[0] if len(p.parts) == 1 else "".join(p.parts)
         try:
             self._record(p, raw)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+        except Exception as exc:  # a bug must not stop the stream
             self.stats.add_malformed(p.line_no, f"internal error: {exc!r}"[:120])
 
     def _record(self, p: _Pending, raw: str) -> None:
@@ -668,69 +830,68 @@ class AvcLogParser:
         st.non_avc_records[rtype] = st.non_avc_records.get(rtype, 0) + 1
 
     def _make_avc(self, p: _Pending, raw: str, m: re.Match[str], rest: str) -> AvcRecord | None:
-        fields = _split_kv(rest)
-        if '"' in rest or not p.human:
-            _unquote(fields, decode_hex=not p.human)
-        scon = fields.pop("scontext", None)
-        tcon = fields.pop("tcontext", None)
-        tclass = fields.pop("tclass", None)
-        if not scon or not tcon or not tclass:
+        fields = _split_kv(rest, raw_strings=not p.human)
+        pop = fields.pop
+        scon = pop("scontext", "")
+        tcon = pop("tcontext", "")
+        tclass = pop("tclass", "")
+        if not (scon and tcon and tclass):
             missing = [k for k, v in (("scontext", scon), ("tcontext", tcon), ("tclass", tclass))
                        if not v]  # fmt: skip
             self.stats.add_malformed(p.line_no, "AVC missing " + ", ".join(missing))
             return None
         # untranslated contexts are what the policy knows; keep the display form too
-        sraw = fields.get("srawcon")
-        if sraw:
+        if "srawcon" in fields:
             fields["scontext_translated"] = scon
-            scon = sraw
-        traw = fields.get("trawcon")
-        if traw:
+            scon = fields["srawcon"]
+        if "trawcon" in fields:
             fields["tcontext_translated"] = tcon
-            tcon = traw
-        perm_flag = fields.pop("permissive", None)
-        permissive = None if perm_flag is None else perm_flag.strip() == "1"
+            tcon = fields["trawcon"]
+        flag = pop("permissive", None)
+        stamp = p.stamp
         if p.fmt == "journald":
-            ts, serial = _syslog_epoch(p.syslog_ts or ""), None
-        elif p.stamp is not None:
-            ts, serial, _ = _parse_stamp(p.stamp)
+            ts, serial = _syslog_epoch(stamp or ""), None
+        elif stamp is not None:
+            ts, serial, _ = _parse_stamp(stamp)
         else:
             ts, serial = None, None
         return AvcRecord(
-            verdict="denied" if m[1] == "denied" else "granted",
-            perms=tuple(m[2].split()),
-            scontext=scon.strip(),
-            tcontext=tcon.strip(),
-            tclass=tclass.strip(),
-            permissive=permissive,
-            fields=fields,
-            serial=serial,
-            timestamp=ts,
-            node=p.node,
-            source_format=p.fmt,
-            line_no=p.line_no,
-            raw=raw,
-            stamp=p.stamp,
+            "denied" if m[1] == "denied" else "granted",
+            tuple(m[2].split()),
+            scon,
+            tcon,
+            tclass,
+            None if flag is None else flag == "1",
+            fields,
+            serial,
+            ts,
+            p.node,
+            p.fmt,
+            p.line_no,
+            raw,
+            stamp,
         )
 
     # -- grouping ----------------------------------------------------------
 
     def _add_avc(self, rec: AvcRecord, p: _Pending) -> None:
-        if rec.serial is None:
+        serial = rec.serial
+        if serial is None:
             self._close_nos_tail()
             self._nos_seq += 1
             g = _Group(None, rec.node, rec.timestamp, rec.stamp, rec.line_no, p.human)
             g.avcs.append(rec)
             self._insert(("nos", self._nos_seq), g)
             self._nos_tail = g
+            self._settle(None)
             return
-        g = self._group_for(rec.node, rec.serial, rec.timestamp, rec.stamp, rec.line_no, p.human)
+        ts = rec.timestamp
+        g = self._group_for(rec.node, serial, ts, rec.stamp, rec.line_no, p.human)
         if len(g.avcs) >= MAX_AVCS_PER_EVENT:  # pathological input: cap per-event memory
-            self._emit(self._open.pop((rec.node, rec.serial)))
-            g = self._group_for(rec.node, rec.serial, rec.timestamp, rec.stamp, rec.line_no,
-                                p.human)  # fmt: skip
+            self._emit(self._open.pop((rec.node, serial)))
+            g = self._group_for(rec.node, serial, ts, rec.stamp, rec.line_no, p.human)
         g.avcs.append(rec)
-        self._drain_aged(rec.timestamp)
+        self._settle(ts)
 
     def _add_companion(self, p: _Pending, rtype: str, body: str) -> None:
         if p.fmt == "journald" or p.stamp is None:
@@ -748,22 +909,23 @@ class AvcLogParser:
             if serial is None:
                 return
             g = self._group_for(p.node, serial, ts, p.stamp, p.line_no, p.human)
-            self._drain_aged(ts)
         if rtype == "EOE":
-            g.closed = True
-            self._drain()
+            g.closed = True  # the kernel's end-of-event marker
         elif rtype == "SYSCALL":
             g.syscall = g.syscall or body
         elif rtype == "SOCKADDR":
             g.sockaddr = g.sockaddr or body
         else:
             g.proctitle = g.proctitle or body
+        if g.key is not None:
+            self._settle(g.ts)
 
     def _group_for(
         self, node: str | None, serial: int, ts: float | None, stamp: str | None, line_no: int,
         human: bool,
     ) -> _Group:  # fmt: skip
-        self._close_nos_tail()
+        if self._nos_tail is not None:
+            self._close_nos_tail()
         gkey = (node, serial)
         g = self._open.get(gkey)
         if g is not None:
@@ -776,12 +938,12 @@ class AvcLogParser:
 
     def _insert(self, gkey: object, g: _Group) -> None:
         opened = self._open
-        while len(opened) >= self.window:  # bounded memory: flush the oldest
-            self._emit(opened.pop(next(iter(opened))))
+        if len(opened) >= self.window:  # bounded memory: flush the oldest
+            while len(opened) >= self.window:
+                self._emit(opened.pop(next(iter(opened))))
+        elif len(opened) >= self.stats.peak_open_events:
+            self.stats.peak_open_events = len(opened) + 1
         opened[gkey] = g
-        if len(opened) > self.stats.peak_open_events:
-            self.stats.peak_open_events = len(opened)
-        self._drain()
 
     def _close_nos_tail(self) -> None:
         if self._nos_tail is not None:
@@ -792,26 +954,28 @@ class AvcLogParser:
         self._close_nos_tail()
         self._flush(force=True)
 
-    def _drain_aged(self, ts: float | None) -> None:
-        if ts is None:
-            return
-        if self._max_ts is None or ts > self._max_ts:
+    def _settle(self, ts: float | None) -> None:
+        """After a record was added: note a newer time, then flush what is done."""
+        if ts is not None and (self._max_ts is None or ts > self._max_ts):
             self._max_ts = ts
-        limit = self._max_ts - self.max_age
+            self._limit = ts - self.max_age
         opened = self._open
-        while opened:
-            g = opened[next(iter(opened))]
-            if g.closed or (g.ts is not None and g.ts < limit):
-                g.closed = True
-                self._emit(opened.pop(next(iter(opened))))
-            else:
-                break
+        if not opened:
+            return
+        front = opened[next(iter(opened))]
+        if front.closed or (front.ts is not None and front.ts < self._limit):
+            self._drain()
 
     def _drain(self) -> None:
+        """Flush events from the front while they are closed, or older than ``max_age``
+        behind the newest time seen (so tail -f is not held back by the window). The
+        newest event is never flushed by age: its companions may still come."""
         opened = self._open
+        limit = self._limit
         while opened:
             first = next(iter(opened))
-            if not opened[first].closed:
+            g = opened[first]
+            if not (g.closed or (g.ts is not None and g.ts < limit and len(opened) > 1)):
                 return
             self._emit(opened.pop(first))
 
@@ -838,15 +1002,13 @@ class AvcLogParser:
                 proctitle=None if g.proctitle is None else _parse_proctitle(g.proctitle, g.human),
                 line_no=g.line_no,
             )
-        except Exception:  # noqa: BLE001 - keep the AVCs even if a companion is odd
+        except Exception:  # keep the AVCs even if a companion is odd
             ev = Event(g.key, g.avcs, None, None, None, g.line_no)
         self.stats.events += 1
         self._ready.append(ev)
 
 
-def parse_events(
-    lines: Iterable[str | bytes], *, window: int = DEFAULT_WINDOW
-) -> Iterator[Event]:
+def parse_events(lines: Iterable[str | bytes], *, window: int = DEFAULT_WINDOW) -> Iterator[Event]:
     """Stream events from log lines of any supported format (see module doc)."""
     return AvcLogParser(window=window).events(lines)
 

@@ -351,8 +351,8 @@ class _Parser:
         elif name == "optional_policy":
             for body in args[:2]:
                 self._parse(body, True, macro)
-        elif name == "tunable_policy" or name in ("ifdef", "ifndef"):
-            for body in args[1:3]:
+        elif name in ("tunable_policy", "ifdef", "ifndef"):
+            for body in args[1:3]:  # (condition, then, else)
                 self._parse(body, True, macro)
         elif name == "ifelse":
             # ifelse(a,b,then, c,d,then2, ..., else): bodies at 2,5,.. and last
@@ -370,27 +370,40 @@ class _Parser:
 
     # -- flattening -------------------------------------------------------
 
-    def flatten(self, name: str, depth: int = 0) -> tuple[_Rule, ...]:
+    def flatten(self, name: str) -> tuple[_Rule, ...]:
         """All rules ``name`` expands to, with its own params left as ``$N``."""
+        return self._flatten(name, 0)[0]
+
+    def _flatten(self, name: str, depth: int) -> tuple[tuple[_Rule, ...], frozenset[str]]:
+        """Rules of ``name`` plus the names of active macros whose recursion
+        was cut below it; a result depending on a cut is incomplete for
+        anyone but that macro, so it is not memoised."""
         done = self._flat.get(name)
         if done is not None:
-            return done
+            return done, frozenset()
         macro = self.macros.get(name)
-        if macro is None or name in self._active or depth > _MAX_DEPTH:
-            return ()  # unknown, recursive or runaway: contributes nothing
+        if macro is None:
+            return (), frozenset()  # m4 leaves unknown names alone
+        if name in self._active or depth > _MAX_DEPTH:
+            return (), frozenset({name if depth <= _MAX_DEPTH else ""})
         self._active.add(name)
         out: dict[_Rule, None] = {}
+        cuts: set[str] = set()
         for item in self.items(macro):
             if isinstance(item, _Rule):
                 out[item] = None
                 continue
             words = [_ARG_WORDS.findall(a) for a in item.args]
-            for rule in self.flatten(item.name, depth + 1):
+            rules, cut = self._flatten(item.name, depth + 1)
+            cuts |= cut
+            for rule in rules:
                 out[_subst(rule, words, item.name, item.cond)] = None
         self._active.discard(name)
+        cuts.discard(name)
         result = tuple(out)
-        self._flat[name] = result
-        return result
+        if not cuts:
+            self._flat[name] = result
+        return result, frozenset(cuts)
 
     def expand_set(self, words: Iterable[str], depth: int = 0) -> tuple[str, ...]:
         """Expand class/permission set macros (obj_perm_sets.spt) to words."""
@@ -548,6 +561,7 @@ class InterfaceMatch:
     grants: frozenset[Triple]
     extra: frozenset[Triple]  # grants beyond the needed ones
     exact: bool  # needed targets matched by name, not through an attribute
+    via: tuple[str, ...] = ()  # attributes through which targets matched
     broad: bool = False
     joined_attributes: frozenset[str] = frozenset()
     conditional_grants: frozenset[Triple] = frozenset()
@@ -564,12 +578,16 @@ class InterfacePlan:
     uncovered: frozenset[Triple]
 
 
-def _rank(m: InterfaceMatch) -> tuple[bool, bool, int, bool, int, str]:
+def _rank(
+    m: InterfaceMatch, attr_order: Mapping[str, int]
+) -> tuple[bool, bool, int, bool, int, int, str]:
     return (
         bool(m.joined_attributes),  # grants unknowable from the .if alone
         not m.exact,
         len(m.extra) + len(m.conditional_grants),
         m.broad,
+        # callers list a target's attributes narrowest first
+        max((attr_order.get(a, len(attr_order)) for a in m.via), default=0),
         len(m.name),
         m.name,
     )
@@ -742,8 +760,8 @@ class InterfaceIndex:
 
         ``target`` is ``"self"`` when the denial's source and target types
         are the same; ``target_attrs`` are the attributes the target type
-        has, so ``corenet_tcp_connect_all_ports`` (on ``port_type``) can
-        match, ranked after interfaces naming the target itself.
+        has, narrowest first, so ``corenet_tcp_connect_all_ports`` (on
+        ``port_type``) can match, ranked after interfaces naming the target.
         """
         needed = [(target, tclass, p) for p in dict.fromkeys(perms)]
         if not needed:
@@ -803,7 +821,11 @@ class InterfaceIndex:
         # typeattribute grants whatever the attribute has: last resort only
         plain = [m for m in matches if not m.joined_attributes]
         matches = plain or matches
-        matches.sort(key=_rank)
+        order: dict[str, int] = {}
+        for names in attrs.values():
+            for pos, a in enumerate(names):
+                order.setdefault(a, pos)
+        matches.sort(key=lambda m: _rank(m, order))
         return matches
 
 
@@ -820,18 +842,18 @@ def _match(
         return None
     grants = info.grants
     used: set[Triple] = set()
-    exact = True
+    via: dict[str, None] = {}
     for tgt, tclass, perm in needed:
         if (tgt, tclass, perm) in grants:
             used.add((tgt, tclass, perm))
             continue
-        via = next((a for a in attrs.get(tgt, ()) if (a, tclass, perm) in grants), None)
-        if via is None:
+        attr = next((a for a in attrs.get(tgt, ()) if (a, tclass, perm) in grants), None)
+        if attr is None:
             return None
-        used.add((via, tclass, perm))
-        exact = False
+        used.add((attr, tclass, perm))
+        via[attr] = None
     return InterfaceMatch(
-        info.name, info.module, grants, grants - used, exact, info.broad,
+        info.name, info.module, grants, grants - used, not via, tuple(via), info.broad,
         info.joined_attributes, info.conditional_grants,
     )
 
@@ -928,18 +950,20 @@ def _read_cache(path: Path) -> object | None:
         data: object = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
         return None
+    return data
 
 
 def _write_cache(cdir: Path, path: Path, data: _CacheData) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         payload = marshal.dumps(data, 4)
         cdir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(_MAGIC + hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, path)  # atomic: readers never see a partial file
         for old in cdir.glob("interfaces-*.bin"):
             if old != path:
                 old.unlink(missing_ok=True)
     except (OSError, ValueError):
-        pass  # a read-only home only costs a rebuild next time
+        tmp.unlink(missing_ok=True)  # a read-only home only costs a rebuild
+
 

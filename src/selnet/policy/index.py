@@ -8,6 +8,7 @@ dictionary lookups instead of a scan ("attribute expansion in both directions":
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -90,6 +91,7 @@ class Policy:
             cons[c.tclass].append(c)
         self._constraints = dict(cons)
         self._names: dict[str, tuple[str, ...]] = {}
+        self._port_maps: dict[str, array[int]] = {}
         self.levels = (
             LevelParser(snap.sensitivities, snap.categories, snap.sens_aliases, snap.cat_aliases)
             if snap.mls
@@ -117,6 +119,22 @@ class Policy:
             hint = " (it is an attribute)" if name in self.snap.attr_types else ""
             raise InputError(f"unknown {what} {name!r} in this policy{hint}")
         return t
+
+    # -- ports -------------------------------------------------------------------
+    def port_map(self, protocol: str) -> array[int]:
+        """Port number -> index of its first matching portcon (-1: the port initial SID).
+
+        Painted from the last record to the first, so the first record in binary
+        order wins, as in security_port_sid.  Built once per protocol.
+        """
+        got = self._port_maps.get(protocol)
+        if got is None:
+            got = array("i", [-1]) * 65536
+            for pc in reversed(self.snap.portcons):
+                if pc.protocol == protocol:
+                    got[pc.low : pc.high + 1] = array("i", [pc.position]) * (pc.high - pc.low + 1)
+            self._port_maps[protocol] = got
+        return got
 
     # -- booleans -------------------------------------------------------------
     def bool_values(self, overrides: Mapping[str, bool] | None = None) -> dict[str, bool]:
@@ -174,15 +192,23 @@ class Policy:
             return self._checked_context(ctx)
         t = self.require_type(text, "domain")
         roles = [r for r, types in self.snap.role_types.items() if t in types and r != "object_r"]
-        if not roles:
-            roles = ["object_r"] if t in self.snap.role_types.get("object_r", ()) else []
-        if not roles:
-            raise InputError(f"type {t!r} is not associated with any role: not a domain")
-        role = "system_r" if "system_r" in roles else sorted(roles)[0]
-        users = sorted(u for u, info in self.snap.users.items() if role in info.roles)
-        if not users:
-            raise InputError(f"no user may enter role {role!r} for {t!r}")
-        user = "system_u" if "system_u" in users else users[0]
+        user_roles = {r: sorted(u for u, i in self.snap.users.items() if r in i.roles) for r in roles}
+        usable = [r for r in roles if user_roles[r]]
+        if usable:
+            role = "system_r" if "system_r" in usable else sorted(usable)[0]
+            users = user_roles[role]
+            user = "system_u" if "system_u" in users else users[0]
+        else:
+            # No user/role pair admits the type (e.g. a domain only reached through
+            # a role the build left out).  TE decisions do not depend on user or
+            # role, so build an analysis context rather than refuse.
+            if "system_r" in self.snap.role_types:
+                role = "system_r"
+            elif roles:
+                role = sorted(roles)[0]
+            else:
+                raise InputError(f"policy has no role for {t!r}")
+            user = "system_u" if "system_u" in self.snap.users else sorted(self.snap.users)[0]
         mls = self.snap.users[user].level if self.snap.mls else ""
         return Context(user, role, t, mls)
 

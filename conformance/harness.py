@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""selnet conformance suite: selnet's predictions against the real kernel.
+
+Usually started through conformance/run (which installs the Debian packages
+first).  Python 3.11 standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lib import build, compare, kernel, scenarios  # noqa: E402
+
+HERE = build.HERE
+OUT = HERE / "build"
+
+
+def find_selnet(arg: str | None) -> list[str]:
+    if arg:
+        return arg.split()
+    venv = build.REPO / ".venv" / "bin" / "selnet"
+    if venv.exists():
+        return [str(venv)]
+    exe = shutil.which("selnet")
+    if exe:
+        return [exe]
+    raise SystemExit("conformance: selnet not found (run scripts/bootstrap, or pass --selnet)")
+
+
+def selnet_fingerprint(selnet: list[str]) -> str:
+    """Changes whenever selnet's code does (prediction cache key)."""
+    src = build.REPO / "src" / "selnet"
+    parts = [" ".join(selnet)]
+    if src.is_dir():
+        parts += [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(src.rglob("*"))
+                  if p.is_file() and "__pycache__" not in p.parts]
+    return build.sha(*parts)
+
+
+def predict(selnet: list[str], s: scenarios.Scenario, policy: Path, fp: str) -> tuple[dict | None, str]:
+    argv = s.selnet_argv(str(policy))
+    cache = build.CACHE / "predictions" / f"{build.sha(fp, policy.name, *argv)}.json"
+    if fp and cache.exists():
+        return json.loads(cache.read_text()), ""
+    data, err = run_selnet(selnet, argv)
+    if data is not None and not err:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(data))
+    return data, err
+
+
+def run_selnet(selnet: list[str], argv: list[str]) -> tuple[dict | None, str]:
+    try:
+        r = subprocess.run(selnet + argv, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return None, "selnet timed out"
+    if r.returncode not in (0, 1):
+        return None, f"selnet exit {r.returncode}: {(r.stderr or r.stdout).strip()[-500:]}"
+    try:
+        data = json.loads(r.stdout)
+    except json.JSONDecodeError as e:
+        return None, f"selnet printed no JSON ({e}): {r.stdout[:200]!r} {r.stderr[-300:]!r}"
+    if bool(data.get("allowed")) != (r.returncode == 0):
+        return data, f"selnet exit status {r.returncode} contradicts allowed={data.get('allowed')}"
+    return data, ""
+
+
+def shell_cmd(selnet: list[str], s: scenarios.Scenario, policy: Path) -> str:
+    import shlex
+    return " ".join(shlex.quote(x) for x in ["selnet", *s.selnet_argv(str(policy))])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="conformance/run", description=__doc__)
+    ap.add_argument("patterns", nargs="*", help="only scenarios whose name or policy matches (glob)")
+    ap.add_argument("--kernel-only", action="store_true", help="boot and show what the kernel did; no selnet")
+    ap.add_argument("--predict-only", action="store_true", help="only ask selnet (checks it answers)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="boot and ask selnet even if this exact boot / command line has a cached result")
+    ap.add_argument("--list", action="store_true", help="list the scenarios and their selnet command lines")
+    ap.add_argument("--selnet", help="selnet command (default: .venv/bin/selnet)")
+    ap.add_argument("-j", "--jobs", type=int, default=max(1, (os.cpu_count() or 2))
+                    , help="parallel selnet processes / boots")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show traces of passing scenarios too")
+    args = ap.parse_args()
+
+    policies = tomllib.loads((HERE / "policies.toml").read_text())
+    files = sorted((HERE / "scenarios").glob("*.toml"))
+    allsc = scenarios.load(files, policies)
+    sel = [s for s in allsc if not args.patterns or any(
+        fnmatch.fnmatch(s.name, p) or fnmatch.fnmatch(s.policy, p) or p in s.name for p in args.patterns)]
+    if not sel:
+        print("no scenario matches", file=sys.stderr)
+        return 2
+    variants = sorted({s.policy for s in sel}, key=list(policies).index)
+    t0 = time.monotonic()
+    OUT.mkdir(exist_ok=True)
+
+    paths = {v: build.build_policy(v, policies[v]) for v in variants}
+    if args.list:
+        for s in sel:
+            print(f"{s.name}  [{s.policy}, {s.mode}]\n    {shell_cmd([], s, paths[s.policy])}")
+        print(f"{len(sel)} scenarios")
+        return 0
+
+    selnet = None if args.kernel_only else find_selnet(args.selnet)
+    preds: dict[str, tuple[dict | None, str]] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=args.jobs)          # boots
+    ppool = cf.ThreadPoolExecutor(max_workers=args.jobs)         # selnet processes
+    pred_futs = {}
+    if selnet:
+        fp = "" if args.no_cache else selnet_fingerprint(selnet)
+        pred_futs = {s.name: ppool.submit(predict, selnet, s, paths[s.policy], fp) for s in sel}
+
+    kres: dict[str, dict] = {}
+    kinfo: dict[str, dict] = {}
+    if not args.predict_only:
+        kern = build.get_kernel()
+        base = build.build_base_initramfs(kern)
+        boots = {}
+        for v in variants:
+            script = "".join(scenarios.guest_script(s) for s in sel if s.policy == v)
+            boots[v] = pool.submit(kernel.run_variant, kern, base, v, paths[v], script, OUT / "logs",
+                                   not args.no_cache)
+        for v in variants:
+            r = boots[v].result()
+            kinfo[v] = r
+            n = sum(1 for s in sel if s.policy == v)
+            how = "cached" if r.get("cached") else f"{r.get('wall')}s"
+            print(f"[kernel] {v}: {n} scenarios, boot {how}"
+                  + (f", ERRORS: {r['errors']}" if r["errors"] else ""), flush=True)
+            kres.update({f"{v}/{k}": x for k, x in r["scenarios"].items()})
+        kver = next(iter(kinfo.values()))["info"].get("kernel", kern.version)
+    for name, f in pred_futs.items():
+        preds[name] = f.result()
+    pool.shutdown()
+    ppool.shutdown()
+
+    passed = failed = 0
+    report = []
+    for s in sel:
+        kr = kres.get(f"{s.policy}/{s.name}")
+        pred, err = preds.get(s.name, (None, ""))
+        diffs: list[str] = []
+        if args.kernel_only:
+            diffs = kernel_only_check(s, kr)
+        elif args.predict_only:
+            diffs = [err] if err else []
+        else:
+            if err:
+                diffs.append(err)
+            if pred is not None:
+                diffs += compare.compare(s, pred, kr)
+        ok = not diffs
+        passed += ok
+        failed += not ok
+        entry = {"name": s.name, "policy": s.policy, "mode": s.mode, "source": s.source,
+                 "selnet": shell_cmd([], s, paths[s.policy]), "pass": ok, "diffs": diffs,
+                 "prediction": pred, "kernel": kr}
+        report.append(entry)
+        if not ok or args.verbose:
+            print(f"{'PASS' if ok else 'FAIL'} {s.name} [{s.policy}, {s.mode}]")
+            print(f"    {entry['selnet']}")
+            for d in diffs:
+                print("    " + d.replace("\n", "\n    "))
+            if args.verbose and kr:
+                show_kernel(s, kr)
+    (OUT / "results.json").write_text(json.dumps(
+        {"kernel": kinfo and {v: r["info"] for v, r in kinfo.items()}, "scenarios": report}, indent=1))
+    el = time.monotonic() - t0
+    if not args.predict_only:
+        print(f"kernel {kver}; {len(variants)} boots; {el:.0f}s; details in {OUT / 'results.json'}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def kernel_only_check(s: scenarios.Scenario, kr: dict | None) -> list[str]:
+    if kr is None:
+        return ["no kernel result"]
+    if kr["setup_errors"]:
+        return kr["setup_errors"]
+    if s.name not in kr["procs"]:
+        return ["test process reported nothing"]
+    return []
+
+
+def show_kernel(s: scenarios.Scenario, kr: dict) -> None:
+    for pname, p in kr["procs"].items():
+        res = " ".join(f"{st['op']}={st['result']}" for st in p["steps"] if st["op"] not in ("ctx",))
+        print(f"    kernel {pname} (pid {p['pid']}): {res}")
+    for r in kr["avc"]:
+        print(f"      pid {r['pid']} {r['verdict']} {{ {' '.join(r['perms'])} }} "
+              f"{r['scontext']} -> {r['tcontext']} : {r['tclass']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Scenario files (TOML) -> Scenario objects -> selnet command lines and guest shell.
+
+A scenario file holds a default `policy` and any number of [[scenario]] tables
+and [[matrix]] tables (a matrix expands to the cartesian product of its `vary`
+lists, formatting every string field with the values; a list item that is a
+table sets several names at once).  See conformance/README.md.
+"""
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OPS = ("connect", "listen", "bind", "send")
+PROTOS = ("tcp", "udp", "sctp", "dccp", "icmp", "raw")
+FIELDS = {"name", "policy", "op", "domain", "addr", "mode", "bools", "sysctl", "bind",
+          "sockcreate", "labeled", "peer", "secmark", "fastopen", "note"}
+SYSCTLS = ("net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start")
+
+
+@dataclass
+class Scenario:
+    name: str
+    policy: str
+    op: str
+    domain: str
+    addr: str
+    mode: str = "enforcing"
+    bools: dict[str, bool] = field(default_factory=dict)
+    sysctl: dict[str, str] = field(default_factory=dict)
+    bind: str | None = None
+    sockcreate: str | None = None
+    labeled: str | None = None
+    peer: str | None = None
+    secmark: str | None = None
+    fastopen: bool = False
+    note: str = ""
+    source: str = ""
+    context: str = ""            # full domain context (set from the policy variant)
+
+    # ---- parsed address
+    @property
+    def proto(self) -> str:
+        return self.addr.rpartition("/")[2] if "/" in self.addr.rpartition("]")[2] else "tcp"
+
+    @property
+    def hostport(self) -> tuple[str, int]:
+        hp = self.addr.rsplit("/", 1)[0] if "/" in self.addr.rpartition("]")[2] else self.addr
+        return split_hostport(hp)
+
+    def selnet_argv(self, policy_path: str) -> list[str]:
+        """The selnet command line this scenario stands for (after `selnet`)."""
+        a = [self.op, self.context or self.domain, self.addr, "--policy", policy_path, "--json"]
+        for b, v in self.bools.items():
+            a += ["--bool", f"{b}={'on' if v else 'off'}"]
+        for k, v in self.sysctl.items():
+            a += ["--sysctl", f"{k}={v}"]
+        if self.bind:
+            a += ["--bind", self.bind]
+        if self.sockcreate:
+            a += ["--sockcreate", self.sockcreate]
+        if self.labeled:
+            a += ["--labeled", self.labeled]
+        if self.peer:
+            a += ["--peer", self.peer]
+        if self.secmark:
+            a += ["--secmark", self.secmark]
+        if self.fastopen:
+            a.append("--fastopen")
+        return a
+
+
+def split_hostport(s: str) -> tuple[str, int]:
+    if s.startswith("["):
+        host, _, port = s[1:].partition("]:")
+    else:
+        host, _, port = s.rpartition(":")
+    return host, int(port)
+
+
+def fmt(v, values: dict):
+    if isinstance(v, str):
+        return v.format(**values)
+    if isinstance(v, dict):
+        return {fmt(k, values): fmt(x, values) for k, x in v.items()}
+    if isinstance(v, list):
+        return [fmt(x, values) for x in v]
+    return v
+
+
+def load(paths: list[Path], policies: dict) -> list[Scenario]:
+    out: list[Scenario] = []
+    for p in paths:
+        data = tomllib.loads(p.read_text())
+        default_policy = data.get("policy")
+        raw: list[dict] = list(data.get("scenario", []))
+        for m in data.get("matrix", []):
+            vary = m.get("vary", {})
+            keys = list(vary)
+            for combo in itertools.product(*(vary[k] for k in keys)):
+                values = {}
+                for k, v in zip(keys, combo):   # a table value sets several names at once
+                    values.update(v if isinstance(v, dict) else {k: v})
+                d = {k: fmt(v, values) for k, v in m.items() if k != "vary"}
+                raw.append(d)
+        for d in raw:
+            unknown = set(d) - FIELDS
+            if unknown:
+                raise ValueError(f"{p.name}: {d.get('name')}: unknown field(s) {sorted(unknown)}")
+            d = dict(d)
+            d.setdefault("policy", default_policy)
+            s = Scenario(**d, source=p.name)
+            validate(s, policies)
+            out.append(s)
+    names = [s.name for s in out]
+    dups = {n for n in names if names.count(n) > 1}
+    if dups:
+        raise ValueError(f"duplicate scenario names: {sorted(dups)}")
+    return out
+
+
+def validate(s: Scenario, policies: dict) -> None:
+    where = f"{s.source}: {s.name}"
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", s.name):
+        raise ValueError(f"{where}: bad name")
+    if s.policy not in policies:
+        raise ValueError(f"{where}: unknown policy {s.policy!r}")
+    if s.op not in OPS:
+        raise ValueError(f"{where}: op must be one of {OPS}")
+    if s.proto not in PROTOS:
+        raise ValueError(f"{where}: protocol must be one of {PROTOS}")
+    if s.mode not in ("enforcing", "permissive"):
+        raise ValueError(f"{where}: mode must be enforcing or permissive")
+    for k in s.sysctl:
+        if k not in SYSCTLS:
+            raise ValueError(f"{where}: sysctl {k} not supported")
+    if s.labeled not in (None, "netlabel"):
+        raise ValueError(f"{where}: labeled must be 'netlabel' (ipsec is not supported in the guest)")
+    ipaddress.ip_address(s.hostport[0])
+    if s.bind:
+        split_hostport(s.bind if re.search(r":\d+$", s.bind) else f"{s.bind}:0")
+    level = policies[s.policy].get("level")
+    s.context = s.domain if ":" in s.domain else \
+        f"system_u:system_r:{s.domain}" + (f":{level}" if level else "")
+
+
+# ------------------------------------------------------------------ guest side
+def family(host: str) -> int:
+    return ipaddress.ip_address(host).version
+
+
+def fmt_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def peer_target(host: str) -> str:
+    """Where a peer reaches a socket bound to HOST (wildcards -> loopback, mapped -> IPv4)."""
+    ip = ipaddress.ip_address(host)
+    if ip.version == 6 and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "::1"
+    return host
+
+
+def sock_kind(proto: str, host: str) -> str:
+    return proto + ("6" if family(host) == 6 else "")
+
+
+def guest_script(s: Scenario) -> str:
+    """Shell for /scenarios.sh: setup, the test process (and its peer), teardown."""
+    host, port = s.hostport
+    proto = s.proto
+    kind = sock_kind(proto, host)
+    stream = proto in ("tcp", "sctp", "dccp")
+    q = shlex.quote
+    name = s.name
+    head = [f"ctx={s.context}"]
+    if s.sockcreate:
+        head.append(f"sockcreate={s.sockcreate}")
+    lines = [f"begin {name}"]
+    setup: list[str] = []
+    teardown: list[str] = []
+    if s.sysctl:
+        setup += [f"sysctl_set {k} {q(v)}" for k, v in s.sysctl.items()] + ["sysctl_apply"]
+        teardown.append("sysctl_restore")
+    for b, v in s.bools.items():
+        setup.append(f"bool_set {b} {1 if v else 0}")
+    if s.bools:
+        teardown.append("bool_restore")
+    if s.labeled == "netlabel":
+        setup.append(f"netlabel_on {q(s.peer or 'system_u:object_r:unlabeled_t')}")
+        teardown.append("netlabel_off")
+    if s.secmark:
+        setup.append(f"secmark_on {q(s.secmark)}")
+        teardown.append("secmark_off")
+    if s.mode == "permissive":
+        setup.append("mode 0")
+        teardown.append("mode 1")
+    lines += setup
+
+    test = ["sockop", name, "timeout=6000", *head, f"sock={kind}"]
+    peer_host = peer_target(host)
+    peer_kind = sock_kind(proto, peer_host)
+    pk = f"sock={peer_kind}"
+    dst = fmt_addr(host, port)
+    pdst = fmt_addr(peer_host, port)
+    if s.op == "connect":
+        if s.bind:
+            b = s.bind if re.search(r"(\]|^[^:]*):\d+$", s.bind) else fmt_addr(s.bind, 0)
+            test.append(f"bind={b}")
+        # TCP/DCCP leave TIME_WAIT on the side that closes first: the peer always
+        # closes with a reset (rstclose), so no later scenario finds its port busy
+        if s.fastopen:
+            test += [f"fastopen={dst}", "recv", "waiteof=2000", "close"]
+        else:
+            test += [f"connect={dst}", "send", "recv", "waiteof=2000", "close"]
+        if stream:
+            lines.append(f"bg {name}.peer timeout=5000 {pk} reuse bind={pdst} listen ready=/tmp/ready "
+                         "accept=3000 recv send sleep=50 rstclose")
+        elif proto == "udp":
+            lines.append(f"bg {name}.peer timeout=5000 {pk} bind={pdst} ready=/tmp/ready recv=3000 send close")
+        lines.append(" ".join(map(q, test)))
+        if stream or proto == "udp":
+            lines.append("bgwait 500")
+    elif s.op == "listen":
+        test += [f"bind={dst}"]
+        if stream:
+            test += ["listen", "ready=/tmp/ready", "accept=3000", "recv", "send", "waiteof=2000", "close"]
+            peer = f"sockop {name}.peer timeout=4000 {pk} connect={pdst} send recv rstclose"
+        else:
+            test += ["ready=/tmp/ready", "recv=3000", "send", "close"]
+            peer = f"sockop {name}.peer timeout=4000 {pk} sendto={pdst} recv=2000 close"
+        lines.append("bg " + " ".join(map(q, test[1:])))
+        lines.append(peer)
+        lines.append("bgwait 4000")
+    elif s.op == "bind":
+        test += [f"bind={dst}", "close"]
+        lines.append(" ".join(map(q, test)))
+    elif s.op == "send":
+        if s.fastopen:
+            lines.append(f"bg {name}.peer timeout=5000 {pk} reuse bind={pdst} listen ready=/tmp/ready "
+                         "accept=3000 recv rstclose")
+            test += [f"fastopen={dst}", "waiteof=2000", "close"]
+        else:
+            test += [f"sendto={dst}", "close"]
+        lines.append(" ".join(map(q, test)))
+        if s.fastopen:
+            lines.append("bgwait 300")
+    lines += list(reversed(teardown))
+    lines.append(f"end {name}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,555 @@
+"""One AVC record -> the kernel check behind it, the policy's verdict now, and the situation.
+
+Everything here reads labels, attributes and rules from the policy; no refpolicy
+name is hard-coded.  Three policy-derived notions are used:
+
+* **domain types**: types a role other than ``object_r`` may enter.
+* **port types**: types used by a portcon, the ``port`` initial SID's type, and
+  members of "port attributes" (attributes at least half of whose members have a
+  portcon) -- the latter catches a package's port type whose label was never
+  installed.
+* **generic port types**: the ``port`` initial SID's type, or a type with a
+  single portcon range of at least ``GENERIC_RANGE`` (256) ports.  A service's
+  port type covers a handful of ports; the catch-all types (refpolicy's
+  reserved/hi_reserved/unreserved, Fedora's ephemeral) cover hundreds or
+  thousands.  The widest service range in refpolicy is 65 ports.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from selnet import labels
+from selnet.decide import Decider, Decision
+from selnet.explain.avclog import PACKET_LEVEL_CLASSES, AvcRecord
+from selnet.kernel.classmap import INET_SOCKET_CLASSES, obsolete_reason
+from selnet.kernel.env import NetEnv
+from selnet.policy.index import Policy
+from selnet.policy.snapshot import Context
+
+GENERIC_RANGE = 256
+NETWORK_CAPS = frozenset({"net_bind_service", "net_raw", "net_admin", "net_broadcast"})
+CAP_CLASSES = frozenset({"capability", "cap_userns"})
+PORT_PERMS = frozenset({"name_bind", "name_connect"})
+_PROTO = {"tcp_socket": "tcp", "udp_socket": "udp", "sctp_socket": "sctp", "dccp_socket": "dccp"}
+
+# Stable situation ids (documented in docs/audit-comparison.md).
+SITUATIONS = (
+    "foreign-policy",
+    "obsolete-permission",
+    "constraint",
+    "port-label-not-installed",
+    "ephemeral-port-range",
+    "generic-port-type",
+    "missing-service-port-rule",
+    "socket-owned-by-other-domain",
+    "labeled-networking",
+    "boolean-off",
+    "dontaudit-hidden",
+    "permissive",
+    "missing-rule",
+    "allowed-now",
+)
+
+
+def is_network(rec: AvcRecord) -> bool:
+    """Records selnet explains; everything else is counted and skipped."""
+    if rec.tclass in INET_SOCKET_CLASSES or rec.tclass in PACKET_CLASSES_ALL:
+        return True
+    return rec.tclass in CAP_CLASSES and any(p in NETWORK_CAPS for p in rec.perms)
+
+
+PACKET_CLASSES_ALL = PACKET_LEVEL_CLASSES
+
+
+@dataclass(frozen=True, slots=True)
+class KernelCheck:
+    hook: str
+    operation: str  # plain words
+    subject: str  # what the scontext is
+    target: str  # what the tcontext is
+
+
+@dataclass(slots=True)
+class PermVerdict:
+    perm: str
+    decision: Decision | None  # None: could not be decided (foreign policy, obsolete)
+    decided_target: str  # the target type decided against (current label for ports)
+    obsolete: str | None = None
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    rec: AvcRecord
+    domain: str  # scontext type
+    target_type: str  # tcontext type as logged
+    tclass: str
+    perms: tuple[str, ...]
+    check: KernelCheck
+    situations: list[str]
+    notes: list[str]
+    verdicts: list[PermVerdict] = field(default_factory=list)
+    scon: Context | None = None
+    tcon: Context | None = None  # the target as the kernel would resolve it NOW
+    logged_tcon: Context | None = None
+    foreign: list[str] = field(default_factory=list)
+    port: int | None = None
+    protocol: str | None = None
+    port_label: labels.LabelResult | None = None
+    label_changed: bool = False
+    constraint_text: str | None = None
+    constraint_detail: str | None = None
+
+    @property
+    def still_denied(self) -> bool:
+        """The given policy still denies at least one permission (or cannot tell)."""
+        if self.foreign:
+            return True
+        return any(
+            v.decision is not None and not v.decision.allowed and v.obsolete is None
+            for v in self.verdicts
+        )
+
+    @property
+    def denied_perms(self) -> tuple[str, ...]:
+        return tuple(
+            v.perm for v in self.verdicts
+            if v.decision is not None and not v.decision.allowed and v.obsolete is None
+        )
+
+    @property
+    def situation(self) -> str:
+        return self.situations[0] if self.situations else "missing-rule"
+
+
+class PolicyFacts:
+    """Policy-derived sets used by diagnosis and fix search (computed once)."""
+
+    def __init__(self, policy: Policy) -> None:
+        snap = policy.snap
+        self.policy = policy
+        port_sid = snap.initial_sids.get("port")
+        self.port_sid_type = port_sid.type if port_sid is not None else None
+        self.portcons_of: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        for pc in snap.portcons:
+            self.portcons_of[pc.context.type].append((pc.protocol, pc.low, pc.high))
+        labelled = set(self.portcons_of)
+        self.port_attrs = frozenset(
+            a for a, members in snap.attr_types.items()
+            if len(members) >= 3 and len(members & labelled) * 2 >= len(members)
+        )
+        pt = set(labelled)
+        for a in self.port_attrs:
+            pt |= snap.attr_types[a]
+        if self.port_sid_type:
+            pt.add(self.port_sid_type)
+        self.port_types = frozenset(pt)
+        self.generic = frozenset(
+            t for t, recs in self.portcons_of.items()
+            if any(hi - lo + 1 >= GENERIC_RANGE for _, lo, hi in recs)
+        ) | ({self.port_sid_type} if self.port_sid_type else set())
+        self.domains = frozenset(
+            t for r, types in snap.role_types.items() if r != "object_r" for t in types
+        )
+        unl = snap.initial_sids.get("unlabeled")
+        self.unlabeled_type = unl.type if unl is not None else None
+        netmsg = snap.initial_sids.get("netmsg")
+        self.netmsg_type = netmsg.type if netmsg is not None else None
+
+    def port_count(self, t: str) -> int:
+        return sum(hi - lo + 1 for _, lo, hi in self.portcons_of.get(t, ()))
+
+    def ports_text(self, t: str, limit: int = 4) -> str:
+        recs = self.portcons_of.get(t, [])
+        if not recs:
+            return "no portcon" if t != self.port_sid_type else "ports without a portcon"
+        parts = [f"{lo}/{p}" if lo == hi else f"{lo}-{hi}/{p}" for p, lo, hi in recs[:limit]]
+        more = f" (+{len(recs) - limit} more)" if len(recs) > limit else ""
+        return ", ".join(parts) + more
+
+
+def _kernel_check(rec: AvcRecord, facts: PolicyFacts) -> KernelCheck:
+    f = rec.fields
+    perm = rec.perms[0] if rec.perms else ""
+    cls = rec.tclass
+    if cls in INET_SOCKET_CLASSES:
+        proto = _PROTO.get(cls, cls.removesuffix("_socket"))
+        if perm == "name_bind":
+            return KernelCheck("selinux_socket_bind", f"bind() to local port {f.get('src', '?')}/"
+                               f"{proto}", "the socket's label", "the port's label")
+        if perm == "node_bind":
+            addr = f.get("saddr", "?")
+            return KernelCheck("selinux_socket_bind", f"bind() to local address {addr}",
+                               "the socket's label", "the address's node label")
+        if perm == "name_connect":
+            dest = f.get("dest", "?")
+            addr = f" {f['daddr']}" if "daddr" in f else ""
+            return KernelCheck("selinux_socket_connect_helper",
+                               f"connect() to{addr} port {dest}/{proto}",
+                               "the socket's label", "the destination port's label")
+        if perm == "recvfrom":
+            return KernelCheck("selinux_sock_rcv_skb_compat",
+                               "a packet received on the socket (compat path: NetLabel/IPsec)",
+                               "the socket's label", "the peer label")
+        ops = {
+            "create": ("selinux_socket_create", "socket()"),
+            "bind": ("selinux_socket_bind", "bind()"),
+            "connect": ("selinux_socket_connect", "connect()"),
+            "listen": ("selinux_socket_listen", "listen()"),
+            "accept": ("selinux_socket_accept", "accept()"),
+            "write": ("selinux_socket_sendmsg", "send/sendto/sendmsg/write"),
+            "read": ("selinux_socket_recvmsg", "recv/recvfrom/recvmsg/read"),
+            "getattr": ("selinux_socket_getsockname", "getsockname/getpeername/fstat"),
+            "getopt": ("selinux_socket_getsockopt", "getsockopt()"),
+            "setopt": ("selinux_socket_setsockopt", "setsockopt()"),
+            "shutdown": ("selinux_socket_shutdown", "shutdown()"),
+            "ioctl": ("selinux_file_ioctl", "ioctl() on the socket"),
+        }
+        hook, op = ops.get(perm, ("sock_has_perm", f"{perm} on the socket"))
+        return KernelCheck(hook, op, "the calling process", "the socket's label")
+    if cls in CAP_CLASSES:
+        caps = {
+            "net_bind_service": ("__inet_bind",
+                                 "bind() to a port below ip_unprivileged_port_start"),
+            "net_raw": ("inet_create/sk_setsockopt", "a raw or packet socket, or SO_MARK"),
+            "net_admin": ("sk_setsockopt", "an administrative socket option or network config"),
+            "net_broadcast": ("cap_capable", "broadcast/multicast administration"),
+        }
+        hook, op = caps.get(perm, ("cap_capable", f"capability {perm}"))
+        return KernelCheck(hook, op, "the calling process", "the calling process (self)")
+    peer_src = f.get("saddr", "?")
+    if cls == "netif":
+        if perm == "ingress":
+            return KernelCheck("selinux_socket_sock_rcv_skb / selinux_ip_forward",
+                               f"a packet from {peer_src} arriving on {f.get('netif', '?')}",
+                               "the PEER label of the packet (not the receiving domain)",
+                               "the interface's label")
+        return KernelCheck("selinux_ip_postroute",
+                           f"a packet to {f.get('daddr', '?')} leaving on {f.get('netif', '?')}",
+                           "the sending socket's label (the peer label when forwarding)",
+                           "the interface's label")
+    if cls == "node":
+        if perm == "recvfrom":
+            return KernelCheck("selinux_socket_sock_rcv_skb / selinux_ip_forward",
+                               f"a packet received from {peer_src}",
+                               "the PEER label of the packet (not the receiving domain)",
+                               "the source address's node label")
+        return KernelCheck("selinux_ip_postroute", f"a packet sent to {f.get('daddr', '?')}",
+                           "the sending socket's label", "the destination address's node label")
+    if cls == "peer":
+        return KernelCheck("selinux_socket_sock_rcv_skb", f"a packet received from {peer_src}",
+                           "the receiving socket's label",
+                           "the peer label (NetLabel/labeled IPsec)")
+    if cls == "packet":
+        where = {"recv": ("selinux_socket_sock_rcv_skb", "a packet received"),
+                 "send": ("selinux_ip_postroute", "a packet sent"),
+                 "forward_in": ("selinux_ip_forward", "a packet forwarded (in)"),
+                 "forward_out": ("selinux_ip_postroute", "a packet forwarded (out)")}
+        hook, op = where.get(perm, ("selinux_ip_postroute", f"packet {perm}"))
+        return KernelCheck(hook, op + " (SECMARK)", "the socket's label (peer when forwarding)",
+                           "the packet's SECMARK label")
+    if cls == "association":
+        return KernelCheck("selinux_xfrm_* (xfrm.c)", f"labeled IPsec {perm}",
+                           "the flow's / socket's label", "the IPsec SA or SPD label")
+    return KernelCheck("avc_has_perm", f"{perm} on {cls}", "the source", "the target")
+
+
+class Diagnoser:
+    """Diagnoses records; results are cached per distinct (contexts, class, perms, port)."""
+
+    def __init__(self, policy: Policy, bools: dict[str, bool] | None = None,
+                 env: NetEnv | None = None) -> None:
+        self.policy = policy
+        self.bools = policy.bool_values(bools)
+        self.env = env or NetEnv()
+        self.decider = Decider(policy, self.bools)
+        self.facts = PolicyFacts(policy)
+        self._ctx_cache: dict[str, tuple[Context | None, list[str], str | None]] = {}
+        self._decisions: dict[tuple[Context, Context, str, str], Decision] = {}
+        self._usable: dict[tuple[str, str, str], dict[str, bool]] = {}
+        # Port label index: per protocol, the sorted boundaries of every portcon; all
+        # ports between two boundaries resolve alike, so one lookup per segment.
+        self._bounds: dict[str, list[int]] = defaultdict(list)
+        for pc in policy.snap.portcons:
+            self._bounds[pc.protocol].extend((pc.low, pc.high + 1))
+        for k in self._bounds:
+            self._bounds[k] = sorted(set(self._bounds[k]))
+        self._segments: dict[tuple[str, int], labels.LabelResult] = {}
+
+    def decide(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
+        key = (scon, tcon, tclass, perm)
+        got = self._decisions.get(key)
+        if got is None:
+            got = self._decisions[key] = self.decider.decide(scon, tcon, tclass, perm)
+        return got
+
+    def port_label(self, proto: str, port: int) -> labels.LabelResult:
+        seg = bisect.bisect_right(self._bounds.get(proto, []), port)
+        got = self._segments.get((proto, seg))
+        if got is None:
+            got = self._segments[(proto, seg)] = labels.port_label(self.policy, proto, port)
+        return dataclasses.replace(got, query=f"{port}/{proto}")
+
+    # -- contexts ----------------------------------------------------------------
+    def _context(self, text: str) -> tuple[Context | None, list[str], str | None]:
+        """(context usable with this policy, problems, note)."""
+        got = self._ctx_cache.get(text)
+        if got is not None:
+            return got
+        snap = self.policy.snap
+        problems: list[str] = []
+        note = None
+        try:
+            ctx = Context.parse(text)
+        except ValueError:
+            res: tuple[Context | None, list[str], str | None] = (
+                None, [f"bad context {text!r}"], None)
+            self._ctx_cache[text] = res
+            return res
+        t = snap.resolve_type(ctx.type)
+        if t is None:
+            problems.append(f"unknown type {ctx.type}")
+        if ctx.user not in snap.users:
+            problems.append(f"unknown user {ctx.user}")
+        if ctx.role not in snap.role_types:
+            problems.append(f"unknown role {ctx.role}")
+        mls = ctx.mls
+        if snap.mls:
+            assert self.policy.levels is not None
+            if not mls:
+                mls = snap.users[ctx.user].level if ctx.user in snap.users else ""
+                note = "the log has no MLS levels but this policy is MLS"
+            elif not self.policy.levels.valid_range(mls):
+                problems.append(f"unknown MLS level {mls}")
+        elif mls:
+            mls = ""
+        good = None if problems else Context(ctx.user, ctx.role, t or ctx.type, mls)
+        res = (good, problems, note)
+        self._ctx_cache[text] = res
+        return res
+
+    # -- main entry ----------------------------------------------------------------
+    def diagnose(self, rec: AvcRecord) -> Diagnosis:
+        facts = self.facts
+        snap = self.policy.snap
+        dom = rec.scontext.split(":")[2] if rec.scontext.count(":") >= 2 else rec.scontext
+        ttype = rec.tcontext.split(":")[2] if rec.tcontext.count(":") >= 2 else rec.tcontext
+        d = Diagnosis(rec, dom, ttype, rec.tclass, rec.perms, _kernel_check(rec, facts), [], [])
+        scon, sprob, snote = self._context(rec.scontext)
+        tcon, tprob, _ = self._context(rec.tcontext)
+        d.foreign = sprob + tprob
+        if snote:
+            d.notes.append(snote)
+        if rec.tclass not in snap.classes:
+            d.foreign.append(f"unknown class {rec.tclass}")
+        else:
+            for p in rec.perms:
+                if p not in snap.classes[rec.tclass] and obsolete_reason(rec.tclass, p) is None:
+                    d.foreign.append(f"class {rec.tclass} has no permission {p}")
+        if rec.packet_level:
+            d.notes.append("pid/comm are meaningless here: per-packet checks run in softirq "
+                           "context and name whatever process happened to be running")
+        obsolete = {p: r for p in rec.perms if (r := obsolete_reason(rec.tclass, p)) is not None}
+        if obsolete:
+            d.situations.append("obsolete-permission")
+            for p, r in obsolete.items():
+                d.notes.append(f"{rec.tclass} {p}: {r}; a current kernel never checks it, so this "
+                               "record comes from an old kernel (or a userspace object manager)")
+        if d.foreign:
+            d.situations.insert(0, "foreign-policy")
+            d.notes.append("the log comes from another policy than the one given ("
+                           + "; ".join(d.foreign) + "): pass that policy with --policy")
+            return d
+        assert scon is not None and tcon is not None
+        d.scon, d.logged_tcon, d.tcon = scon, tcon, tcon
+        dom = scon.type
+        d.domain = dom
+        # The target the kernel would use NOW for port checks.
+        perm0 = set(rec.perms)
+        proto = _PROTO.get(rec.tclass)
+        port_field = "src" if "name_bind" in perm0 else "dest" if "name_connect" in perm0 else None
+        if port_field and port_field in rec.fields and rec.fields[port_field].isdigit():
+            d.port = int(rec.fields[port_field])
+            d.protocol = proto or rec.tclass.removesuffix("_socket")
+            if proto is not None and 1 <= d.port <= 65535:
+                lab = self.port_label(proto, d.port)
+            else:
+                lab = None
+                d.notes.append(f"{rec.tclass}: no portcon can match "
+                               "(the 'port' initial SID is used)")
+            if lab is not None:
+                d.port_label = lab
+                if lab.type != tcon.type:
+                    d.label_changed = True
+                    d.notes.append(f"port {d.port}/{proto} is labeled {lab.type} in this policy, "
+                                   f"but the AVC says {tcon.type}: relabeled since (a local "
+                                   "semanage record) or the log comes from another policy")
+                    d.tcon = Context(tcon.user, tcon.role, lab.type, tcon.mls)
+        # The verdicts.
+        for p in rec.perms:
+            if p in obsolete:
+                d.verdicts.append(PermVerdict(p, None, d.tcon.type, obsolete[p]))
+                continue
+            target = d.tcon if p in PORT_PERMS else tcon
+            d.verdicts.append(PermVerdict(p, self.decide(scon, target, rec.tclass, p),
+                                          target.type))
+        self._situations(d)
+        return d
+
+    def _situations(self, d: Diagnosis) -> None:
+        facts = self.facts
+        rec = d.rec
+        decisions = [v.decision for v in d.verdicts if v.decision is not None]
+        denied = [x for x in decisions if not x.allowed]
+        assert d.tcon is not None and d.scon is not None
+        if rec.permissive or d.domain in self.policy.snap.permissive:
+            d.situations.append("permissive")
+            d.notes.append("permissive: the access went through, but it would have been denied "
+                           "in enforcing mode" if rec.permissive else
+                           f"{d.domain} is a permissive domain in this policy")
+        if not denied:
+            if decisions:
+                d.situations.insert(0, "allowed-now")
+                d.notes.append("the given policy allows this now (a boolean, label or rule "
+                               "changed since the log was written)")
+            return
+        sit: list[str] = []
+        cons = [x for x in denied if x.reason in ("constraint",)]
+        if cons:
+            sit.append("constraint")
+            self._constraint_detail(d, cons[0])
+        elif any(x.reason == "bounds" for x in denied):
+            sit.append("constraint")
+            d.constraint_text = "typebounds"
+            parent = self.policy.snap.bounds.get(d.domain)
+            d.constraint_detail = (f"{d.domain} is bounded by {parent}"
+                                   ", which may not do this either")
+        is_port = d.port is not None and bool(set(d.denied_perms) & PORT_PERMS)
+        if any(x.reason == "boolean" for x in denied):
+            sit.append("boolean-off")
+        if is_port:
+            ttype = d.tcon.type
+            if ttype in facts.generic:
+                if self.uninstalled_candidates(d):
+                    sit.insert(0, "port-label-not-installed")
+                sit.append("generic-port-type")
+            elif not any(x.reason == "boolean" for x in denied) and not cons:
+                sit.append("missing-service-port-rule")
+        if rec.tclass in INET_SOCKET_CLASSES and not is_port:
+            t = d.tcon.type
+            if t != d.domain and t in facts.domains and not (set(rec.perms) & {"node_bind"}):
+                sit.append("socket-owned-by-other-domain")
+                d.notes.append(f"the socket was created by {t} (e.g. systemd socket activation or "
+                               f"a container runtime) and passed to {d.domain}: the check is "
+                               "against the socket's creator, not a port")
+        if rec.tclass in PACKET_LEVEL_CLASSES or (rec.tclass in INET_SOCKET_CLASSES
+                                                   and "recvfrom" in rec.perms):
+            sit.append("labeled-networking")
+            d.notes.extend(self._labeled_notes(d))
+        if any(x.silent for x in denied):
+            sit.append("dontaudit-hidden")
+            d.notes.append("a dontaudit rule in this policy hides this denial (the AVC is not "
+                           "logged); `semodule -DB` disables dontaudit rules to reveal it")
+        if not sit:
+            sit.append("missing-rule")
+        d.situations[:0] = [s for s in sit if s not in d.situations]
+        # permissive stays but the problem comes first
+        if "permissive" in d.situations:
+            d.situations.remove("permissive")
+            d.situations.append("permissive")
+
+    def _labeled_notes(self, d: Diagnosis) -> list[str]:
+        facts = self.facts
+        out = []
+        cls = d.tclass
+        caps = self.policy.snap.polcaps
+        acn = "always_check_network" in caps
+        if cls == "packet":
+            out.append("subsystem: SECMARK (iptables/nftables SECMARK rules label packets; with "
+                       "SECMARK active every packet is checked against its secmark)")
+        elif cls == "peer":
+            out.append("subsystem: peer labeling (NetLabel CIPSO/CALIPSO or fallback labels, or "
+                       "labeled IPsec)")
+        elif cls == "association":
+            out.append("subsystem: labeled IPsec (SPD/SA contexts)")
+        elif cls in ("netif", "node"):
+            out.append("subsystem: peer labeling (NetLabel or labeled IPsec) is active"
+                       + (", or always_check_network" if acn else ""))
+            if set(d.perms) & {"ingress", "recvfrom"}:
+                out.append(f"the subject here ({d.domain}) is the PEER label of the packet, not "
+                           "the receiving process: grant it to the peer label")
+        else:
+            out.append("compat path (no network_peer_controls): NetLabel/IPsec peer label "
+                       "checked against the socket")
+        if acn:
+            out.append("the policy enables always_check_network: packets are checked even "
+                       "without SECMARK/NetLabel configuration")
+        unl = facts.unlabeled_type
+        if unl is not None and unl in (d.domain, d.target_type):
+            out.append(f"{unl} means no label was supplied (unlabeled traffic: no NetLabel/IPsec "
+                       "peer label, or no SECMARK on the packet)")
+        return out
+
+    def _constraint_detail(self, d: Diagnosis, dec: Decision) -> None:
+        d.constraint_text = dec.constraint
+        assert d.scon is not None and d.tcon is not None
+        con = next((c for c in self.policy.constraints_for(d.tclass) if c.text == dec.constraint),
+                   None)
+        kind = "MLS/MCS" if con is not None and con.mls else "constraint"
+        if con is not None and con.mls:
+            d.constraint_detail = (f"{kind}: subject level {d.scon.mls or '-'} vs target level "
+                                   f"{d.tcon.mls or '-'} fails the level relation required by "
+                                   f"{dec.constraint}; no allow rule can help (change a level, or "
+                                   "grant an MLS-exempt attribute the constraint names)")
+        else:
+            d.constraint_detail = (f"{kind}: {dec.constraint} fails for user/role/type "
+                                   f"{d.scon.user}/{d.scon.role}/{d.scon.type} -> "
+                                   f"{d.tcon.user}/{d.tcon.role}/{d.tcon.type}; an allow rule "
+                                   "alone will not help")
+
+    # -- used by fixes and situations -------------------------------------------------
+    def usable_port_types(self, domain: str, tclass: str, perm: str,
+                          bools: dict[str, bool] | None = None) -> dict[str, bool]:
+        """Port types domain may ``perm`` now -> True when a rule names the type directly."""
+        from selnet.policy.index import eval_cond
+
+        if bools is None:
+            cached = self._usable.get((domain, tclass, perm))
+            if cached is not None:
+                return cached
+        b = bools or self.bools
+        out: dict[str, bool] = {}
+        for rule in self.policy.rules_from(tclass, domain):
+            if rule.ruletype != "allow" or perm not in rule.perms:
+                continue
+            if rule.cond is not None and eval_cond(rule.cond, b) != rule.branch:
+                continue
+            members = self.policy.expand(rule.target)
+            direct = rule.target not in self.policy.snap.attr_types
+            for t in members:
+                if t in self.facts.port_types:
+                    out[t] = out.get(t, False) or direct
+        if bools is None:
+            self._usable[(domain, tclass, perm)] = out
+        return out
+
+    def uninstalled_candidates(self, d: Diagnosis) -> list[str]:
+        """Port types without any portcon the domain may use for this denial."""
+        perms = [p for p in d.denied_perms if p in PORT_PERMS]
+        if not perms:
+            return []
+        got = self.usable_port_types(d.domain, d.tclass, perms[0])
+        return sorted(t for t, direct in got.items() if direct
+                      and t not in self.facts.portcons_of and t != self.facts.port_sid_type)
+
+
+def addr_ok(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

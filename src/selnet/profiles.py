@@ -1,0 +1,924 @@
+"""Network profiles: what a domain may do as server and client, who may bind or reach a
+port, and the whole policy as a domain x port matrix (issue #4).
+
+Pure computation: a :class:`Policy`, booleans and a :class:`NetEnv` in, dataclasses out.
+Every verdict is a :class:`~selnet.decide.Decider` decision.  The rule index is used only
+to find the *candidate* targets (the expanded targets of the rules whose source covers the
+subject): a pair no rule mentions has no grant, so Decider would deny it anyway.
+
+Ports are resolved once per policy into a :class:`PortMap`: per protocol, intervals
+covering 1-65535, each with the context the kernel's first-match lookup gives
+(kernel-network-checks.md 6.1; the ``port`` initial SID fills the gaps).  Permissions are
+then decided per distinct port *context* (type and level), never per port number.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import weakref
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from selnet.decide import Decider, Decision
+from selnet.errors import InputError
+from selnet.kernel.classmap import INET_SOCKET_CLASSES, PACKET_CLASSES, obsolete_reason
+from selnet.kernel.env import NetEnv
+from selnet.kernel.model import socket_class
+from selnet.labels import LabelResult, node_label, port_label
+from selnet.policy.index import Policy, cond_booleans, cond_text
+from selnet.policy.snapshot import AVRule, Context, Portcon
+
+PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
+NAME_CONNECT_CLASSES = frozenset({"tcp_socket", "dccp_socket", "sctp_socket"})
+STREAM_PROTOCOLS = frozenset({"tcp", "sctp", "dccp"})
+Range = tuple[int, int]
+
+
+# -- port ranges ---------------------------------------------------------------------------
+def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
+    out: list[Range] = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
+
+
+def subtract_ranges(ranges: Iterable[Range], cut: Range) -> list[Range]:
+    out: list[Range] = []
+    for low, high in ranges:
+        if high < cut[0] or low > cut[1]:
+            out.append((low, high))
+            continue
+        if low < cut[0]:
+            out.append((low, cut[0] - 1))
+        if high > cut[1]:
+            out.append((cut[1] + 1, high))
+    return out
+
+
+def intersect_ranges(ranges: Iterable[Range], cut: Range) -> list[Range]:
+    return [
+        (max(lo, cut[0]), min(hi, cut[1])) for lo, hi in ranges if hi >= cut[0] and lo <= cut[1]
+    ]
+
+
+def ranges_text(ranges: Iterable[Range]) -> str:
+    """``80, 443, 8008-8009``."""
+    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+def in_ranges(ranges: list[Range], port: int) -> bool:
+    i = bisect_right(ranges, (port, 65536)) - 1
+    return i >= 0 and ranges[i][0] <= port <= ranges[i][1]
+
+
+# -- the port map ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PortInterval:
+    low: int
+    high: int
+    context: Context
+    initial_sid: bool  # no portcon covers it: the ``port`` initial SID
+
+
+@dataclass(frozen=True, slots=True)
+class PortMap:
+    """Per protocol, the kernel's port -> context answer as sorted, disjoint intervals."""
+
+    intervals: dict[str, tuple[PortInterval, ...]]
+
+    def lookup(self, proto: str, port: int) -> PortInterval:
+        ivs = self.intervals[proto]
+        i = bisect_right([iv.low for iv in ivs], port) - 1
+        return ivs[i]
+
+    def contexts(self, proto: str) -> list[Context]:
+        seen: dict[Context, None] = {}
+        for iv in self.intervals[proto]:
+            seen.setdefault(iv.context, None)
+        return list(seen)
+
+    def ranges(self, proto: str) -> dict[Context, list[Range]]:
+        out: dict[Context, list[Range]] = {}
+        for iv in self.intervals[proto]:
+            out.setdefault(iv.context, []).append((iv.low, iv.high))
+        return out
+
+
+_PORT_MAPS: weakref.WeakKeyDictionary[Policy, PortMap] = weakref.WeakKeyDictionary()
+
+
+def port_map(policy: Policy) -> PortMap:
+    """Built once per policy from the portcons in binary order (first match wins)."""
+    got = _PORT_MAPS.get(policy)
+    if got is None:
+        initial = policy.snap.initial_sids.get("port")
+        if initial is None:
+            raise InputError("policy has no 'port' initial SID")
+        got = PortMap({p: _intervals(policy.snap.portcons, p, initial) for p in PROTOCOLS})
+        _PORT_MAPS[policy] = got
+    return got
+
+
+def _intervals(portcons: list[Portcon], proto: str, initial: Context) -> tuple[PortInterval, ...]:
+    pcs = [pc for pc in portcons if pc.protocol == proto and pc.high >= 1 and pc.low <= 65535]
+    cuts = {1, 65536}
+    for pc in pcs:
+        cuts.update((max(pc.low, 1), min(pc.high, 65535) + 1))
+    starts = sorted(cuts)
+    owner: list[Portcon | None] = [None] * (len(starts) - 1)
+    for pc in pcs:  # binary order: the first record to claim a segment owns it
+        i = bisect_left(starts, max(pc.low, 1))
+        j = bisect_left(starts, min(pc.high, 65535) + 1)
+        for k in range(i, j):
+            if owner[k] is None:
+                owner[k] = pc
+    out: list[PortInterval] = []
+    for k, rec in enumerate(owner):
+        ctx = rec.context if rec is not None else initial
+        low, high = starts[k], starts[k + 1] - 1
+        if out and out[-1].context == ctx and out[-1].initial_sid == (rec is None):
+            out[-1] = PortInterval(out[-1].low, high, ctx, rec is None)
+        else:
+            out.append(PortInterval(low, high, ctx, rec is None))
+    return tuple(out)
+
+
+# -- conditions ------------------------------------------------------------------------------
+def rule_condition(rule: AVRule) -> str:
+    assert rule.cond is not None
+    text = cond_text(rule.cond)
+    return text if rule.branch else f"!({text})"
+
+
+def grant_condition(rules: Iterable[AVRule]) -> str | None:
+    """ "" when some rule is unconditional, else the disjunction of the rules' conditions
+    (each with its branch), None when there is no rule."""
+    conds: list[str] = []
+    for rule in rules:
+        if rule.cond is None:
+            return ""
+        text = rule_condition(rule)
+        if text not in conds:
+            conds.append(text)
+    if not conds:
+        return None
+    if len(conds) == 1:
+        return conds[0]
+    return " || ".join(f"({c})" if " " in c and not c.startswith("!(") else c for c in conds)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One decided permission, reduced to what a profile shows."""
+
+    allowed: bool  # with the booleans as they are
+    condition: str | None  # "" unconditional, an expression, None: no rule grants it
+    reason: str  # Decision.reason
+    constraint: str | None  # a constraint denies it even with the TE rule
+    fixes: tuple[dict[str, bool], ...] = ()  # minimal boolean settings that allow it
+    booleans: tuple[str, ...] = ()  # booleans the decision depends on
+
+    @property
+    def possible(self) -> bool:
+        """Allowed now or under some boolean setting."""
+        return self.allowed or (self.reason == "boolean" and self.constraint is None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "allowed": self.allowed,
+            "condition": self.condition or None,
+            "reason": self.reason,
+            "constraint": self.constraint,
+            "boolean_fixes": [dict(f) for f in self.fixes],
+        }
+
+
+def access_of(d: Decision) -> Access:
+    allow_rules = [g.rule for g in d.grants if g.rule.ruletype == "allow"]
+    cond = grant_condition(allow_rules) if allow_rules else None
+    if d.allowed and not allow_rules:
+        cond = ""  # handle_unknown=allow
+    names: list[str] = []
+    for r in allow_rules:
+        if r.cond is not None:
+            names.extend(n for n in cond_booleans(r.cond) if n not in names)
+    return Access(
+        d.allowed,
+        cond,
+        d.reason,
+        d.constraint if d.constraint_blocks_fix or d.reason == "constraint" else None,
+        tuple(dict(f.settings) for f in d.boolean_fixes),
+        tuple(names),
+    )
+
+
+# -- subjects and candidates ------------------------------------------------------------------
+def socket_context(
+    policy: Policy, domain: Context, sclass: str, bools: Mapping[str, bool]
+) -> Context:
+    """socket_sockcreate_sid without setsockcreatecon: a type_transition, else the task."""
+    tt = policy.transition(domain.type, domain.type, sclass, bools)
+    if tt is None:
+        return domain
+    return Context(domain.user, domain.role, tt.default, domain.mls)
+
+
+def defined(policy: Policy, tclass: str, perm: str) -> bool:
+    perms = policy.snap.classes.get(tclass)
+    return perms is not None and perm in perms
+
+
+def candidate_targets(policy: Policy, tclass: str, subject: str, perm: str) -> set[str]:
+    """Types that some allow rule for (subject, tclass, perm) covers, attributes expanded."""
+    out: set[str] = set()
+    for rule in policy.rules_from(tclass, subject):
+        if rule.ruletype == "allow" and perm in rule.perms:
+            out |= policy.expand(rule.target)
+    return out
+
+
+def candidate_subjects(policy: Policy, tclass: str, target: str, perm: str) -> set[str]:
+    tnames = set(policy.names_of(target))
+    out: set[str] = set()
+    for rule in policy.snap.rules:
+        if (
+            rule.tclass == tclass
+            and rule.ruletype == "allow"
+            and perm in rule.perms
+            and rule.target in tnames
+        ):
+            out |= policy.expand(rule.source)
+    return out
+
+
+_DOMAINS: weakref.WeakKeyDictionary[Policy, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def process_domains(policy: Policy) -> tuple[str, ...]:
+    """Types a process can run as: those of some role other than object_r.
+
+    (A process context needs a role that has the type; no attribute name is assumed.)
+    Falls back to the expanded sources of INET socket rules if no role has a type.
+    """
+    got = _DOMAINS.get(policy)
+    if got is None:
+        types: set[str] = set()
+        for role, members in policy.snap.role_types.items():
+            if role != "object_r":
+                types |= members
+        if not types:
+            for rule in policy.snap.rules:
+                if rule.tclass in INET_SOCKET_CLASSES:
+                    types |= policy.expand(rule.source)
+        got = tuple(sorted(t for t in types if t in policy.snap.type_attrs))
+        _DOMAINS[policy] = got
+    return got
+
+
+# -- the domain profile --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PortGrant:
+    type: str
+    context: str
+    ranges: tuple[Range, ...]
+    access: Access
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGrant:
+    type: str
+    context: str
+    addresses: tuple[str, ...]  # nodecon address/prefix, or "every other address"
+    access: Access
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSide:
+    protocol: str
+    sclass: str
+    socket: str  # the socket's context (subject of name_bind/node_bind)
+    socket_perms: dict[str, Access]  # create bind listen accept (task -> socket)
+    name_bind: tuple[PortGrant, ...]  # allowed now, under a boolean, or blocked by a constraint
+    name_bind_ports: tuple[Range, ...]  # allowed now
+    no_name_bind: Range  # ip_local_port_range: bind() there checks no name_bind
+    node_bind: tuple[NodeGrant, ...]
+    bindable: tuple[Range, ...]  # bind() to 0.0.0.0:port passes every check now
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSide:
+    protocol: str
+    sclass: str
+    socket: str
+    socket_perms: dict[str, Access]  # create connect write read
+    port_checked: bool  # False: no name_connect for this class
+    name_connect: tuple[PortGrant, ...]
+    name_connect_ports: tuple[Range, ...]
+    reachable: tuple[Range, ...]  # connect() + write/read pass now (no labeled networking)
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledGrant:
+    tclass: str
+    perm: str
+    subject: str  # the domain or one of its socket types
+    targets: tuple[str, ...]
+    condition: str  # "" unconditional
+    meaning: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObsoleteGrant:
+    tclass: str
+    perm: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BooleanChange:
+    what: str  # e.g. "tcp name_bind", "udp socket create", "capability net_bind_service"
+    type: str | None  # the port/node type, if any
+    ranges: tuple[Range, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BooleanEffect:
+    name: str
+    current: bool
+    when_on: tuple[BooleanChange, ...]  # allowed with it on, not with it off
+    when_off: tuple[BooleanChange, ...]  # allowed with it off, not with it on
+
+
+@dataclass(frozen=True, slots=True)
+class DomainProfile:
+    domain: str
+    env: NetEnv
+    capabilities: dict[str, Access]
+    server: tuple[ServerSide, ...]
+    client: tuple[ClientSide, ...]
+    unrestricted_clients: tuple[str, ...]  # protocols SELinux never port-checks
+    other_sockets: dict[str, dict[str, Access]]  # rawip_socket/icmp_socket: create connect
+    labeled: tuple[LabeledGrant, ...]
+    obsolete: tuple[ObsoleteGrant, ...]
+    booleans: tuple[BooleanEffect, ...]
+    notes: tuple[str, ...]
+
+
+# An entry is one decision of the profile; booleans are re-decided entry by entry.
+EntryKey = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: EntryKey  # ("name_bind", proto, type) ("node_bind", proto, type) ("sock", cls, perm)...
+    scon: Context
+    tcon: Context
+    tclass: str
+    perm: str
+    access: Access = field(default=Access(False, None, "no-rule", None))
+
+
+LABELED_MEANING: dict[tuple[str, str], str] = {
+    ("netif", "egress"): "packets out through an interface of this type (socket is the subject; "
+    "checked only with labeled networking and network_peer_controls)",
+    ("netif", "ingress"): "subject is the PEER label, not the domain: means something only if "
+    "this domain is itself a peer label (e.g. labeled loopback)",
+    ("node", "sendto"): "packets to addresses of this node type (socket is the subject; labeled "
+    "networking only)",
+    (
+        "node",
+        "recvfrom",
+    ): "subject is the PEER label: only meaningful when this type is a peer label",
+    ("peer", "recv"): "receive from peers with this label (checked once peer labeling is active)",
+    ("packet", "send"): "send packets SECMARK-labeled with this type (SECMARK active)",
+    ("packet", "recv"): "receive packets SECMARK-labeled with this type (SECMARK active)",
+    ("packet", "forward_in"): "forwarded packets in (subject is the peer label)",
+    ("packet", "forward_out"): "forwarded packets out (subject is the peer label)",
+    ("packet", "relabelto"): "set SECMARK labels of this type (netfilter rules)",
+    ("association", "sendto"): "labeled IPsec SA / compat unlabeled association out",
+    ("association", "recvfrom"): "labeled IPsec SA / compat unlabeled association in",
+    ("association", "polmatch"): "match IPsec SPD entries of this type",
+    ("association", "setcontext"): "set the context of an IPsec SA",
+}
+
+
+class _Profiler:
+    def __init__(
+        self, policy: Policy, domain: Context, bools: Mapping[str, bool], env: NetEnv
+    ) -> None:
+        self.policy = policy
+        self.domain = domain
+        self.bools = dict(bools)
+        self.env = env
+        self.decider = Decider(policy, self.bools)
+        self.ports = port_map(policy)
+        self.entries: dict[EntryKey, _Entry] = {}
+        self.polcaps = policy.snap.polcaps
+
+    # -- deciding ---------------------------------------------------------------------
+    def decide(self, key: EntryKey, scon: Context, tcon: Context, tclass: str, perm: str) -> Access:
+        acc = access_of(self.decider.decide(scon, tcon, tclass, perm))
+        self.entries[key] = _Entry(key, scon, tcon, tclass, perm, acc)
+        return acc
+
+    def sock(self, proto: str) -> tuple[str, Context]:
+        sclass = socket_class(proto, self.polcaps)
+        return sclass, socket_context(self.policy, self.domain, sclass, self.bools)
+
+    def sock_perms(self, sclass: str, sock: Context, perms: Iterable[str]) -> dict[str, Access]:
+        return {p: self.decide(("sock", sclass, p), self.domain, sock, sclass, p) for p in perms}
+
+    def port_grants(self, proto: str, sclass: str, sock: Context, perm: str) -> list[PortGrant]:
+        by_ctx = self.ports.ranges(proto)
+        if defined(self.policy, sclass, perm):
+            cands = candidate_targets(self.policy, sclass, sock.type, perm)
+            ctxs = [c for c in by_ctx if c.type in cands]
+        else:
+            ctxs = list(by_ctx)  # handle_unknown decides: every port alike
+        out = []
+        for ctx in ctxs:
+            acc = self.decide((perm, proto, ctx.type, str(ctx)), sock, ctx, sclass, perm)
+            if acc.allowed or acc.condition is not None:
+                out.append(PortGrant(ctx.type, str(ctx), tuple(by_ctx[ctx]), acc))
+        return out
+
+    def node_grants(self, proto: str, sclass: str, sock: Context) -> list[NodeGrant]:
+        out = []
+        for ctx, addrs in node_contexts(self.policy).items():
+            acc = self.decide(
+                ("node_bind", proto, ctx.type, str(ctx)), sock, ctx, sclass, "node_bind"
+            )
+            if acc.allowed or acc.condition is not None:
+                out.append(NodeGrant(ctx.type, str(ctx), tuple(addrs), acc))
+        return out
+
+    def capability(self, cap: str) -> Access:
+        return self.decide(("cap", cap), self.domain, self.domain, "capability", cap)
+
+    # -- sides --------------------------------------------------------------------------
+    def server(self, proto: str, cap_ok: bool) -> ServerSide:
+        sclass, sock = self.sock(proto)
+        perms = ["create", "bind"] + (["listen", "accept"] if proto in STREAM_PROTOCOLS else [])
+        sp = self.sock_perms(sclass, sock, perms)
+        nb = self.port_grants(proto, sclass, sock, "name_bind")
+        nb_ports = merge_ranges(r for g in nb if g.access.allowed for r in g.ranges)
+        nodes = self.node_grants(proto, sclass, sock)
+        any_ctx = node_label(self.policy, ipaddress.IPv4Address("0.0.0.0")).context
+        any_ok = any(n.context == str(any_ctx) and n.access.allowed for n in nodes)
+        bindable: list[Range] = []
+        if sp["create"].allowed and sp["bind"].allowed and any_ok:
+            bindable = self._bindable(nb_ports, cap_ok)
+        low, high = self.env.local_port_range
+        return ServerSide(
+            proto,
+            sclass,
+            str(sock),
+            sp,
+            tuple(nb),
+            tuple(nb_ports),
+            (low, high),
+            tuple(nodes),
+            tuple(bindable),
+        )
+
+    def _bindable(self, nb_ports: list[Range], cap_ok: bool) -> list[Range]:
+        env = self.env
+        free = [
+            r
+            for r in [
+                (max(env.local_port_range[0], env.unprivileged_port_start), env.local_port_range[1])
+            ]
+            if r[0] <= r[1]
+        ]
+        ports = merge_ranges([*nb_ports, *free])
+        if not cap_ok and env.unprivileged_port_start > 1:
+            ports = subtract_ranges(ports, (1, env.unprivileged_port_start - 1))
+        return ports
+
+    def client(self, proto: str) -> ClientSide:
+        sclass, sock = self.sock(proto)
+        sp = self.sock_perms(sclass, sock, ("create", "connect", "write", "read"))
+        checked = sclass in NAME_CONNECT_CLASSES
+        nc = self.port_grants(proto, sclass, sock, "name_connect") if checked else []
+        nc_ports = merge_ranges(r for g in nc if g.access.allowed for r in g.ranges)
+        base_ok = all(a.allowed for a in sp.values())
+        reach = (nc_ports if checked else [(1, 65535)]) if base_ok else []
+        return ClientSide(
+            proto, sclass, str(sock), sp, checked, tuple(nc), tuple(nc_ports), tuple(reach)
+        )
+
+    # -- rules read directly ----------------------------------------------------------------
+    def subjects(self) -> list[str]:
+        out = [self.domain.type]
+        for cls in sorted(INET_SOCKET_CLASSES):
+            t = socket_context(self.policy, self.domain, cls, self.bools).type
+            if t not in out:
+                out.append(t)
+        return out
+
+    def labeled(self) -> list[LabeledGrant]:
+        out: dict[tuple[str, str, str, str], set[str]] = {}
+        for subj in self.subjects():
+            for cls in sorted(PACKET_CLASSES):
+                for rule in self.policy.rules_from(cls, subj):
+                    if rule.ruletype != "allow":
+                        continue
+                    cond = "" if rule.cond is None else rule_condition(rule)
+                    for perm in sorted(rule.perms):
+                        if obsolete_reason(cls, perm) is None:
+                            key = (cls, perm, subj, cond)
+                            out.setdefault(key, set()).update(self.policy.expand(rule.target))
+        return [
+            LabeledGrant(c, p, s, tuple(sorted(t)), cond, LABELED_MEANING.get((c, p), ""))
+            for (c, p, s, cond), t in sorted(out.items())
+        ]
+
+    def obsolete(self) -> list[ObsoleteGrant]:
+        out: dict[tuple[str, str, str], ObsoleteGrant] = {}
+        for subj in self.subjects():
+            for cls in sorted(INET_SOCKET_CLASSES | PACKET_CLASSES):
+                for rule in self.policy.rules_from(cls, subj):
+                    if rule.ruletype != "allow":
+                        continue
+                    for perm in sorted(rule.perms):
+                        why = obsolete_reason(cls, perm)
+                        if why is not None:
+                            out.setdefault(
+                                (cls, perm, rule.sesearch()),
+                                ObsoleteGrant(cls, perm, rule.sesearch(), why),
+                            )
+        return sorted(out.values(), key=lambda o: (o.tclass, o.perm, o.rule))
+
+    # -- booleans --------------------------------------------------------------------------
+    def boolean_effects(self) -> list[BooleanEffect]:
+        names: set[str] = set()
+        for e in self.entries.values():
+            names.update(e.access.booleans)
+        out = []
+        for name in sorted(names):
+            on = self._allowed_with(name, True)
+            off = self._allowed_with(name, False)
+            when_on = self._changes(on - off)
+            when_off = self._changes(off - on)
+            if when_on or when_off:
+                out.append(BooleanEffect(name, self.bools[name], tuple(when_on), tuple(when_off)))
+        return out
+
+    def _allowed_with(self, name: str, value: bool) -> set[EntryKey]:
+        trial = dict(self.bools)
+        trial[name] = value
+        decider = Decider(self.policy, trial)
+        got = set()
+        for e in self.entries.values():
+            if name in e.access.booleans:
+                if decider.decide(e.scon, e.tcon, e.tclass, e.perm).allowed:
+                    got.add(e.key)
+            elif e.access.allowed:
+                got.add(e.key)
+        return got
+
+    def _changes(self, keys: set[EntryKey]) -> list[BooleanChange]:
+        out = []
+        for key in sorted(keys):
+            kind = key[0]
+            if kind in ("name_bind", "name_connect"):
+                ctx = self.entries[key].tcon
+                ranges = tuple(self.ports.ranges(key[1])[ctx])
+                out.append(BooleanChange(f"{key[1]} {kind}", key[2], ranges))
+            elif kind == "node_bind":
+                out.append(BooleanChange(f"{key[1]} node_bind", key[2], ()))
+            elif kind == "sock":
+                out.append(BooleanChange(f"{key[1]} {key[2]}", None, ()))
+            else:
+                out.append(BooleanChange(f"capability {key[1]}", None, ()))
+        return out
+
+
+def node_contexts(policy: Policy) -> dict[Context, list[str]]:
+    """Every node context with the addresses that get it (nodecons, then the initial SID)."""
+    out: dict[Context, list[str]] = {}
+    for nc in policy.snap.nodecons:
+        out.setdefault(nc.context, []).append(f"{nc.address}/{nc.prefixlen}")
+    node = policy.snap.initial_sids.get("node")
+    if node is not None:
+        out.setdefault(node, []).append("every other address (the 'node' initial SID)")
+    return out
+
+
+def domain_profile(
+    policy: Policy, domain: str, bools: Mapping[str, bool] | None = None, env: NetEnv | None = None
+) -> DomainProfile:
+    dom = policy.context_for_domain(domain)
+    values = policy.bool_values(None) if bools is None else dict(bools)
+    env = env or NetEnv()
+    pr = _Profiler(policy, dom, values, env)
+    caps = {c: pr.capability(c) for c in ("net_bind_service", "net_raw")}
+    server = tuple(pr.server(p, caps["net_bind_service"].allowed) for p in PROTOCOLS)
+    client = tuple(pr.client(p) for p in PROTOCOLS if p != "udp")
+    other: dict[str, dict[str, Access]] = {}
+    for proto in ("icmp", "raw"):
+        sclass, sock = pr.sock(proto)
+        if sclass not in other:
+            other[sclass] = pr.sock_perms(sclass, sock, ("create", "connect", "write", "read"))
+    unrestricted = (*tuple(c.protocol for c in client if not c.port_checked), "udp", "icmp", "raw")
+    notes = [
+        "ports inside ip_local_port_range ({}-{}) need no name_bind: bind() there checks only "
+        "bind and node_bind".format(*env.local_port_range),
+        f"below ip_unprivileged_port_start ({env.unprivileged_port_start}) bind() also needs "
+        "capability net_bind_service",
+        "the subject of name_bind, node_bind and name_connect is the socket's label",
+    ]
+    if "network_peer_controls" not in policy.snap.polcaps:
+        notes.append("no network_peer_controls: compat association checks apply to every packet")
+    prof = DomainProfile(
+        str(dom),
+        env,
+        caps,
+        server,
+        client,
+        unrestricted,
+        other,
+        tuple(pr.labeled()),
+        tuple(pr.obsolete()),
+        (),
+        tuple(notes),
+    )
+    return _with_booleans(prof, pr.boolean_effects())
+
+
+def _with_booleans(prof: DomainProfile, effects: list[BooleanEffect]) -> DomainProfile:
+    return DomainProfile(
+        prof.domain,
+        prof.env,
+        prof.capabilities,
+        prof.server,
+        prof.client,
+        prof.unrestricted_clients,
+        prof.other_sockets,
+        prof.labeled,
+        prof.obsolete,
+        tuple(effects),
+        prof.notes,
+    )
+
+
+# -- who may bind / reach a port --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PortUser:
+    domain: str
+    socket_type: str
+    access: Access
+
+
+@dataclass(frozen=True, slots=True)
+class PortReport:
+    query: str
+    protocol: str | None  # None for --type over every protocol
+    type: str
+    context: str
+    attributes: tuple[str, ...]
+    label: LabelResult | None  # the kernel lookup for PORT/PROTO
+    ranges: dict[str, tuple[Range, ...]]  # protocol -> ports that resolve to this context/type
+    ephemeral: bool  # the port is inside ip_local_port_range: bind() checks no name_bind
+    env: NetEnv
+    bind: dict[str, tuple[PortUser, ...]]  # protocol -> domains
+    connect: dict[str, tuple[PortUser, ...]]  # protocol -> domains (tcp, sctp, dccp only)
+    notes: tuple[str, ...]
+
+
+def parse_port_query(text: str) -> tuple[int, str]:
+    from selnet.labels import parse_port
+
+    return parse_port(text)
+
+
+def _port_users(
+    policy: Policy,
+    decider: Decider,
+    bools: Mapping[str, bool],
+    proto: str,
+    tcon: Context,
+    perm: str,
+) -> tuple[PortUser, ...]:
+    sclass = socket_class(proto, policy.snap.polcaps)
+    if perm == "name_connect" and sclass not in NAME_CONNECT_CLASSES:
+        return ()
+    every = not defined(policy, sclass, perm)
+    cands = set() if every else candidate_subjects(policy, sclass, tcon.type, perm)
+    out = []
+    for d in process_domains(policy):
+        try:
+            dom = policy.context_for_domain(d)
+        except InputError:
+            continue
+        sock = socket_context(policy, dom, sclass, bools)
+        if not every and sock.type not in cands:
+            continue
+        acc = access_of(decider.decide(sock, tcon, sclass, perm))
+        if acc.allowed or acc.condition is not None:
+            out.append(PortUser(d, sock.type, acc))
+    return tuple(out)
+
+
+def port_report(
+    policy: Policy,
+    port: int,
+    proto: str,
+    bools: Mapping[str, bool] | None = None,
+    env: NetEnv | None = None,
+) -> PortReport:
+    values = policy.bool_values(None) if bools is None else dict(bools)
+    env = env or NetEnv()
+    lab = port_label(policy, proto, port)
+    ranges = {proto: tuple(port_map(policy).ranges(proto)[lab.context])}
+    return _report(
+        policy,
+        f"{port}/{proto}",
+        proto,
+        lab.context,
+        lab,
+        ranges,
+        not env.requires_name_bind(port),
+        values,
+        env,
+    )
+
+
+def type_report(
+    policy: Policy,
+    type_name: str,
+    bools: Mapping[str, bool] | None = None,
+    env: NetEnv | None = None,
+) -> PortReport:
+    values = policy.bool_values(None) if bools is None else dict(bools)
+    env = env or NetEnv()
+    t = policy.require_type(type_name, "port type")
+    pm = port_map(policy)
+    ranges: dict[str, tuple[Range, ...]] = {}
+    ctx: Context | None = None
+    for proto in PROTOCOLS:
+        for c, rs in pm.ranges(proto).items():
+            if c.type == t:
+                ranges[proto] = tuple(merge_ranges([*ranges.get(proto, ()), *rs]))
+                ctx = ctx or c
+    if ctx is None:
+        ctx = policy.object_context(t)
+    return _report(policy, t, None, ctx, None, ranges, False, values, env)
+
+
+def _report(
+    policy: Policy,
+    query: str,
+    proto: str | None,
+    ctx: Context,
+    lab: LabelResult | None,
+    ranges: dict[str, tuple[Range, ...]],
+    ephemeral: bool,
+    bools: dict[str, bool],
+    env: NetEnv,
+) -> PortReport:
+    decider = Decider(policy, bools)
+    protos = [proto] if proto else [p for p in PROTOCOLS if p in ranges] or list(PROTOCOLS)
+    bind = {p: _port_users(policy, decider, bools, p, ctx, "name_bind") for p in protos}
+    connect = {
+        p: _port_users(policy, decider, bools, p, ctx, "name_connect")
+        for p in protos
+        if socket_class(p, policy.snap.polcaps) in NAME_CONNECT_CLASSES
+    }
+    notes = []
+    if ephemeral:
+        low, high = env.local_port_range
+        notes.append(
+            f"{query} is inside ip_local_port_range {low}-{high}: bind() to it checks "
+            "no name_bind at all (only bind and node_bind), whatever its type"
+        )
+    for p in protos:
+        if p not in connect:
+            notes.append(
+                f"{p}: no name_connect exists for {socket_class(p, policy.snap.polcaps)}"
+                ": clients are not port-restricted by SELinux"
+            )
+    if ctx.mls:
+        notes.append("domains are decided at their user's default level (constraints apply)")
+    attrs = tuple(sorted(policy.snap.type_attrs.get(ctx.type, ())))
+    return PortReport(
+        query,
+        proto,
+        ctx.type,
+        str(ctx),
+        attrs,
+        lab,
+        ranges,
+        ephemeral,
+        env,
+        bind,
+        connect,
+        tuple(notes),
+    )
+
+
+# -- the matrix ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    domain: str
+    protocol: str
+    operation: str  # bind (name_bind) or connect (name_connect)
+    low: int
+    high: int
+    port_type: str
+    condition: str  # "" unconditional
+    allowed_now: bool
+    socket_type: str
+
+    FIELDS = (
+        "domain",
+        "protocol",
+        "operation",
+        "low",
+        "high",
+        "port_type",
+        "condition",
+        "allowed_now",
+        "socket_type",
+    )
+
+    def as_tuple(self) -> tuple[object, ...]:
+        return (
+            self.domain,
+            self.protocol,
+            self.operation,
+            self.low,
+            self.high,
+            self.port_type,
+            self.condition,
+            self.allowed_now,
+            self.socket_type,
+        )
+
+
+def matrix_rows(
+    policy: Policy,
+    bools: Mapping[str, bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    domains: Iterable[str] | None = None,
+) -> Iterator[MatrixRow]:
+    """Every domain x protocol x port range x {bind, connect} the policy grants, now or under
+    a boolean condition.  Decided per (domain, port context) with Decider, only for the
+    contexts some rule of the socket's type covers."""
+    values = policy.bool_values(None) if bools is None else dict(bools)
+    decider = Decider(policy, values)
+    pm = port_map(policy)
+    by_proto = {p: pm.ranges(p) for p in PROTOCOLS}
+    names = list(domains) if domains is not None else list(process_domains(policy))
+    for i, d in enumerate(names):
+        if progress is not None:
+            progress(i, len(names))
+        try:
+            dom = policy.context_for_domain(d)
+        except InputError:
+            continue
+        for proto in PROTOCOLS:
+            yield from _matrix_domain_proto(policy, decider, values, dom, proto, by_proto[proto])
+    if progress is not None:
+        progress(len(names), len(names))
+
+
+def _matrix_domain_proto(
+    policy: Policy,
+    decider: Decider,
+    bools: Mapping[str, bool],
+    dom: Context,
+    proto: str,
+    by_ctx: dict[Context, list[Range]],
+) -> Iterator[MatrixRow]:
+    sclass = socket_class(proto, policy.snap.polcaps)
+    sock = socket_context(policy, dom, sclass, bools)
+    for perm, op in (("name_bind", "bind"), ("name_connect", "connect")):
+        if perm == "name_connect" and sclass not in NAME_CONNECT_CLASSES:
+            continue
+        if defined(policy, sclass, perm):
+            cands = candidate_targets(policy, sclass, sock.type, perm)
+            ctxs = [c for c in by_ctx if c.type in cands]
+        else:
+            ctxs = list(by_ctx)
+        for ctx in sorted(ctxs, key=lambda c: by_ctx[c][0]):
+            acc = access_of(decider.decide(sock, ctx, sclass, perm))
+            if not acc.possible:
+                continue
+            for low, high in by_ctx[ctx]:
+                yield MatrixRow(
+                    dom.type,
+                    proto,
+                    op,
+                    low,
+                    high,
+                    ctx.type,
+                    acc.condition or "",
+                    acc.allowed,
+                    sock.type,
+                )

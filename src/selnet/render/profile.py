@@ -1,0 +1,284 @@
+"""Text and JSON for domain profiles and port reports (selnet domain / selnet port)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from selnet.labels import label_json
+from selnet.profiles import (
+    Access,
+    BooleanChange,
+    ClientSide,
+    DomainProfile,
+    NodeGrant,
+    PortGrant,
+    PortReport,
+    PortUser,
+    Range,
+    ServerSide,
+    ranges_text,
+)
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+def _ranges_json(ranges: Iterable[Range]) -> list[list[int]]:
+    return [[lo, hi] for lo, hi in ranges]
+
+
+def _port_grant_json(g: PortGrant) -> dict[str, object]:
+    return {
+        "type": g.type,
+        "context": g.context,
+        "ports": ranges_text(g.ranges),
+        "ranges": _ranges_json(g.ranges),
+        **g.access.to_json(),
+    }
+
+
+def _node_grant_json(g: NodeGrant) -> dict[str, object]:
+    return {
+        "type": g.type,
+        "context": g.context,
+        "addresses": list(g.addresses),
+        **g.access.to_json(),
+    }
+
+
+def _perms_json(perms: Mapping[str, Access]) -> dict[str, object]:
+    return {p: a.to_json() for p, a in perms.items()}
+
+
+def _server_json(s: ServerSide) -> dict[str, object]:
+    return {
+        "protocol": s.protocol,
+        "class": s.sclass,
+        "socket": s.socket,
+        "socket_perms": _perms_json(s.socket_perms),
+        "name_bind": [_port_grant_json(g) for g in s.name_bind],
+        "name_bind_ports": _ranges_json(s.name_bind_ports),
+        "no_name_bind_needed": list(s.no_name_bind),
+        "node_bind": [_node_grant_json(g) for g in s.node_bind],
+        "bindable_on_0.0.0.0": _ranges_json(s.bindable),
+    }
+
+
+def _client_json(c: ClientSide) -> dict[str, object]:
+    return {
+        "protocol": c.protocol,
+        "class": c.sclass,
+        "socket": c.socket,
+        "socket_perms": _perms_json(c.socket_perms),
+        "port_checked": c.port_checked,
+        "name_connect": [_port_grant_json(g) for g in c.name_connect],
+        "name_connect_ports": _ranges_json(c.name_connect_ports),
+        "reachable": _ranges_json(c.reachable),
+    }
+
+
+def _change_json(c: BooleanChange) -> dict[str, object]:
+    return {"what": c.what, "type": c.type, "ports": ranges_text(c.ranges) or None}
+
+
+def profile_json(p: DomainProfile) -> dict[str, object]:
+    return {
+        "domain": p.domain,
+        "environment": {
+            "ip_local_port_range": list(p.env.local_port_range),
+            "ip_unprivileged_port_start": p.env.unprivileged_port_start,
+        },
+        "capabilities": _perms_json(p.capabilities),
+        "server": [_server_json(s) for s in p.server],
+        "client": [_client_json(c) for c in p.client],
+        "not_port_restricted": list(p.unrestricted_clients),
+        "other_sockets": {cls: _perms_json(perms) for cls, perms in p.other_sockets.items()},
+        "labeled_networking": [
+            {
+                "class": g.tclass,
+                "perm": g.perm,
+                "subject": g.subject,
+                "targets": list(g.targets),
+                "condition": g.condition or None,
+                "meaning": g.meaning,
+            }
+            for g in p.labeled
+        ],
+        "obsolete": [
+            {"class": o.tclass, "perm": o.perm, "rule": o.rule, "reason": o.reason}
+            for o in p.obsolete
+        ],
+        "booleans": [
+            {
+                "name": b.name,
+                "current": b.current,
+                "when_on": [_change_json(c) for c in b.when_on],
+                "when_off": [_change_json(c) for c in b.when_off],
+            }
+            for b in p.booleans
+        ],
+        "notes": list(p.notes),
+    }
+
+
+def _user_json(u: PortUser) -> dict[str, object]:
+    return {"domain": u.domain, "socket_type": u.socket_type, **u.access.to_json()}
+
+
+def port_json(r: PortReport) -> dict[str, object]:
+    return {
+        "query": r.query,
+        "protocol": r.protocol,
+        "type": r.type,
+        "context": r.context,
+        "attributes": list(r.attributes),
+        "label": label_json(r.label) if r.label is not None else None,
+        "ports": {p: ranges_text(rs) for p, rs in r.ranges.items()},
+        "inside_ip_local_port_range": r.ephemeral,
+        "name_bind": {p: [_user_json(u) for u in us] for p, us in r.bind.items()},
+        "name_connect": {p: [_user_json(u) for u in us] for p, us in r.connect.items()},
+        "notes": list(r.notes),
+    }
+
+
+# -- text ------------------------------------------------------------------------------------------
+def _how(a: Access) -> str:
+    if a.allowed:
+        return "" if not a.condition else f"  [if {a.condition}: on now]"
+    if a.constraint:
+        return f"  [DENIED by constraint: {a.constraint.strip()}]"
+    fixes = " or ".join(
+        ", ".join(f"{n}={'on' if v else 'off'}" for n, v in f.items()) for f in a.fixes
+    )
+    return f"  [if {a.condition}: off now; needs {fixes}]"
+
+
+def _grouped(grants: Iterable[PortGrant]) -> list[str]:
+    return [f"      {ranges_text(g.ranges)} ({g.type}){_how(g.access)}" for g in grants]
+
+
+def _perm_line(perms: Mapping[str, Access]) -> str:
+    parts = []
+    for p, a in perms.items():
+        mark = "yes" if a.allowed else ("if " + a.condition if a.condition else "no")
+        parts.append(f"{p}={mark}")
+    return " ".join(parts)
+
+
+def _server_lines(s: ServerSide) -> list[str]:
+    out = [
+        f"  {s.protocol} ({s.sclass}, socket {s.socket})",
+        f"    socket: {_perm_line(s.socket_perms)}",
+    ]
+    if s.name_bind:
+        out.append("    name_bind:")
+        out.extend(_grouped(s.name_bind))
+    else:
+        out.append("    name_bind: none")
+    out.append(
+        f"    no name_bind needed: {s.no_name_bind[0]}-{s.no_name_bind[1]} (ip_local_port_range)"
+    )
+    if s.node_bind:
+        out.append("    node_bind:")
+        out.extend(f"      {g.type}: {', '.join(g.addresses)}{_how(g.access)}" for g in s.node_bind)
+    else:
+        out.append("    node_bind: none (bind() fails for every address, even port 0)")
+    out.append(f"    bind() to 0.0.0.0 succeeds on: {ranges_text(s.bindable) or 'no port'}")
+    return out
+
+
+def _client_lines(c: ClientSide) -> list[str]:
+    out = [
+        f"  {c.protocol} ({c.sclass}, socket {c.socket})",
+        f"    socket: {_perm_line(c.socket_perms)}",
+    ]
+    if not c.port_checked:
+        out.append(f"    {c.sclass} has no name_connect: destination ports are not checked")
+    elif c.name_connect:
+        out.append("    name_connect:")
+        out.extend(_grouped(c.name_connect))
+    else:
+        out.append("    name_connect: none")
+    return out
+
+
+def _change_text(c: BooleanChange) -> str:
+    t = f" {c.type}" if c.type else ""
+    ports = f" ({ranges_text(c.ranges)})" if c.ranges else ""
+    return f"{c.what}{t}{ports}"
+
+
+def profile_lines(p: DomainProfile) -> list[str]:
+    cap = p.capabilities["net_bind_service"]
+    lines = [f"domain {p.domain}", "", "server:"]
+    lines.append(
+        f"  bind below {p.env.unprivileged_port_start} (capability net_bind_service): "
+        f"{'yes' if cap.allowed else 'no'}{_how(cap) if cap.condition else ''}"
+    )
+    for s in p.server:
+        lines.extend(_server_lines(s))
+    lines += ["", "client:"]
+    for c in p.client:
+        lines.extend(_client_lines(c))
+    lines.append(f"  not port-restricted by SELinux: {', '.join(p.unrestricted_clients)}")
+    for cls, perms in p.other_sockets.items():
+        lines.append(f"  {cls}: {_perm_line(perms)}")
+    raw = p.capabilities["net_raw"]
+    lines.append(f"  capability net_raw (raw sockets): {'yes' if raw.allowed else 'no'}")
+    lines += [
+        "",
+        "labeled networking (checked only with NetLabel/IPsec/SECMARK/always_check_network):",
+    ]
+    if not p.labeled:
+        lines.append("  none")
+    for g in p.labeled:
+        cond = f" [if {g.condition}]" if g.condition else ""
+        targets = ", ".join(g.targets[:6]) + (
+            f" +{len(g.targets) - 6}" if len(g.targets) > 6 else ""
+        )
+        lines.append(f"  {g.tclass} {g.perm} ({g.subject} -> {targets}){cond}: {g.meaning}")
+    if p.obsolete:
+        lines += ["", "obsolete permissions granted (never checked by a current kernel):"]
+        seen = set()
+        for o in p.obsolete:
+            if (o.tclass, o.perm) not in seen:
+                seen.add((o.tclass, o.perm))
+                lines.append(f"  {o.tclass} {o.perm}: {o.reason}")
+    lines += ["", "booleans that change this profile:"]
+    if not p.booleans:
+        lines.append("  none")
+    for b in p.booleans:
+        lines.append(f"  {b.name} ({'on' if b.current else 'off'} now)")
+        lines.extend(f"    on adds: {_change_text(c)}" for c in b.when_on)
+        lines.extend(f"    off adds: {_change_text(c)}" for c in b.when_off)
+    lines += ["", "notes:"] + [f"  {n}" for n in p.notes]
+    return lines
+
+
+def _user_lines(users: Iterable[PortUser]) -> list[str]:
+    out = []
+    for u in users:
+        via = f" (socket {u.socket_type})" if u.socket_type != u.domain else ""
+        out.append(f"    {u.domain}{via}{_how(u.access)}")
+    return out or ["    nobody"]
+
+
+def port_lines(r: PortReport) -> list[str]:
+    lines = [f"{r.query}: {r.type} ({r.context})"]
+    if r.label is not None:
+        how = (
+            r.label.matched.describe() if r.label.matched else "no portcon: the 'port' initial SID"
+        )
+        lines.append(f"  resolved by: {how}")
+        lines.extend(f"  loses: {s.record.describe()}" for s in r.label.shadowed)
+    lines.append(f"  attributes: {', '.join(r.attributes) or 'none'}")
+    for proto, rs in r.ranges.items():
+        lines.append(
+            f"  {proto} ports with this {'label' if r.protocol else 'type'}: {ranges_text(rs)}"
+        )
+    for proto, users in r.bind.items():
+        lines.append(f"  may name_bind ({proto}):")
+        lines.extend(_user_lines(users))
+    for proto, users in r.connect.items():
+        lines.append(f"  may name_connect ({proto}):")
+        lines.extend(_user_lines(users))
+    lines.extend(f"  note: {n}" for n in r.notes)
+    return lines

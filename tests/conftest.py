@@ -1,0 +1,90 @@
+"""Shared fixtures: small CIL policies compiled with secilc, and the full reference policy."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_CIL = ROOT / "tests" / "policies" / "base.cil"
+EXAMPLE_CIL = ROOT / "src" / "selnet" / "data" / "example.cil"
+
+# The reference-policy cache lives in the user's real cache; selnet's own index
+# cache goes to a per-session directory so tests never see a stale user cache.
+_REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+REFPOLICY_DIR = _REAL_CACHE / "selnet-refpolicy"
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="selnet-test-cache-"))
+os.environ["XDG_CACHE_HOME"] = str(_SESSION_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+CompileCil = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def compile_cil(tmp_path_factory: pytest.TempPathFactory) -> CompileCil:
+    """compile_cil(snippet, mls=False, base=True) -> path of a binary policy."""
+    out_dir = tmp_path_factory.mktemp("cil")
+
+    def compile_(snippet: str, mls: bool = False, base: bool = True) -> Path:
+        key = hashlib.sha256(f"{mls}{base}\0{snippet}".encode()).hexdigest()[:16]
+        out = out_dir / f"{key}.policy"
+        if out.exists():
+            return out
+        src = out_dir / f"{key}.cil"
+        src.write_text(snippet)
+        files = [str(BASE_CIL), str(src)] if base else [str(src)]
+        proc = subprocess.run(
+            ["secilc", "-M", "true" if mls else "false", "-o", str(out), "-f", os.devnull, *files],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"secilc failed:\n{proc.stderr}\n{snippet}")
+        return out
+
+    return compile_
+
+
+@pytest.fixture(scope="session")
+def load() -> Callable[[Path], object]:
+    from selnet.policy.loader import load_policy
+
+    def load_(path: Path) -> object:
+        return load_policy([str(path)])
+
+    return load_
+
+
+def _refpolicy(flavour: str) -> Path:
+    script = ROOT / "scripts" / "build-refpolicy"
+    proc = subprocess.run(
+        [str(script), str(REFPOLICY_DIR)], capture_output=True, text=True, check=False,
+        env={**os.environ, "TYPES": flavour},
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"reference policy unavailable: {proc.stderr.strip()[-200:]}")
+    for line in proc.stdout.splitlines():
+        name, _, path = line.partition(" ")
+        if name == flavour:
+            return Path(path)
+    pytest.skip("reference policy build printed no path")
+
+
+@pytest.fixture(scope="session")
+def refpolicy_standard() -> Path:
+    return _refpolicy("standard")
+
+
+@pytest.fixture(scope="session")
+def refpolicy_mcs() -> Path:
+    return _refpolicy("mcs")
