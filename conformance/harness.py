@@ -4,6 +4,7 @@
 Usually started through conformance/run (which installs the Debian packages
 first).  Python 3.11 standard library only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lib import build, compare, kernel, scenarios  # noqa: E402
+from lib import build, compare, kernel, scenarios
 
 HERE = build.HERE
 OUT = HERE / "build"
@@ -43,12 +44,17 @@ def selnet_fingerprint(selnet: list[str]) -> str:
     src = build.REPO / "src" / "selnet"
     parts = [" ".join(selnet)]
     if src.is_dir():
-        parts += [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(src.rglob("*"))
-                  if p.is_file() and "__pycache__" not in p.parts]
+        parts += [
+            f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}"
+            for p in sorted(src.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
     return build.sha(*parts)
 
 
-def predict(selnet: list[str], s: scenarios.Scenario, policy: Path, fp: str) -> tuple[dict | None, str]:
+def predict(
+    selnet: list[str], s: scenarios.Scenario, policy: Path, fp: str
+) -> tuple[dict | None, str]:
     argv = s.selnet_argv(str(policy))
     cache = build.CACHE / "predictions" / f"{build.sha(fp, policy.name, *argv)}.json"
     if fp and cache.exists():
@@ -78,28 +84,54 @@ def run_selnet(selnet: list[str], argv: list[str]) -> tuple[dict | None, str]:
 
 def shell_cmd(selnet: list[str], s: scenarios.Scenario, policy: Path) -> str:
     import shlex
+
     return " ".join(shlex.quote(x) for x in ["selnet", *s.selnet_argv(str(policy))])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="conformance/run", description=__doc__)
-    ap.add_argument("patterns", nargs="*", help="only scenarios whose name or policy matches (glob)")
-    ap.add_argument("--kernel-only", action="store_true", help="boot and show what the kernel did; no selnet")
-    ap.add_argument("--predict-only", action="store_true", help="only ask selnet (checks it answers)")
-    ap.add_argument("--no-cache", action="store_true",
-                    help="boot and ask selnet even if this exact boot / command line has a cached result")
-    ap.add_argument("--list", action="store_true", help="list the scenarios and their selnet command lines")
+    ap.add_argument(
+        "patterns", nargs="*", help="only scenarios whose name or policy matches (glob)"
+    )
+    ap.add_argument(
+        "--kernel-only", action="store_true", help="boot and show what the kernel did; no selnet"
+    )
+    ap.add_argument(
+        "--predict-only", action="store_true", help="only ask selnet (checks it answers)"
+    )
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="boot and ask selnet even if this exact boot / command line has a cached result",
+    )
+    ap.add_argument(
+        "--list", action="store_true", help="list the scenarios and their selnet command lines"
+    )
     ap.add_argument("--selnet", help="selnet command (default: .venv/bin/selnet)")
-    ap.add_argument("-j", "--jobs", type=int, default=max(1, (os.cpu_count() or 2))
-                    , help="parallel selnet processes / boots")
-    ap.add_argument("-v", "--verbose", action="store_true", help="show traces of passing scenarios too")
+    ap.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=max(1, (os.cpu_count() or 2)),
+        help="parallel selnet processes / boots",
+    )
+    ap.add_argument(
+        "-v", "--verbose", action="store_true", help="show traces of passing scenarios too"
+    )
     args = ap.parse_args()
 
     policies = tomllib.loads((HERE / "policies.toml").read_text())
     files = sorted((HERE / "scenarios").glob("*.toml"))
     allsc = scenarios.load(files, policies)
-    sel = [s for s in allsc if not args.patterns or any(
-        fnmatch.fnmatch(s.name, p) or fnmatch.fnmatch(s.policy, p) or p in s.name for p in args.patterns)]
+    sel = [
+        s
+        for s in allsc
+        if not args.patterns
+        or any(
+            fnmatch.fnmatch(s.name, p) or fnmatch.fnmatch(s.policy, p) or p in s.name
+            for p in args.patterns
+        )
+    ]
     if not sel:
         print("no scenario matches", file=sys.stderr)
         return 2
@@ -116,8 +148,8 @@ def main() -> int:
 
     selnet = None if args.kernel_only else find_selnet(args.selnet)
     preds: dict[str, tuple[dict | None, str]] = {}
-    pool = cf.ThreadPoolExecutor(max_workers=args.jobs)          # boots
-    ppool = cf.ThreadPoolExecutor(max_workers=args.jobs)         # selnet processes
+    pool = cf.ThreadPoolExecutor(max_workers=args.jobs)  # boots
+    ppool = cf.ThreadPoolExecutor(max_workers=args.jobs)  # selnet processes
     pred_futs = {}
     if selnet:
         fp = "" if args.no_cache else selnet_fingerprint(selnet)
@@ -131,15 +163,19 @@ def main() -> int:
         boots = {}
         for v in variants:
             script = "".join(scenarios.guest_script(s) for s in sel if s.policy == v)
-            boots[v] = pool.submit(kernel.run_variant, kern, base, v, paths[v], script, OUT / "logs",
-                                   not args.no_cache)
+            boots[v] = pool.submit(
+                kernel.run_variant, kern, base, v, paths[v], script, OUT / "logs", not args.no_cache
+            )
         for v in variants:
             r = boots[v].result()
             kinfo[v] = r
             n = sum(1 for s in sel if s.policy == v)
             how = "cached" if r.get("cached") else f"{r.get('wall')}s"
-            print(f"[kernel] {v}: {n} scenarios, boot {how}"
-                  + (f", ERRORS: {r['errors']}" if r["errors"] else ""), flush=True)
+            print(
+                f"[kernel] {v}: {n} scenarios, boot {how}"
+                + (f", ERRORS: {r['errors']}" if r["errors"] else ""),
+                flush=True,
+            )
             kres.update({f"{v}/{k}": x for k, x in r["scenarios"].items()})
         kver = next(iter(kinfo.values()))["info"].get("kernel", kern.version)
     for name, f in pred_futs.items():
@@ -165,9 +201,17 @@ def main() -> int:
         ok = not diffs
         passed += ok
         failed += not ok
-        entry = {"name": s.name, "policy": s.policy, "mode": s.mode, "source": s.source,
-                 "selnet": shell_cmd([], s, paths[s.policy]), "pass": ok, "diffs": diffs,
-                 "prediction": pred, "kernel": kr}
+        entry = {
+            "name": s.name,
+            "policy": s.policy,
+            "mode": s.mode,
+            "source": s.source,
+            "selnet": shell_cmd([], s, paths[s.policy]),
+            "pass": ok,
+            "diffs": diffs,
+            "prediction": pred,
+            "kernel": kr,
+        }
         report.append(entry)
         if not ok or args.verbose:
             print(f"{'PASS' if ok else 'FAIL'} {s.name} [{s.policy}, {s.mode}]")
@@ -176,8 +220,12 @@ def main() -> int:
                 print("    " + d.replace("\n", "\n    "))
             if args.verbose and kr:
                 show_kernel(s, kr)
-    (OUT / "results.json").write_text(json.dumps(
-        {"kernel": kinfo and {v: r["info"] for v, r in kinfo.items()}, "scenarios": report}, indent=1))
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {"kernel": kinfo and {v: r["info"] for v, r in kinfo.items()}, "scenarios": report},
+            indent=1,
+        )
+    )
     el = time.monotonic() - t0
     if not args.predict_only:
         print(f"kernel {kver}; {len(variants)} boots; {el:.0f}s; details in {OUT / 'results.json'}")
@@ -197,11 +245,15 @@ def kernel_only_check(s: scenarios.Scenario, kr: dict | None) -> list[str]:
 
 def show_kernel(s: scenarios.Scenario, kr: dict) -> None:
     for pname, p in kr["procs"].items():
-        res = " ".join(f"{st['op']}={st['result']}" for st in p["steps"] if st["op"] not in ("ctx",))
+        res = " ".join(
+            f"{st['op']}={st['result']}" for st in p["steps"] if st["op"] not in ("ctx",)
+        )
         print(f"    kernel {pname} (pid {p['pid']}): {res}")
     for r in kr["avc"]:
-        print(f"      pid {r['pid']} {r['verdict']} {{ {' '.join(r['perms'])} }} "
-              f"{r['scontext']} -> {r['tcontext']} : {r['tclass']}")
+        print(
+            f"      pid {r['pid']} {r['verdict']} {{ {' '.join(r['perms'])} }} "
+            f"{r['scontext']} -> {r['tcontext']} : {r['tclass']}"
+        )
 
 
 if __name__ == "__main__":

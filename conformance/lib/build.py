@@ -7,6 +7,7 @@ Cache layout (outside the repository), ${XDG_CACHE_HOME:-~/.cache}/selnet-confor
   boot-HASH.json      parsed kernel results of one boot (HASH = base + policy + scenario script)
 Nothing is installed into the host's /boot; the kernel package is only unpacked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,14 +19,25 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent.parent          # conformance/
+HERE = Path(__file__).resolve().parent.parent  # conformance/
 REPO = HERE.parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "selnet-conformance"
 
 # modules loaded in the guest, in this order (dependencies first).  crc32c_generic
 # must precede libcrc32c: there is no modprobe in the guest to load it on demand.
-MODULES = ["crc32c_generic", "libcrc32c", "udp_tunnel", "ip6_udp_tunnel", "sctp",
-           "dccp", "dccp_ipv4", "dccp_ipv6", "nfnetlink", "nf_tables", "nft_objref"]
+MODULES = [
+    "crc32c_generic",
+    "libcrc32c",
+    "udp_tunnel",
+    "ip6_udp_tunnel",
+    "sctp",
+    "dccp",
+    "dccp_ipv4",
+    "dccp_ipv6",
+    "nfnetlink",
+    "nf_tables",
+    "nft_objref",
+]
 # dynamically linked host tools copied with their libraries
 TOOLS = ["/usr/sbin/netlabelctl", "/usr/sbin/nft"]
 
@@ -56,10 +68,10 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 # ------------------------------------------------------------------ kernel
 @dataclass
 class Kernel:
-    version: str        # 6.1.0-56-amd64
-    package: str        # linux-image-6.1.0-56-amd64 6.1.192-2
+    version: str  # 6.1.0-56-amd64
+    package: str  # linux-image-6.1.0-56-amd64 6.1.192-2
     vmlinux: Path
-    modules: Path       # lib/modules/KVER/kernel
+    modules: Path  # lib/modules/KVER/kernel
 
 
 def kernel_version() -> str:
@@ -92,14 +104,19 @@ def get_kernel() -> Kernel:
     if not vmlinux.exists():
         extract_vmlinux(root / "boot" / f"vmlinuz-{kver}", vmlinux)
     pkgver = deb.name.split("_")[1]
-    return Kernel(kver, f"linux-image-{kver} {pkgver}", vmlinux, root / "lib" / "modules" / kver / "kernel")
+    return Kernel(
+        kver, f"linux-image-{kver} {pkgver}", vmlinux, root / "lib" / "modules" / kver / "kernel"
+    )
 
 
 def extract_vmlinux(bzimage: Path, out: Path) -> None:
     """The bzImage's compressed payload as an ELF: QEMU boots it via PVH (~3 s faster on TCG)."""
     data = bzimage.read_bytes()
-    for magic, cmd in ((b"\xfd7zXZ\x00", ["xz", "-dc", "--single-stream"]),
-                       (b"(\xb5/\xfd", ["zstd", "-dc"]), (b"\x1f\x8b\x08", ["gzip", "-dc"])):
+    for magic, cmd in (
+        (b"\xfd7zXZ\x00", ["xz", "-dc", "--single-stream"]),
+        (b"(\xb5/\xfd", ["zstd", "-dc"]),
+        (b"\x1f\x8b\x08", ["gzip", "-dc"]),
+    ):
         i = data.find(magic)
         if i < 0:
             continue
@@ -160,12 +177,16 @@ def cpio_dir(root: Path, out: Path) -> None:
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     tmp = out.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        cp = subprocess.Popen(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        cp = subprocess.Popen(
+            ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         gz = subprocess.Popen(["gzip", "-1"], stdin=cp.stdout, stdout=f)
         assert cp.stdin and cp.stdout
         cp.stdout.close()
-        cp.stdin.write(("\n".join(["."] + files) + "\n").encode())
+        cp.stdin.write(("\n".join([".", *files]) + "\n").encode())
         cp.stdin.close()
         if cp.wait() or gz.wait():
             raise RuntimeError("cpio | gzip failed")
@@ -179,8 +200,13 @@ def build_base_initramfs(kernel: Kernel) -> Path:
     tools = [t for t in TOOLS if Path(t).exists()]
     libs = sorted({lib for t in tools for lib in ldd_libs(t)})
     inputs = [sockop, busybox, HERE / "guest" / "init", HERE / "guest" / "lib.sh"]
-    key = sha(kernel.version, *(p.read_bytes() for p in inputs), *tools,
-              *(sha(Path(x).read_bytes()) for x in tools + libs), *(n for n, _ in mods))
+    key = sha(
+        kernel.version,
+        *(p.read_bytes() for p in inputs),
+        *tools,
+        *(sha(Path(x).read_bytes()) for x in tools + libs),
+        *(n for n, _ in mods),
+    )
     out = CACHE / f"base-{key}.cpio.gz"
     if out.exists():
         return out
@@ -243,8 +269,20 @@ def build_policy(name: str, spec: dict) -> Path:
         if not out.exists():
             log(f"secilc {name}")
             mls = "true" if spec.get("mls") else "false"
-            run(["secilc", "-c", "33", "-M", mls, "-o", str(out) + ".tmp", "-f", "/dev/null",
-                 *map(str, files)])
+            run(
+                [
+                    "secilc",
+                    "-c",
+                    "33",
+                    "-M",
+                    mls,
+                    "-o",
+                    str(out) + ".tmp",
+                    "-f",
+                    "/dev/null",
+                    *map(str, files),
+                ]
+            )
             os.rename(str(out) + ".tmp", out)
         return out
     flavour = spec["refpolicy"]
@@ -262,7 +300,7 @@ def build_policy(name: str, spec: dict) -> Path:
         extra += [f"typeattribute {t} selnet_any;" for t in types]
         extra.append(REFPOLICY_EXTRA.read_text())
         conf2 = CACHE / "policy" / f"{name}.policy.conf"
-        conf2.write_text(text[: m.start()] + "\n".join(extra) + "\n" + text[m.start():])
+        conf2.write_text(text[: m.start()] + "\n".join(extra) + "\n" + text[m.start() :])
         args = ["checkpolicy", "-c", "33", "-o", str(out) + ".tmp", str(conf2)]
         if flavour != "standard":
             args.insert(1, "-M")
@@ -273,7 +311,9 @@ def build_policy(name: str, spec: dict) -> Path:
 
 def refpolicy_conf(flavour: str) -> Path:
     """policy.conf of refpolicy FLAVOUR, built by scripts/build-refpolicy if needed."""
-    out = run([str(REPO / "scripts" / "build-refpolicy")], env={**os.environ, "TYPES": flavour}).stdout
+    out = run(
+        [str(REPO / "scripts" / "build-refpolicy")], env={**os.environ, "TYPES": flavour}
+    ).stdout
     for line in out.splitlines():
         f, _, path = line.partition(" ")
         if f == flavour:

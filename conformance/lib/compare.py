@@ -14,6 +14,7 @@ Permissive mode:
     association and the compat recvfrom) are compared as a set of distinct
     checks, because the kernel makes them once per packet.
 """
+
 from __future__ import annotations
 
 from .kernel import is_packet_check
@@ -21,8 +22,14 @@ from .scenarios import Scenario
 
 # sockop op -> the selnet steps whose checks that syscall makes
 OP_STEPS = {
-    "sock": {"socket"}, "bind": {"bind"}, "connect": {"connect"}, "listen": {"listen"},
-    "accept": {"accept"}, "send": {"send"}, "sendto": {"send"}, "fastopen": {"send", "connect"},
+    "sock": {"socket"},
+    "bind": {"bind"},
+    "connect": {"connect"},
+    "listen": {"listen"},
+    "accept": {"accept"},
+    "send": {"send"},
+    "sendto": {"send"},
+    "fastopen": {"send", "connect"},
     "recv": {"recv"},
 }
 PACKET_STEPS = {"rx", "tx"}
@@ -55,8 +62,15 @@ def predicted_checks(pred: dict, packet: bool) -> list[tuple]:
             continue
         if not c["allowed"] and c.get("silent"):
             continue
-        out.append(("granted" if c["allowed"] else "denied", c["subject"], c["target"],
-                    c["class"], c["perm"]))
+        out.append(
+            (
+                "granted" if c["allowed"] else "denied",
+                c["subject"],
+                c["target"],
+                c["class"],
+                c["perm"],
+            )
+        )
     return out
 
 
@@ -84,25 +98,33 @@ def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
     steps = [st for st in test["steps"] if st["op"] not in SETUP_OPS | IGNORED_OPS]
     setup_fail = [st for st in test["steps"] if st["op"] in SETUP_OPS and st["result"] != "ok"]
     if setup_fail:
-        return [*diffs, f"kernel: {setup_fail[0]['op']}={setup_fail[0]['arg']} failed: "
-                        f"{setup_fail[0]['result']}"]
+        return [
+            *diffs,
+            f"kernel: {setup_fail[0]['op']}={setup_fail[0]['arg']} failed: "
+            f"{setup_fail[0]['result']}",
+        ]
 
     if s.mode == "enforcing":
         d = first_denial(pred)
         expect_err = None
         if d is not None:
             expect_err = d.get("errno") or (
-                "EPERM" if (d["class"].startswith("cap") and d["perm"] == "net_raw") else "EACCES")
+                "EPERM" if (d["class"].startswith("cap") and d["perm"] == "net_raw") else "EACCES"
+            )
         if d is not None and d["step"] in PACKET_STEPS:
             # a dropped packet surfaces in whichever syscall sent or awaited it
             bad = next((st for st in steps if st["result"] != "ok"), None)
             if bad is None:
-                diffs.append(f"selnet predicts {expect_err} from the {d['step']} check {d['perm']} on "
-                             f"{ctype(d['target'])}:{d['class']}; the kernel's steps all succeeded")
+                diffs.append(
+                    f"selnet predicts {expect_err} from the {d['step']} check {d['perm']} on "
+                    f"{ctype(d['target'])}:{d['class']}; the kernel's steps all succeeded"
+                )
             elif bad["result"] != expect_err:
-                diffs.append(f"selnet predicts {expect_err} from the {d['step']} check {d['perm']} on "
-                             f"{ctype(d['target'])}:{d['class']}; the kernel's {bad['op']} failed with "
-                             f"{bad['result']}")
+                diffs.append(
+                    f"selnet predicts {expect_err} from the {d['step']} check {d['perm']} on "
+                    f"{ctype(d['target'])}:{d['class']}; the kernel's {bad['op']} failed with "
+                    f"{bad['result']}"
+                )
             steps = []
         failed = False
         for st in steps:
@@ -112,47 +134,65 @@ def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
                 break
             if d is not None and d["step"] in covers and d["step"] not in PACKET_STEPS:
                 if st["result"] != expect_err:
-                    diffs.append(f"step {st['op']}: selnet predicts {expect_err} (first denial "
-                                 f"{d['perm']} on {ctype(d['target'])}:{d['class']}), kernel {st['result']}")
+                    diffs.append(
+                        f"step {st['op']}: selnet predicts {expect_err} (first denial "
+                        f"{d['perm']} on {ctype(d['target'])}:{d['class']}), kernel {st['result']}"
+                    )
                 failed = True
                 if st["result"] == "ok":
-                    failed = False   # keep comparing: the kernel went on
+                    failed = False  # keep comparing: the kernel went on
                 continue
             if st["result"] != "ok":
                 if st["result"] in ("EACCES", "EPERM"):
                     k = next((r for r in sock_recs if r["verdict"] == "denied"), None)
-                    why = f" (kernel denied {{ {' '.join(k['perms'])} }} {ctype(k['scontext'])} -> " \
-                          f"{ctype(k['tcontext'])}:{k['tclass']})" if k else " (no AVC record)"
+                    why = (
+                        f" (kernel denied {{ {' '.join(k['perms'])} }} {ctype(k['scontext'])} -> "
+                        f"{ctype(k['tcontext'])}:{k['tclass']})"
+                        if k
+                        else " (no AVC record)"
+                    )
                     diffs.append(f"step {st['op']}: selnet predicts ok, kernel {st['result']}{why}")
                 elif not (d is not None and d["step"] in PACKET_STEPS):
-                    diffs.append(f"step {st['op']}: kernel {st['result']} (not an SELinux denial; "
-                                 "harness or network problem)")
+                    diffs.append(
+                        f"step {st['op']}: kernel {st['result']} (not an SELinux denial; "
+                        "harness or network problem)"
+                    )
                 failed = True
         if d is not None and d["step"] not in PACKET_STEPS:
             reached = {o for st in steps for o in OP_STEPS.get(st["op"], set())}
             if d["step"] not in reached:
-                diffs.append(f"selnet predicts a denial at step {d['step']}, which the kernel never reached")
+                diffs.append(
+                    f"selnet predicts a denial at step {d['step']}, which the kernel never reached"
+                )
         # the first denial record
         kden = [r for r in mine if r["verdict"] == "denied"]
         if d is None:
             if kden:
-                diffs.append("kernel denied " + fmt_check(kernel_checks(kden[:1])[0]) + "; selnet: allowed")
+                diffs.append(
+                    "kernel " + fmt_check(kernel_checks(kden[:1])[0]) + "; selnet: allowed"
+                )
         else:
             want = ("denied", d["subject"], d["target"], d["class"], d["perm"])
             if d.get("silent"):
                 if kden:
-                    diffs.append(f"selnet: first denial {fmt_check(want)} is silent (dontaudit); "
-                                 f"kernel logged {fmt_check(kernel_checks(kden[:1])[0])}")
+                    diffs.append(
+                        f"selnet: first denial {fmt_check(want)} is silent (dontaudit); "
+                        f"kernel logged {fmt_check(kernel_checks(kden[:1])[0])}"
+                    )
             elif d["step"] in PACKET_STEPS:
                 got = set(kernel_checks([r for r in kres["avc"] if r["verdict"] == "denied"]))
                 if want not in got:
-                    diffs.append(f"selnet: first denial {fmt_check(want)} ({d['step']}); kernel "
-                                 f"denials: {'; '.join(map(fmt_check, sorted(got))) or 'none'}")
+                    diffs.append(
+                        f"selnet: first denial {fmt_check(want)} ({d['step']}); kernel "
+                        f"denials: {'; '.join(map(fmt_check, sorted(got))) or 'none'}"
+                    )
             else:
                 got = kernel_checks(kden[:1])
                 if not got or got[0] != want:
-                    diffs.append(f"first denial: selnet {fmt_check(want)}; kernel "
-                                 f"{fmt_check(got[0]) if got else 'none logged'}")
+                    diffs.append(
+                        f"first denial: selnet {fmt_check(want)}; kernel "
+                        f"{fmt_check(got[0]) if got else 'none logged'}"
+                    )
         return diffs
 
     # permissive: every step must pass, and the traces must match
@@ -164,8 +204,13 @@ def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
     if want != got:
         diffs.append("socket checks differ:\n" + trace_diff(want, got))
     want_p = set(predicted_checks(pred, packet=True))
-    got_p = collapse({c for c in kernel_checks(kres["avc"]) if is_packet_check(c[3], c[4])
-                      and ctype(c[1]) != "kernel_t"})
+    got_p = collapse(
+        {
+            c
+            for c in kernel_checks(kres["avc"])
+            if is_packet_check(c[3], c[4]) and ctype(c[1]) != "kernel_t"
+        }
+    )
     if want_p != got_p:
         lines = [f"      only selnet: {fmt_check(c)}" for c in sorted(want_p - got_p)]
         lines += [f"      only kernel: {fmt_check(c)}" for c in sorted(got_p - want_p)]

@@ -1,4 +1,5 @@
 """Boot the guest once per policy variant and parse what the kernel did."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ AVC_RE = re.compile(
     r"avc:\s+(?P<verdict>denied|granted)\s+\{ (?P<perms>[^}]+) \} for\s+"
     r"pid=(?P<pid>\d+) comm=\"?(?P<comm>[^\" ]*)\"?(?P<extra>.*?)\s+"
     r"scontext=(?P<scontext>\S+) tcontext=(?P<tcontext>\S+) tclass=(?P<tclass>\S+)"
-    r"(?: permissive=(?P<permissive>\d))?")
+    r"(?: permissive=(?P<permissive>\d))?"
+)
 KV_RE = re.compile(r"(\w+)=(\S*)")
 SERIAL_RE = re.compile(r"audit\((\d+\.\d+):(\d+)\)")
 
@@ -28,22 +30,45 @@ def is_packet_check(cls: str, perm: str) -> bool:
 def qemu_cmd(kernel: build.Kernel, initrd: Path) -> list[str]:
     accel, cpu = "tcg", "max"
     try:
-        if Path("/dev/kvm").exists() and re.search(r"\b(vmx|svm)\b", Path("/proc/cpuinfo").read_text()):
+        if Path("/dev/kvm").exists() and re.search(
+            r"\b(vmx|svm)\b", Path("/proc/cpuinfo").read_text()
+        ):
             accel, cpu = "kvm", "host"
     except OSError:
         pass
-    return ["qemu-system-x86_64", "-accel", accel, "-cpu", cpu, "-smp", "1", "-m", "512",
-            "-nographic", "-no-reboot", "-nic", "none",
-            "-kernel", str(kernel.vmlinux), "-initrd", str(initrd),
-            "-append", "console=ttyS0 security=selinux quiet panic=-1 audit_backlog_limit=8192 "
-                       "log_buf_len=4M"]
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-smp",
+        "1",
+        "-m",
+        "512",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(kernel.vmlinux),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 security=selinux quiet panic=-1 audit_backlog_limit=8192 log_buf_len=4M",
+    ]
 
 
 def boot(kernel: build.Kernel, initrd: Path, log: Path, timeout: int = 600) -> tuple[str, float]:
     t0 = time.monotonic()
     with open(log, "w") as f:
-        p = subprocess.run(qemu_cmd(kernel, initrd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
+        p = subprocess.run(
+            qemu_cmd(kernel, initrd),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
         text = p.stdout.decode(errors="replace").replace("\r", "")
         f.write(text)
     return text, time.monotonic() - t0
@@ -89,14 +114,22 @@ def parse(text: str) -> dict:
             base = pname.rsplit(".peer", 1)[0]
             if base not in scen:
                 continue
-            p = scen[base]["procs"].setdefault(pname, {"pid": int(d["pid"]), "steps": [], "context": None})
+            p = scen[base]["procs"].setdefault(
+                pname, {"pid": int(d["pid"]), "steps": [], "context": None}
+            )
             p["pid"] = int(d["pid"])
             pid2scen[int(d["pid"])] = base
             if line.startswith("CONTEXT "):
                 p["context"] = d["context"]
             else:
-                p["steps"].append({"op": d["op"], "arg": d["arg"], "result": d["result"],
-                                   "errno": int(d["errno"])})
+                p["steps"].append(
+                    {
+                        "op": d["op"],
+                        "arg": d["arg"],
+                        "result": d["result"],
+                        "errno": int(d["errno"]),
+                    }
+                )
         m = AVC_RE.search(line)
         if m and line.startswith("AVC "):
             sm = SERIAL_RE.search(line)
@@ -105,10 +138,17 @@ def parse(text: str) -> dict:
                 continue
             seen.add(key)
             a = m.groupdict()
-            rec = {"verdict": a["verdict"], "perms": a["perms"].split(), "pid": int(a["pid"]),
-                   "scontext": a["scontext"], "tcontext": a["tcontext"], "tclass": a["tclass"],
-                   "permissive": None if a["permissive"] is None else int(a["permissive"]),
-                   "serial": int(sm.group(2)) if sm else 0, "extra": a["extra"].strip()}
+            rec = {
+                "verdict": a["verdict"],
+                "perms": a["perms"].split(),
+                "pid": int(a["pid"]),
+                "scontext": a["scontext"],
+                "tcontext": a["tcontext"],
+                "tclass": a["tclass"],
+                "permissive": None if a["permissive"] is None else int(a["permissive"]),
+                "serial": int(sm.group(2)) if sm else 0,
+                "extra": a["extra"].strip(),
+            }
             window = line.split()[1].split("=", 1)[1]
             if window in scen:
                 scen[window]["avc"].append(rec)
@@ -135,8 +175,15 @@ def parse(text: str) -> dict:
     return {"info": info, "errors": errors, "scenarios": scen}
 
 
-def run_variant(kernel: build.Kernel, base: Path, variant: str, policy: Path, script: str,
-                logdir: Path, use_cache: bool = True) -> dict:
+def run_variant(
+    kernel: build.Kernel,
+    base: Path,
+    variant: str,
+    policy: Path,
+    script: str,
+    logdir: Path,
+    use_cache: bool = True,
+) -> dict:
     """One boot (or its cached result) for VARIANT; returns parse() output plus timing."""
     key = build.sha(base.name, policy.name, script, kernel.version)
     cache = build.CACHE / "results" / f"{variant}-{key}.json"

@@ -5,6 +5,7 @@ and [[matrix]] tables (a matrix expands to the cartesian product of its `vary`
 lists, formatting every string field with the values; a list item that is a
 table sets several names at once).  See conformance/README.md.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -17,8 +18,23 @@ from pathlib import Path
 
 OPS = ("connect", "listen", "bind", "send")
 PROTOS = ("tcp", "udp", "sctp", "dccp", "icmp", "raw")
-FIELDS = {"name", "policy", "op", "domain", "addr", "mode", "bools", "sysctl", "bind",
-          "sockcreate", "labeled", "peer", "secmark", "fastopen", "note"}
+FIELDS = {
+    "name",
+    "policy",
+    "op",
+    "domain",
+    "addr",
+    "mode",
+    "bools",
+    "sysctl",
+    "bind",
+    "sockcreate",
+    "labeled",
+    "peer",
+    "secmark",
+    "fastopen",
+    "note",
+}
 SYSCTLS = ("net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start")
 
 
@@ -40,7 +56,7 @@ class Scenario:
     fastopen: bool = False
     note: str = ""
     source: str = ""
-    context: str = ""            # full domain context (set from the policy variant)
+    context: str = ""  # full domain context (set from the policy variant)
 
     # ---- parsed address
     @property
@@ -102,8 +118,8 @@ def load(paths: list[Path], policies: dict) -> list[Scenario]:
             vary = m.get("vary", {})
             keys = list(vary)
             for combo in itertools.product(*(vary[k] for k in keys)):
-                values = {}
-                for k, v in zip(keys, combo):   # a table value sets several names at once
+                values = {}  # a table value sets several names at once
+                for k, v in zip(keys, combo, strict=True):
                     values.update(v if isinstance(v, dict) else {k: v})
                 d = {k: fmt(v, values) for k, v in m.items() if k != "vary"}
                 raw.append(d)
@@ -139,13 +155,18 @@ def validate(s: Scenario, policies: dict) -> None:
         if k not in SYSCTLS:
             raise ValueError(f"{where}: sysctl {k} not supported")
     if s.labeled not in (None, "netlabel"):
-        raise ValueError(f"{where}: labeled must be 'netlabel' (ipsec is not supported in the guest)")
+        raise ValueError(
+            f"{where}: labeled must be 'netlabel' (ipsec is not supported in the guest)"
+        )
     ipaddress.ip_address(s.hostport[0])
     if s.bind:
         split_hostport(s.bind if re.search(r":\d+$", s.bind) else f"{s.bind}:0")
     level = policies[s.policy].get("level")
-    s.context = s.domain if ":" in s.domain else \
-        f"system_u:system_r:{s.domain}" + (f":{level}" if level else "")
+    s.context = (
+        s.domain
+        if ":" in s.domain
+        else f"system_u:system_r:{s.domain}" + (f":{level}" if level else "")
+    )
 
 
 # ------------------------------------------------------------------ guest side
@@ -220,17 +241,30 @@ def guest_script(s: Scenario) -> str:
         else:
             test += [f"connect={dst}", "send", "recv", "waiteof=2000", "close"]
         if stream:
-            lines.append(f"bg {name}.peer timeout=5000 {pk} reuse bind={pdst} listen ready=/tmp/ready "
-                         "accept=3000 recv send sleep=50 rstclose")
+            lines.append(
+                f"bg {name}.peer timeout=5000 {pk} reuse bind={pdst} listen ready=/tmp/ready "
+                "accept=3000 recv send sleep=50 rstclose"
+            )
         elif proto == "udp":
-            lines.append(f"bg {name}.peer timeout=5000 {pk} bind={pdst} ready=/tmp/ready recv=3000 send close")
+            lines.append(
+                f"bg {name}.peer timeout=5000 {pk} bind={pdst} ready=/tmp/ready "
+                "recv=3000 send close"
+            )
         lines.append(" ".join(map(q, test)))
         if stream or proto == "udp":
             lines.append("bgwait 500")
     elif s.op == "listen":
         test += [f"bind={dst}"]
         if stream:
-            test += ["listen", "ready=/tmp/ready", "accept=3000", "recv", "send", "waiteof=2000", "close"]
+            test += [
+                "listen",
+                "ready=/tmp/ready",
+                "accept=3000",
+                "recv",
+                "send",
+                "waiteof=2000",
+                "close",
+            ]
             peer = f"sockop {name}.peer timeout=4000 {pk} connect={pdst} send recv rstclose"
         else:
             test += ["ready=/tmp/ready", "recv=3000", "send", "close"]
@@ -243,8 +277,10 @@ def guest_script(s: Scenario) -> str:
         lines.append(" ".join(map(q, test)))
     elif s.op == "send":
         if s.fastopen:
-            lines.append(f"bg {name}.peer timeout=5000 {pk} reuse bind={pdst} listen ready=/tmp/ready "
-                         "accept=3000 recv rstclose")
+            lines.append(
+                f"bg {name}.peer timeout=5000 {pk} reuse bind={pdst} listen ready=/tmp/ready "
+                "accept=3000 recv rstclose"
+            )
             test += [f"fastopen={dst}", "waiteof=2000", "close"]
         else:
             test += [f"sendto={dst}", "close"]

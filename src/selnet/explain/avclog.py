@@ -260,19 +260,18 @@ def _split_kv(text: str, raw_strings: bool = False) -> dict[str, str]:
     if min(map(len, pairs), default=2) == 2:  # every word is key=value: the usual case
         out = dict(reversed(pairs))  # reversed: the first occurrence wins
         if "" not in out:
-            if raw_strings:
-                for key in _UNTRUSTED_KEYS.intersection(out):
-                    value = out[key]
-                    if value[:1] != '"' and _HEX_RE.fullmatch(value):
-                        out[key] = _hex_text(value)
-            if '"' in text:
+            if raw_strings or '"' in text:
                 for key, value in out.items():
                     if value[:1] == '"':
-                        out[key] = (
-                            value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
-                        )
+                        out[key] = _strip_quotes(value)
+                    elif raw_strings and key in _UNTRUSTED_KEYS and _HEX_RE.fullmatch(value):
+                        out[key] = _hex_text(value)
             return out
     return _split_kv_words(text, raw_strings)
+
+
+def _strip_quotes(value: str) -> str:
+    return value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
 
 
 def _split_kv_words(text: str, raw_strings: bool) -> dict[str, str]:
@@ -295,7 +294,7 @@ def _split_kv_words(text: str, raw_strings: bool) -> dict[str, str]:
     for key in special:
         value = out[key]
         if value[:1] == '"':
-            out[key] = value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
+            out[key] = _strip_quotes(value)
         elif _HEX_RE.fullmatch(value):
             out[key] = _hex_text(value)
     return out
