@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +32,8 @@ POLICY = """
 (boolean quiet_mode true)
 
 (classpermission sockall)
-(classpermissionset sockall (tcp_socket (create bind connect listen accept read write getattr setopt getopt shutdown)))
+(classpermissionset sockall (tcp_socket (create bind connect listen accept read write
+                                          getattr setopt getopt shutdown)))
 (classpermissionset sockall (udp_socket (create bind connect read write getattr setopt getopt shutdown)))
 (classpermissionset sockall (rawip_socket (create bind connect read write getattr setopt getopt)))
 (classpermissionset sockall (icmp_socket (create bind connect read write getattr setopt getopt)))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from selnet.decide import Decider
-from selnet.kernel.model import Scenario, parse_endpoint
 from selnet.evaluate import evaluate
+from selnet.kernel.model import Scenario, parse_endpoint
 from selnet.policy.index import Policy
 from selnet.policy.loader import load_policy
 from selnet.policy.snapshot import Context
@@ -41,9 +41,8 @@ def _cases(policy: Policy, n_chain: int, n_random: int, seed: int = 7) -> list[C
                 for t in policy.expand(rule.target):
                     for perm in ("name_bind", "name_connect", "node_bind") if tclass == "tcp_socket" \
                             else ("name_bind", "node_bind"):
-                        if t in port_types and perm != "node_bind":
-                            cases.add((dom, t, tclass, perm))
-                        elif t in node_types and perm == "node_bind":
+                        is_port = t in port_types and perm != "node_bind"
+                        if is_port or (t in node_types and perm == "node_bind"):
                             cases.add((dom, t, tclass, perm))
             for perm in ("create", "bind", "connect", "listen", "accept", "read", "write"):
                 cases.add((dom, dom, tclass, perm))

@@ -170,6 +170,6 @@ def register(
     p.add_argument("--bool", action="append", metavar="NAME=on|off", help="override a boolean")
     common(p)
     p.set_defaults(func=_cmd_matrix(load, parse_bools))
-    from selnet.explain.audit import register_audit
+    from selnet.explain.audit_cli import register_audit
 
     register_audit(sub, common, load, parse_bools)

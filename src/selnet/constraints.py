@@ -34,9 +34,7 @@ class ConstraintEvaluator:
             values.update({"l1": sb[0], "h1": sb[1], "l2": tb[0], "h2": tb[1]})
         stack: list[object] = []
         for tok in con.postfix:
-            if isinstance(tok, frozenset):
-                stack.append(tok)
-            elif tok in _ATTRS:
+            if isinstance(tok, frozenset) or tok in _ATTRS:
                 stack.append(tok)
             elif tok in _CMP:
                 right = stack.pop()

@@ -57,10 +57,10 @@ def _result(
             for r in matches[1:]
         )
         return LabelResult(kind, query, ctx, _attrs(policy, ctx.type), first, None, shadowed)
-    ctx = policy.snap.initial_sids.get(sid)
-    if ctx is None:
+    initial = policy.snap.initial_sids.get(sid)
+    if initial is None:
         raise InputError(f"policy has no '{sid}' initial SID")
-    return LabelResult(kind, query, ctx, _attrs(policy, ctx.type), None, sid)
+    return LabelResult(kind, query, initial, _attrs(policy, initial.type), None, sid)
 
 
 def _attrs(policy: Policy, type_name: str) -> tuple[str, ...]:

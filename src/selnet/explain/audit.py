@@ -324,7 +324,7 @@ def run_audit(policy: Policy, sources: Iterable[Iterable[str | bytes]],
 
 
 # -- CLI -------------------------------------------------------------------------------
-def _open_inputs(paths: list[str]) -> list[object]:
+def open_inputs(paths: list[str]) -> list[object]:
     """Check every file is readable before any work (exit 2 otherwise)."""
     import sys
 
@@ -342,53 +342,3 @@ def _open_inputs(paths: list[str]) -> list[object]:
         except OSError as exc:
             raise InputError(f"{p}: cannot read ({exc.strerror})") from exc
     return handles
-
-
-def register_audit(sub: object, common: object, load: object, parse_bools: object) -> None:
-    """Add ``selnet audit`` (called from cli_more.register)."""
-    import argparse
-    import json
-    import sys
-
-    from selnet.errors import EXIT_DENIED, EXIT_OK
-
-    assert callable(common) and callable(load) and callable(parse_bools)
-
-    def run(args: argparse.Namespace) -> int:
-        from selnet.kernel.env import parse_sysctls
-        from selnet.render.audit import report_json, report_lines
-
-        handles = _open_inputs(args.files)
-        overrides = parse_bools(args.bool)
-        policy = load(args)
-        env = parse_sysctls(args.sysctl or [])
-        try:
-            report = run_audit(policy, handles, overrides, env,  # type: ignore[arg-type]
-                               use_interfaces=not args.no_interfaces,
-                               show_broad=args.show_broad)
-        finally:
-            for h in handles:
-                if h is not sys.stdin:
-                    h.close()  # type: ignore[attr-defined]
-        if args.json:
-            # Indented only for a terminal: the C encoder (no indent) is ~10x faster on
-            # logs with many distinct denials.
-            json.dump(report_json(report), sys.stdout,
-                      indent=2 if sys.stdout.isatty() else None)
-            sys.stdout.write("\n")
-        else:
-            sys.stdout.write("\n".join(report_lines(report)) + "\n")
-        return EXIT_DENIED if report.exit_denied else EXIT_OK
-
-    p = sub.add_parser(  # type: ignore[attr-defined]
-        "audit", help="explain network AVC denials from audit logs (stdin when no FILE)")
-    p.add_argument("files", nargs="*", metavar="FILE", help="audit.log, ausearch, journal, dmesg")
-    p.add_argument("--bool", action="append", metavar="NAME=on|off", help="override a boolean")
-    p.add_argument("--sysctl", action="append", metavar="KEY=VALUE",
-                   help='net.ipv4.ip_local_port_range="LOW HIGH" as on the logging machine')
-    p.add_argument("--show-broad", action="store_true",
-                   help="also show the blast radius of a permissive domain / setenforce 0")
-    p.add_argument("--no-interfaces", action="store_true",
-                   help="do not look up refpolicy interfaces (selinux-policy-dev)")
-    common(p)
-    p.set_defaults(func=run)

@@ -7,7 +7,7 @@ consulted (kernel-network-checks.md 0.4, section 9): such grants do nothing.
 from __future__ import annotations
 
 SOCKET_COMMON = frozenset(
-    "ioctl read write create getattr setattr lock relabelfrom relabelto append map "
+    "ioctl read write create getattr setattr lock relabelfrom relabelto append map "  # noqa: SIM905
     "bind connect listen accept getopt setopt shutdown".split()
 )
 

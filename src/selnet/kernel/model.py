@@ -243,12 +243,11 @@ class KernelModel:
         elif op == "bind":
             self._bind_checks(checks, "bind", sc, sclass, sock, ep, sockperm)
         elif op == "send":
-            if ep.proto in _STREAM or ep.proto == "dccp":
-                if not sc.fastopen:
-                    raise InputError(
-                        f"send is for datagrams (udp, icmp, raw); a {ep.proto} client must "
-                        "connect (or use send --fastopen for TCP Fast Open)"
-                    )
+            if (ep.proto in _STREAM or ep.proto == "dccp") and not sc.fastopen:
+                raise InputError(
+                    f"send is for datagrams (udp, icmp, raw); a {ep.proto} client must "
+                    "connect (or use send --fastopen for TCP Fast Open)"
+                )
             sockperm("send", "selinux_socket_sendmsg", "write")
             if sc.fastopen:
                 # selinux_socket_sendmsg calls the connect helper for MSG_FASTOPEN.

@@ -6,6 +6,7 @@ result is cached), so it favours completeness over speed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from typing import Any
 
@@ -74,10 +75,8 @@ def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
     classes: dict[str, frozenset[str]] = {}
     for c in p.classes():
         perms = {str(x) for x in c.perms}
-        try:
+        with contextlib.suppress(Exception):  # setools raises NoCommon
             perms |= {str(x) for x in c.common.perms}
-        except Exception:  # no common
-            pass
         classes[str(c)] = frozenset(perms)
 
     initial_sids = {str(s): _ctx(s.context, mls) for s in p.initialsids()}

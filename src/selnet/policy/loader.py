@@ -5,6 +5,7 @@ from __future__ import annotations
 from selnet.policy.cache import get_or_build
 from selnet.policy.extract import extract
 from selnet.policy.index import Policy
+from selnet.policy.snapshot import PolicySnapshot
 from selnet.policy.source import PolicySource, resolve
 
 
@@ -14,7 +15,7 @@ def load_policy(paths: list[str] | None = None, *, use_cache: bool = True) -> Po
 
 
 def load_source(source: PolicySource, *, use_cache: bool = True) -> Policy:
-    def build() -> Policy.Snapshot:
+    def build() -> PolicySnapshot:
         return extract(str(source.binary), source.sha256)
 
     if use_cache:

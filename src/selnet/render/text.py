@@ -46,7 +46,11 @@ def chain_lines(chain: ChainResult, *, width_reason: int = 0) -> list[str]:
         lines.append("verdict: allowed")
     else:
         c = first.check
-        how = f"fails with {c.errno} at {c.step}" if first.decision.enforced else "succeeds (permissive domain)"
+        how = (
+            f"fails with {c.errno} at {c.step}"
+            if first.decision.enforced
+            else "succeeds (permissive domain)"
+        )
         lines.append(f"verdict: DENIED by {c.tclass} {c.perm} on {_t(c.target)}; the syscall {how}")
     for note in plan.notes:
         lines.append(f"  note: {note}")
@@ -69,7 +73,7 @@ def info_lines(policy: Policy, facts: Mapping[str, object]) -> list[str]:
         f"policy: {f['path']} ({f['origin']}), version {f['policy_version']}, "
         f"MLS {'on' if f['mls'] else 'off'}, handle_unknown {f['handle_unknown']}",
         f"policy capabilities: {', '.join(f['policy_capabilities']) or '(none)'}",  # type: ignore[arg-type]
-        f"network initial SIDs: "
+        "network initial SIDs: "
         + ", ".join(f"{k}={v}" for k, v in f["initial_sids"].items()),  # type: ignore[attr-defined]
         f"records: {f['portcon_count']} portcon, {f['nodecon_count']} nodecon, "
         f"{f['netifcon_count']} netifcon",
