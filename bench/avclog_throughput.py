@@ -59,8 +59,7 @@ def _ausearch_event(rng: random.Random, serial: int) -> list[str]:
     return [
         "----",
         f"type=PROCTITLE msg=audit({stamp}) : proctitle=/usr/sbin/httpd -DFOREGROUND ",
-        f"type=SOCKADDR msg=audit({stamp}) : saddr={{ saddr_fam=inet laddr=127.0.0.1 "
-        "lport=5432 } ",
+        f"type=SOCKADDR msg=audit({stamp}) : saddr={{ saddr_fam=inet laddr=127.0.0.1 lport=5432 }} ",
         f"type=SYSCALL msg=audit({stamp}) : arch=x86_64 syscall=connect success=no "
         f"exit=EACCES(Permission denied) a0=0x3 a1=0x7ffd2a3c1e40 a2=0x10 a3=0x0 items=0 "
         f"ppid=1 pid={pid} auid=unset uid=apache gid=apache euid=apache suid=apache "

@@ -53,8 +53,7 @@ RAW_ENRICHED = [
 # ausearch -i: human date, " : ", unquoted comm with a space, records reversed, ----
 AUSEARCH = [
     "----",
-    "type=PROCTITLE msg=audit(11/25/2026 17:47:24.123:456) : proctitle=/usr/sbin/httpd "
-    "-DFOREGROUND ",
+    "type=PROCTITLE msg=audit(11/25/2026 17:47:24.123:456) : proctitle=/usr/sbin/httpd -DFOREGROUND ",
     "type=SOCKADDR msg=audit(11/25/2026 17:47:24.123:456) : saddr={ saddr_fam=inet "
     "laddr=127.0.0.1 lport=5432 } ",
     "type=SYSCALL msg=audit(11/25/2026 17:47:24.123:456) : arch=x86_64 syscall=connect "
@@ -87,8 +86,7 @@ JOURNALD = [
     "Nov 25 17:47:24 web01 audit: SOCKADDR saddr=02001F91000000000000000000000000",
     "Nov 25 17:47:24 web01 audit: PROCTITLE "
     "proctitle=2F7573722F7362696E2F6874747064002D44464F524547524F554E44",
-    "Nov 25 17:47:24 web01 systemd[1]: httpd.service: Main process exited, code=exited, "
-    "status=1/FAILURE",
+    "Nov 25 17:47:24 web01 systemd[1]: httpd.service: Main process exited, code=exited, status=1/FAILURE",
     "Nov 25 17:47:25 web01 audit[1240]: AVC avc:  denied  { name_connect } for  pid=1240 "
     'comm="php-fpm" dest=3306 scontext=system_u:system_r:httpd_t:s0 '
     "tcontext=system_u:object_r:mysqld_port_t:s0 tclass=tcp_socket permissive=0",
@@ -531,12 +529,20 @@ def test_foreign_key_value_line_is_not_joined() -> None:
     # a complete AVC followed by another tool's key=value line that repeats tclass=
     lines = [
         KERNEL_CONSOLE[0],
-        "EXPECT_AVC name=bind_8080_client verdict=denied perm=name_bind "
-        "ttype=http_port_t tclass=tcp_socket",
+        "EXPECT_AVC name=bind_8080_client verdict=denied perm=name_bind ttype=http_port_t tclass=tcp_socket",
     ]
     events, st = run(lines)
     assert events[0].avcs[0].tclass == "tcp_socket"
     assert "EXPECT_AVC" not in events[0].avcs[0].raw
+    assert st.ignored == 1 and st.continuation_lines == 0
+    # nor a tagged key=value line after a long non-AVC record
+    lines = [
+        "ORACLE-LOAD [    2.552628] audit: type=1404 audit(1795626093.539:3): enforcing=1 "
+        "old_enforcing=0 auid=4294967295 ses=4294967295 enabled=1 old-enabled=1 lsm=selinux res=1",
+        "ORACLE-INFO enforce=1 policyvers=33",
+    ]
+    _, st = run(lines)
+    assert st.non_avc_records == {"MAC_STATUS": 1}
     assert st.ignored == 1 and st.continuation_lines == 0
 
 

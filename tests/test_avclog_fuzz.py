@@ -109,9 +109,7 @@ def mutated(draw: st.DrawFn) -> str:
         if not line:
             break
         i = draw(st.integers(0, len(line)))
-        op = draw(
-            st.sampled_from(["delete", "insert", "truncate", "split", "dup", "case", "digits"])
-        )
+        op = draw(st.sampled_from(["delete", "insert", "truncate", "split", "dup", "case", "digits"]))
         if op == "delete":
             line = line[:i] + line[i + draw(st.integers(1, 20)) :]
         elif op == "insert":

@@ -366,3 +366,21 @@ def test_example_policy_story() -> None:
     assert not out.allowed and out.first_denial.check.target.type == "db_port_t"  # type: ignore[union-attr]
 
 
+
+
+def test_packet_denials_drop_packets(compile_cil) -> None:  # type: ignore[no-untyped-def]
+    """Seen on 6.1 (docs/conformance.md): tx drops give ECONNREFUSED, rx drops a wait."""
+    pol = load_policy([str(compile_cil(CAPS + "(policycap always_check_network)" + POLICY))])
+    chain = _runner(pol)("connect", "cli_t", "127.0.0.1:80")
+    first = chain.first_denial
+    assert first is not None and first.check.step == "tx" and first.check.errno == "ECONNREFUSED"
+    rx = next(r for r in chain.results if r.check.step == "rx")
+    assert rx.check.errno == "ETIMEDOUT"
+
+
+def test_connect_with_fastopen_uses_sendmsg(run: Run) -> None:
+    chain = run("connect", "cli_t", "127.0.0.1:80", fastopen=True)
+    assert [(r.check.step, r.check.perm) for r in chain.results] == [
+        ("socket", "create"), ("send", "write"), ("send", "connect"), ("send", "name_connect"),
+        ("recv", "read")]
+    assert chain.allowed

@@ -44,7 +44,7 @@ def _parse_bools(items: list[str] | None) -> dict[str, bool]:
 # -- info / label ---------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
     from selnet.facts import network_facts
-    from selnet.render.text import info_lines
+    from selnet.render.facts import info_lines
 
     policy = _load(args)
     facts = network_facts(policy)
@@ -57,7 +57,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_label(args: argparse.Namespace) -> int:
     from selnet import labels
-    from selnet.render.text import label_lines
+    from selnet.render.facts import label_lines
 
     # Validate the query before loading the policy: bad input fails fast.
     if args.what == "port":
@@ -158,8 +158,9 @@ def _check_options(p: argparse.ArgumentParser, operation: str) -> None:
         p.add_argument("--bind", metavar="ADDR[:PORT]", help="explicit bind() before connect")
     if operation == "listen":
         p.add_argument("--remote", metavar="ADDR", help="client address for per-packet checks")
-    if operation == "send":
-        p.add_argument("--fastopen", action="store_true", help="TCP Fast Open sendto(MSG_FASTOPEN)")
+    if operation in ("send", "connect"):
+        p.add_argument("--fastopen", action="store_true",
+                       help="TCP Fast Open: sendto(MSG_FASTOPEN) instead of connect()")
 
 
 def build_parser() -> argparse.ArgumentParser:

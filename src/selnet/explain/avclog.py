@@ -216,9 +216,7 @@ _HEAD_RE = re.compile(
 )
 # kernel printk form (dmesg, console, syslog "kernel:"); the type may be absent
 # on very old kernels. The look-behind keeps "msg=audit(" out.
-_KERNEL_RE = re.compile(
-    r"(?<![\w=])(?:audit: )?(?:type=(?P<type>\d+) )?audit\((?P<stamp>[^()]*)\): ?"
-)
+_KERNEL_RE = re.compile(r"(?<![\w=])(?:audit: )?(?:type=(?P<type>\d+) )?audit\((?P<stamp>[^()]*)\): ?")
 _SYSLOG_TS = (
     r"(?:[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
@@ -239,11 +237,10 @@ _LOOSE_AVC_RE = re.compile(r"\btype=(?:AVC|1400)\b|\bavc:")
 _AVC_BODY_RE = re.compile(r"\s*avc: +(denied|granted) +\{([^{}]*)\}(?: +for)? *")
 _AVC_NOTICE_RE = re.compile(r"\s*avc: +(?:op=|received |policy)")
 _KEY_RE = re.compile(r"[A-Za-z_][\w-]*")
-_HUMAN_STAMP_RE = re.compile(
-    r"(\d{1,4})([/.-])(\d{1,2})\2(\d{1,4}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?:(\d+)"
-)
+_HUMAN_STAMP_RE = re.compile(r"(\d{1,4})([/.-])(\d{1,2})\2(\d{1,4}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?:(\d+)")
 _HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 _UPPER_HEX_RE = re.compile(r"[0-9A-F]+")
+_TAG_RE = re.compile(r"[A-Z][A-Z0-9_-]+:?")  # "ORACLE-INFO", "NOTE:": a label, not a value
 _EXIT_NAME_RE = re.compile(r"(E[A-Z0-9]+)\(")
 _KEY_TOKEN_RE = re.compile(r"[A-Za-z_][\w-]*=")
 
@@ -701,9 +698,10 @@ class AvcLogParser:
             ok = True  # one free-text field: its words carry no key
         else:
             cut = "" if spaced or "=" in tail else tail
-            ok = self._looks_like_body(words, body, cut) or self._cut_value(
-                p, tail, words, body, spaced
-            )
+            # a bare first word only continues an ausearch value ("httpd" + "worker ...")
+            ok = (
+                ("=" in words[0] or p.human) and self._looks_like_body(words, body, cut)
+            ) or self._cut_value(p, tail, words, body, spaced)
         if not ok:
             return False
         sep = " " if spaced else self._join_sep(p, body, tail, words[0], in_braces)
@@ -721,20 +719,24 @@ class AvcLogParser:
         return True
 
     def _cut_value(self, p: _Pending, tail: str, words: list[str], body: str, spaced: bool) -> bool:
-        """A bare word continuing the last value ("tclass=capa" + "bility") is accepted
-        only with evidence of a hard wrap: the previous line is exactly as wide as lines
-        already seen cut mid-word, or a long hex value (saddr=, proctitle=) goes on."""
+        """A bare word continuing the last value ("tclass=tcp_sock" + "et ...") needs
+        evidence of a hard wrap: key=value words after it (and it is no tag such as
+        ``ORACLE-INFO``), the previous line exactly as wide as lines already seen cut
+        mid-word, or a long upper-case hex value (saddr=, proctitle=) going on."""
         if spaced or "=" not in tail or "=" in words[0]:
             return False
-        if len(words) > 1 and not self._looks_like_body(words[1:], body):
-            return False
+        first = words[0]
+        if len(words) > 1:
+            return self._looks_like_body(words[1:], body) and (
+                _TAG_RE.fullmatch(first) is None or _UPPER_HEX_RE.fullmatch(first) is not None
+            )
         if p.widths[-1] == self._wrap_width:
             return True
         value = tail.partition("=")[2]
         return (
             len(value) >= 16
             and _UPPER_HEX_RE.fullmatch(value) is not None
-            and _UPPER_HEX_RE.fullmatch(words[0]) is not None
+            and _UPPER_HEX_RE.fullmatch(first) is not None
         )
 
     @staticmethod

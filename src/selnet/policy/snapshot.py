@@ -8,17 +8,20 @@ policy sha256 (:mod:`selnet.policy.cache`), so a warm run never loads setools.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Bump when the layout below changes: older caches are then rebuilt.
-SNAPSHOT_FORMAT = 4
+SNAPSHOT_FORMAT = 5
+
+# The records below are NamedTuples, not dataclasses: they unpickle several
+# times faster, which is most of a warm run's cost on a full policy.
 
 # Conditional expressions are stored in postfix, as libsepol keeps them:
 # boolean names and the operators "!", "&&", "||", "^", "==", "!=".
 CondExpr = tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
     """A security context; ``mls`` is the level or range text ("" when MLS is off)."""
 
     user: str
@@ -38,8 +41,7 @@ class Context:
         return cls(parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else "")
 
 
-@dataclass(frozen=True, slots=True)
-class Portcon:
+class Portcon(NamedTuple):
     protocol: str  # tcp, udp, dccp, sctp
     low: int
     high: int
@@ -51,8 +53,7 @@ class Portcon:
         return f"portcon {self.protocol} {ports} {self.context}"
 
 
-@dataclass(frozen=True, slots=True)
-class Nodecon:
+class Nodecon(NamedTuple):
     family: int  # 4 or 6
     address: str  # network address text as the policy stores it
     mask: str  # netmask text
@@ -66,8 +67,7 @@ class Nodecon:
         return f"nodecon ipv{self.family} {self.address}/{self.prefixlen} {self.context}"
 
 
-@dataclass(frozen=True, slots=True)
-class Netifcon:
+class Netifcon(NamedTuple):
     name: str
     context: Context
     packet_context: Context
@@ -77,8 +77,7 @@ class Netifcon:
         return f"netifcon {self.name} {self.context} {self.packet_context}"
 
 
-@dataclass(frozen=True, slots=True)
-class AVRule:
+class AVRule(NamedTuple):
     """One access-vector rule of a network-relevant class, unexpanded.
 
     ``source``/``target`` are a type or an attribute name as the binary policy
@@ -103,8 +102,7 @@ class AVRule:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class TypeTransition:
+class TypeTransition(NamedTuple):
     source: str
     target: str
     tclass: str
@@ -113,8 +111,7 @@ class TypeTransition:
     branch: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Constraint:
+class Constraint(NamedTuple):
     """A constrain/mlsconstrain in postfix; type/role/user operands expanded to names."""
 
     tclass: str
@@ -124,8 +121,7 @@ class Constraint:
     text: str  # as setools prints the statement
 
 
-@dataclass(frozen=True, slots=True)
-class UserInfo:
+class UserInfo(NamedTuple):
     roles: frozenset[str]
     level: str  # default level ("" without MLS)
     range: str  # allowed range ("" without MLS)
