@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,8 +13,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _emit_json(obj: object) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    from selnet.render.jsonout import emit_json
+
+    emit_json(obj)
 
 
 def _emit_lines(lines: Sequence[str]) -> None:

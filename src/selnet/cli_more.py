@@ -18,8 +18,9 @@ BoolParser = Callable[[list[str] | None], dict[str, bool]]
 
 def _emit(obj: object, as_json: bool, lines: Callable[[], list[str]]) -> None:
     if as_json:
-        json.dump(obj, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from selnet.render.jsonout import emit_json
+
+        emit_json(obj)
     else:
         sys.stdout.write("\n".join(lines()) + "\n")
 

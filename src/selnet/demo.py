@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from selnet.evaluate import chain_json, evaluate
 from selnet.kernel.env import NetEnv
 from selnet.kernel.model import Scenario, parse_endpoint
+from selnet.render.jsonout import emit_json
 from selnet.render.text import chain_lines
 
 # (title, operation, domain, endpoint) — the story of the bundled example policy.
@@ -33,8 +33,7 @@ def run_demo(args: argparse.Namespace, policy: Any) -> int:
               "try selnet connect/listen with your own", file=sys.stderr)
         return 2
     if args.json:
-        json.dump([{"title": t, **chain_json(c)} for t, c in chains], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json([{"title": t, **chain_json(c)} for t, c in chains])
         return 0
     for title, chain in chains:
         print(f"== {title}")
