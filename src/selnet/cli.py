@@ -25,9 +25,13 @@ def _emit_lines(lines: Sequence[str]) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from selnet.policy.loader import load_policy
 
-    if sys.stderr.isatty() and not getattr(args, "json", False):
-        from selnet.policy.cache import load_cached  # noqa: F401  (warm path stays quiet)
-    return load_policy(args.policy, use_cache=not args.no_cache)
+    def progress() -> None:
+        # Long work shows progress: only the first run on a policy builds its index.
+        if sys.stderr.isatty():
+            print("selnet: indexing the policy (first run on it; cached afterwards)...",
+                  file=sys.stderr, flush=True)
+
+    return load_policy(args.policy, use_cache=not args.no_cache, on_build=progress)
 
 
 def _parse_bools(items: list[str] | None) -> dict[str, bool]:
@@ -85,7 +89,7 @@ def build_scenario(policy: Any, args: argparse.Namespace, operation: str) -> Any
     from selnet.kernel.env import NetEnv, live_sysctls, parse_sysctls
     from selnet.kernel.model import Scenario, parse_endpoint
 
-    endpoint = parse_endpoint(args.endpoint, need_port=operation != "send" or True)
+    endpoint = parse_endpoint(args.endpoint)
     domain = policy.context_for_domain(args.domain)
     base = NetEnv()
     if policy.source.origin == "live":

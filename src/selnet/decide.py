@@ -28,12 +28,14 @@ class Grant:
     via_target: str
     active: bool  # its condition currently selects it
 
-    def to_json(self, bools: Mapping[str, bool]) -> dict[str, object]:
+    def to_json(self, bools: Mapping[str, bool], stype: str, ttype: str) -> dict[str, object]:
         out: dict[str, object] = {
             "rule": self.rule.sesearch(),
             "source": self.rule.source,
             "target": self.rule.target,
-            "via_source_attribute": self.via_source if self.rule.source != "" else None,
+            # the attribute through which subject/target matched (None: the type itself)
+            "subject_via": self.via_source if self.via_source != stype else None,
+            "target_via": self.via_target if self.via_target != ttype else None,
             "active": self.active,
         }
         if self.rule.cond is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from selnet.decide import Decider, Decision
 from selnet.kernel.classmap import obsolete_reason
 from selnet.kernel.model import Check, CheckPlan, KernelModel, Scenario
-from selnet.policy.index import Policy, cond_text
+from selnet.policy.index import Policy, cond_booleans, cond_text
 from selnet.policy.snapshot import AVRule
 
 
@@ -117,7 +117,7 @@ def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]
         if g.rule.cond is not None:
             booleans.append({"condition": cond_text(g.rule.cond), "branch": g.rule.branch,
                              "active": g.active,
-                             "values": {n: bools[n] for n in _names(g.rule.cond)}})
+                             "values": {n: bools[n] for n in cond_booleans(g.rule.cond)}})
     return {
         "step": c.step,
         "hook": c.hook,
@@ -135,19 +135,13 @@ def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]
         "explanation": reason_text(res, bools),
         "errno": c.errno if not d.allowed and d.enforced else None,
         "note": c.note,
-        "rules": [g.to_json(bools) for g in d.grants],
+        "rules": [g.to_json(bools, c.subject.type, c.target.type) for g in d.grants],
         "booleans": booleans,
         "boolean_fixes": [f.to_json() for f in d.boolean_fixes],
         "dontaudit": [r.sesearch() for r in d.dontaudit],
         "constraint": d.constraint,
         "obsolete": obsolete_reason(c.tclass, c.perm),
     }
-
-
-def _names(expr: tuple[str, ...]) -> list[str]:
-    from selnet.policy.index import cond_booleans
-
-    return cond_booleans(expr)
 
 
 def chain_json(chain: ChainResult) -> dict[str, object]:

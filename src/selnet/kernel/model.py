@@ -9,6 +9,7 @@ checks is :mod:`selnet.decide`'s job.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from selnet.errors import InputError
@@ -123,6 +124,10 @@ def socket_class(proto: str, polcaps: frozenset[str]) -> str:
     }[proto]
 
 
+# sockperm(step, hook, perm): append a task -> socket check (sock_has_perm)
+SockPerm = Callable[[str, str, str], None]
+
+
 class KernelModel:
     def __init__(self, policy: Policy, bools: dict[str, bool]) -> None:
         self.policy = policy
@@ -185,9 +190,9 @@ class KernelModel:
         if ep.proto in ("sctp", "icmp") and sclass == "rawip_socket":
             notes.append(f"no extended_socket_class policy capability: {ep.proto} sockets are rawip_socket")
 
-        def sockperm(step: str, hook: str, perm: str, target: Context = sock) -> None:
+        def sockperm(step: str, hook: str, perm: str) -> None:
             if not skip_sock_perm:
-                checks.append(Check(step, hook, dom, target, sclass, perm, note="the socket"))
+                checks.append(Check(step, hook, dom, sock, sclass, perm, note="the socket"))
 
         # socket()
         sockperm("socket", "selinux_socket_create", "create")
@@ -299,8 +304,7 @@ class KernelModel:
         checks.append(Check(step, hook, sock, ctx, sclass, "name_connect", note=how, label=lab))
 
     def _bind_checks(self, checks: list[Check], step: str, sc: Scenario, sclass: str,
-                     sock: Context, ep: Endpoint, sockperm: object) -> None:
-        assert callable(sockperm)
+                     sock: Context, ep: Endpoint, sockperm: SockPerm) -> None:
         sockperm(step, "selinux_socket_bind", "bind")
         if sc.env.requires_name_bind(ep.port):
             ctx, lab, how = self._port(ep.proto, ep.port)

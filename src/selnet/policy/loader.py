@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from selnet.policy.cache import get_or_build
 from selnet.policy.extract import extract
 from selnet.policy.index import Policy
@@ -9,13 +11,22 @@ from selnet.policy.snapshot import PolicySnapshot
 from selnet.policy.source import PolicySource, resolve
 
 
-def load_policy(paths: list[str] | None = None, *, use_cache: bool = True) -> Policy:
+def load_policy(
+    paths: list[str] | None = None,
+    *,
+    use_cache: bool = True,
+    on_build: Callable[[], None] | None = None,
+) -> Policy:
     source = resolve(paths)
-    return load_source(source, use_cache=use_cache)
+    return load_source(source, use_cache=use_cache, on_build=on_build)
 
 
-def load_source(source: PolicySource, *, use_cache: bool = True) -> Policy:
+def load_source(
+    source: PolicySource, *, use_cache: bool = True, on_build: Callable[[], None] | None = None
+) -> Policy:
     def build() -> PolicySnapshot:
+        if on_build is not None:
+            on_build()
         return extract(str(source.binary), source.sha256)
 
     if use_cache:
