@@ -384,3 +384,23 @@ def test_connect_with_fastopen_uses_sendmsg(run: Run) -> None:
         ("socket", "create"), ("send", "write"), ("send", "connect"), ("send", "name_connect"),
         ("recv", "read")]
     assert chain.allowed
+
+
+def test_typebounds_limit_the_child(compile_cil) -> None:  # type: ignore[no-untyped-def]
+    """A bounded type may not exceed its parent (type_attribute_bounds_av).
+
+    secilc and checkpolicy refuse to build a policy whose child exceeds its
+    parent, so the bound is added to the loaded snapshot, as a kernel would
+    still enforce it for a policy built without that check.
+    """
+    from selnet.decide import Decider
+
+    pol = load_policy([str(compile_cil(CAPS + POLICY))])
+    cli = pol.context_for_domain("cli_t")
+    port = pol.object_context("http_port_t")
+    assert Decider(pol).decide(cli, port, "tcp_socket", "name_connect").allowed
+    pol.snap.bounds["cli_t"] = "srv_t"  # srv_t may not name_connect to http_port_t
+    d = Decider(pol).decide(cli, port, "tcp_socket", "name_connect")
+    assert not d.allowed and d.reason == "bounds"
+    pol.snap.bounds["cli_t"] = "tt_t"  # tt_t may
+    assert Decider(pol).decide(cli, port, "tcp_socket", "name_connect").allowed
