@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 
 from selnet.cli import main
+from tests.conftest import EXAMPLE_CIL
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    # The bundled example policy, named explicitly: on a machine with SELinux
+    # enabled the default would be the live policy.
+    extra = [] if "--policy" in args else ["--policy", str(EXAMPLE_CIL)]
     return subprocess.run(
-        [sys.executable, "-m", "selnet", *args], capture_output=True, text=True, input=stdin,
-        env=os.environ.copy(), check=False,
+        [sys.executable, "-m", "selnet", *args, *extra], capture_output=True, text=True,
+        input=stdin, env=os.environ.copy(), check=False,
     )
 
 

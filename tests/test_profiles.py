@@ -34,6 +34,7 @@ from selnet.profiles import (
     type_report,
 )
 from selnet.render.profile import port_json, profile_json
+from tests.conftest import EXAMPLE_CIL
 
 # Overlapping portcons (CIL sorts narrowest first: 8080-8081 beats 8000-8100, 80 beats 1-1023),
 # a gap (1024-5431 ...) left to the `port` initial SID, attributes on both sides of rules,
@@ -298,7 +299,7 @@ def test_matrix_equals_decider(policy: Any) -> None:
 
 
 def test_matrix_on_example_policy_respects_constraints() -> None:
-    policy = load_policy(None)
+    policy = load_policy([str(EXAMPLE_CIL)])
     rows = list(matrix_rows(policy))
     got = {
         (r.domain, r.protocol, r.operation, r.port_type, r.condition, r.allowed_now) for r in rows
@@ -396,7 +397,7 @@ def test_cli_matrix_formats(
 
 
 def test_json_of_example_profile_is_serializable() -> None:
-    policy = load_policy(None)
+    policy = load_policy([str(EXAMPLE_CIL)])
     data = profile_json(domain_profile(policy, "web_t"))
     json.dumps(data)
     obs = {(o["class"], o["perm"]) for o in data["obsolete"]}  # type: ignore[union-attr]
