@@ -8,6 +8,8 @@ also lists the records that contain the query but lose, and why.
 from __future__ import annotations
 
 import ipaddress
+import weakref
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from selnet.errors import InputError
@@ -82,13 +84,106 @@ def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
     return port, proto
 
 
+@dataclass(frozen=True, slots=True)
+class PortInterval:
+    low: int
+    high: int
+    context: Context
+    record: Portcon | None  # None: no portcon covers it, the ``port`` initial SID
+
+    @property
+    def initial_sid(self) -> bool:
+        return self.record is None
+
+
+@dataclass(frozen=True, slots=True)
+class PortMap:
+    """Per protocol, the kernel's first-match answer for 1-65535 as sorted, disjoint intervals.
+
+    ``segments`` keeps one interval per run owned by one record (for lookups that
+    must name the record); ``intervals`` merges neighbours with the same context
+    (for profiles, which reason per context).
+    """
+
+    segments: dict[str, tuple[PortInterval, ...]]
+    intervals: dict[str, tuple[PortInterval, ...]]
+    _lows: dict[str, list[int]]
+
+    def lookup(self, proto: str, port: int) -> PortInterval:
+        i = bisect_right(self._lows[proto], port) - 1
+        return self.segments[proto][i]
+
+    def contexts(self, proto: str) -> list[Context]:
+        return list(dict.fromkeys(iv.context for iv in self.intervals[proto]))
+
+    def ranges(self, proto: str) -> dict[Context, list[tuple[int, int]]]:
+        out: dict[Context, list[tuple[int, int]]] = {}
+        for iv in self.intervals[proto]:
+            out.setdefault(iv.context, []).append((iv.low, iv.high))
+        return out
+
+
+_PORT_MAPS: weakref.WeakKeyDictionary[Policy, PortMap] = weakref.WeakKeyDictionary()
+
+
+def port_map(policy: Policy) -> PortMap:
+    """Built once per policy from the portcons in binary order (first match wins)."""
+    got = _PORT_MAPS.get(policy)
+    if got is None:
+        initial = policy.snap.initial_sids.get("port")
+        if initial is None:
+            raise InputError("policy has no 'port' initial SID")
+        segments = {p: _segments(policy.snap.portcons, p, initial) for p in PROTOCOLS}
+        got = PortMap(
+            segments,
+            {p: _merged(segs) for p, segs in segments.items()},
+            {p: [iv.low for iv in segs] for p, segs in segments.items()},
+        )
+        _PORT_MAPS[policy] = got
+    return got
+
+
+def _segments(portcons: list[Portcon], proto: str, initial: Context) -> tuple[PortInterval, ...]:
+    pcs = [pc for pc in portcons if pc.protocol == proto and pc.high >= 1 and pc.low <= 65535]
+    cuts = {1, 65536}
+    for pc in pcs:
+        cuts.update((max(pc.low, 1), min(pc.high, 65535) + 1))
+    starts = sorted(cuts)
+    owner: list[Portcon | None] = [None] * (len(starts) - 1)
+    for pc in pcs:  # binary order: the first record to claim a piece owns it
+        i = bisect_left(starts, max(pc.low, 1))
+        j = bisect_left(starts, min(pc.high, 65535) + 1)
+        for k in range(i, j):
+            if owner[k] is None:
+                owner[k] = pc
+    out: list[PortInterval] = []
+    for k, rec in enumerate(owner):
+        low, high = starts[k], starts[k + 1] - 1
+        if out and out[-1].record == rec:
+            out[-1] = PortInterval(out[-1].low, high, out[-1].context, rec)
+        else:
+            out.append(PortInterval(low, high, rec.context if rec else initial, rec))
+    return tuple(out)
+
+
+def _merged(segments: tuple[PortInterval, ...]) -> tuple[PortInterval, ...]:
+    out: list[PortInterval] = []
+    for iv in segments:
+        last = out[-1] if out else None
+        if last and last.context == iv.context and last.initial_sid == iv.initial_sid:
+            out[-1] = PortInterval(last.low, iv.high, iv.context, last.record)
+        else:
+            out.append(iv)
+    return tuple(out)
+
+
 def port_label(
     policy: Policy, protocol: str, port: int, *, with_shadowed: bool = True
 ) -> LabelResult:
     if not with_shadowed:
-        # Bulk lookups (profiles, every-port scans) use the painted first-match map.
-        idx = policy.port_map(protocol)[port]
-        first: list[Record] = [] if idx < 0 else [policy.snap.portcons[idx]]
+        # Bulk lookups (profiles, every-port scans) use the first-match interval map.
+        rec = port_map(policy).lookup(protocol, port).record
+        first: list[Record] = [] if rec is None else [rec]
         return _result(policy, "port", f"{port}/{protocol}", first, "port")
     matches: list[Record] = [
         pc

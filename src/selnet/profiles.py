@@ -6,7 +6,7 @@ Every verdict is a :class:`~selnet.decide.Decider` decision.  The rule index is 
 to find the *candidate* targets (the expanded targets of the rules whose source covers the
 subject): a pair no rule mentions has no grant, so Decider would deny it anyway.
 
-Ports are resolved once per policy into a :class:`PortMap`: per protocol, intervals
+Ports are resolved once per policy into a :class:`~selnet.labels.PortMap`: per protocol, intervals
 covering 1-65535, each with the context the kernel's first-match lookup gives
 (kernel-network-checks.md 6.1; the ``port`` initial SID fills the gaps).  Permissions are
 then decided per distinct port *context* (type and level), never per port number.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import weakref
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -24,10 +24,10 @@ from selnet.decide import Decider, Decision
 from selnet.errors import InputError
 from selnet.kernel.classmap import INET_SOCKET_CLASSES, PACKET_CLASSES, obsolete_reason
 from selnet.kernel.env import NetEnv
-from selnet.kernel.model import socket_class
-from selnet.labels import LabelResult, node_label, port_label
+from selnet.kernel.model import socket_class, socket_label
+from selnet.labels import LabelResult, node_label, port_label, port_map
 from selnet.policy.index import Policy, cond_booleans, cond_text
-from selnet.policy.snapshot import AVRule, Context, Portcon
+from selnet.policy.snapshot import AVRule, Context
 
 PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
 NAME_CONNECT_CLASSES = frozenset({"tcp_socket", "dccp_socket", "sctp_socket"})
@@ -76,77 +76,6 @@ def in_ranges(ranges: list[Range], port: int) -> bool:
 
 
 # -- the port map ----------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PortInterval:
-    low: int
-    high: int
-    context: Context
-    initial_sid: bool  # no portcon covers it: the ``port`` initial SID
-
-
-@dataclass(frozen=True, slots=True)
-class PortMap:
-    """Per protocol, the kernel's port -> context answer as sorted, disjoint intervals."""
-
-    intervals: dict[str, tuple[PortInterval, ...]]
-
-    def lookup(self, proto: str, port: int) -> PortInterval:
-        ivs = self.intervals[proto]
-        i = bisect_right([iv.low for iv in ivs], port) - 1
-        return ivs[i]
-
-    def contexts(self, proto: str) -> list[Context]:
-        seen: dict[Context, None] = {}
-        for iv in self.intervals[proto]:
-            seen.setdefault(iv.context, None)
-        return list(seen)
-
-    def ranges(self, proto: str) -> dict[Context, list[Range]]:
-        out: dict[Context, list[Range]] = {}
-        for iv in self.intervals[proto]:
-            out.setdefault(iv.context, []).append((iv.low, iv.high))
-        return out
-
-
-_PORT_MAPS: weakref.WeakKeyDictionary[Policy, PortMap] = weakref.WeakKeyDictionary()
-
-
-def port_map(policy: Policy) -> PortMap:
-    """Built once per policy from the portcons in binary order (first match wins)."""
-    got = _PORT_MAPS.get(policy)
-    if got is None:
-        initial = policy.snap.initial_sids.get("port")
-        if initial is None:
-            raise InputError("policy has no 'port' initial SID")
-        got = PortMap({p: _intervals(policy.snap.portcons, p, initial) for p in PROTOCOLS})
-        _PORT_MAPS[policy] = got
-    return got
-
-
-def _intervals(portcons: list[Portcon], proto: str, initial: Context) -> tuple[PortInterval, ...]:
-    pcs = [pc for pc in portcons if pc.protocol == proto and pc.high >= 1 and pc.low <= 65535]
-    cuts = {1, 65536}
-    for pc in pcs:
-        cuts.update((max(pc.low, 1), min(pc.high, 65535) + 1))
-    starts = sorted(cuts)
-    owner: list[Portcon | None] = [None] * (len(starts) - 1)
-    for pc in pcs:  # binary order: the first record to claim a segment owns it
-        i = bisect_left(starts, max(pc.low, 1))
-        j = bisect_left(starts, min(pc.high, 65535) + 1)
-        for k in range(i, j):
-            if owner[k] is None:
-                owner[k] = pc
-    out: list[PortInterval] = []
-    for k, rec in enumerate(owner):
-        ctx = rec.context if rec is not None else initial
-        low, high = starts[k], starts[k + 1] - 1
-        if out and out[-1].context == ctx and out[-1].initial_sid == (rec is None):
-            out[-1] = PortInterval(out[-1].low, high, ctx, rec is None)
-        else:
-            out.append(PortInterval(low, high, ctx, rec is None))
-    return tuple(out)
-
-
 # -- conditions ------------------------------------------------------------------------------
 def rule_condition(rule: AVRule) -> str:
     assert rule.cond is not None
@@ -220,11 +149,8 @@ def access_of(d: Decision) -> Access:
 def socket_context(
     policy: Policy, domain: Context, sclass: str, bools: Mapping[str, bool]
 ) -> Context:
-    """socket_sockcreate_sid without setsockcreatecon: a type_transition, else the task."""
-    tt = policy.transition(domain.type, domain.type, sclass, bools)
-    if tt is None:
-        return domain
-    return Context(domain.user, domain.role, tt.default, domain.mls)
+    """The label of a socket the domain creates (no setsockcreatecon)."""
+    return socket_label(policy, domain, sclass, bools)[0]
 
 
 def defined(policy: Policy, tclass: str, perm: str) -> bool:

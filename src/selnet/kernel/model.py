@@ -9,7 +9,7 @@ checks is :mod:`selnet.decide`'s job.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from selnet.errors import InputError
@@ -124,6 +124,26 @@ def socket_class(proto: str, polcaps: frozenset[str]) -> str:
     }[proto]
 
 
+def socket_label(
+    policy: Policy,
+    domain: Context,
+    sclass: str,
+    bools: Mapping[str, bool],
+    sockcreate: Context | None = None,
+) -> tuple[Context, str]:
+    """socket_sockcreate_sid: the sockcreate context, else a type_transition, else the task.
+
+    Returns the label and where it came from (sockcreate, type_transition, domain).
+    """
+    if sockcreate is not None:
+        return sockcreate, "sockcreate"
+    tt = policy.transition(domain.type, domain.type, sclass, bools)
+    if tt is not None:
+        # security_compute_sid: sockets keep the task's user, role and full range.
+        return Context(domain.user, domain.role, tt.default, domain.mls), "type_transition"
+    return domain, "domain"
+
+
 # sockperm(step, hook, perm): append a task -> socket check (sock_has_perm)
 SockPerm = Callable[[str, str, str], None]
 
@@ -142,15 +162,7 @@ class KernelModel:
         return ctx
 
     def socket_label(self, sc: Scenario, sclass: str) -> tuple[Context, str]:
-        """socket_sockcreate_sid: sockcreate context, else type_transition, else the task."""
-        if sc.sockcreate is not None:
-            return sc.sockcreate, "sockcreate"
-        dom = sc.domain
-        tt = self.policy.transition(dom.type, dom.type, sclass, self.bools)
-        if tt is not None:
-            # security_compute_sid: sockets keep the task's user, role and full range.
-            return Context(dom.user, dom.role, tt.default, dom.mls), "type_transition"
-        return dom, "domain"
+        return socket_label(self.policy, sc.domain, sclass, self.bools, sc.sockcreate)
 
     def _port(self, proto: str, port: int) -> tuple[Context, LabelResult | None, str]:
         pc_proto = _PORTCON_PROTO.get(proto)

@@ -8,7 +8,6 @@ dictionary lookups instead of a scan ("attribute expansion in both directions":
 
 from __future__ import annotations
 
-from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -91,7 +90,6 @@ class Policy:
             cons[c.tclass].append(c)
         self._constraints = dict(cons)
         self._names: dict[str, tuple[str, ...]] = {}
-        self._port_maps: dict[str, array[int]] = {}
         self.levels = (
             LevelParser(snap.sensitivities, snap.categories, snap.sens_aliases, snap.cat_aliases)
             if snap.mls
@@ -119,22 +117,6 @@ class Policy:
             hint = " (it is an attribute)" if name in self.snap.attr_types else ""
             raise InputError(f"unknown {what} {name!r} in this policy{hint}")
         return t
-
-    # -- ports -------------------------------------------------------------------
-    def port_map(self, protocol: str) -> array[int]:
-        """Port number -> index of its first matching portcon (-1: the port initial SID).
-
-        Painted from the last record to the first, so the first record in binary
-        order wins, as in security_port_sid.  Built once per protocol.
-        """
-        got = self._port_maps.get(protocol)
-        if got is None:
-            got = array("i", [-1]) * 65536
-            for pc in reversed(self.snap.portcons):
-                if pc.protocol == protocol:
-                    got[pc.low : pc.high + 1] = array("i", [pc.position]) * (pc.high - pc.low + 1)
-            self._port_maps[protocol] = got
-        return got
 
     # -- booleans -------------------------------------------------------------
     def bool_values(self, overrides: Mapping[str, bool] | None = None) -> dict[str, bool]:
