@@ -15,7 +15,6 @@ then decided per distinct port *context* (type and level), never per port number
 from __future__ import annotations
 
 import ipaddress
-import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -181,28 +180,8 @@ def candidate_subjects(policy: Policy, tclass: str, target: str, perm: str) -> s
     return out
 
 
-_DOMAINS: weakref.WeakKeyDictionary[Policy, tuple[str, ...]] = weakref.WeakKeyDictionary()
-
-
 def process_domains(policy: Policy) -> tuple[str, ...]:
-    """Types a process can run as: those of some role other than object_r.
-
-    (A process context needs a role that has the type; no attribute name is assumed.)
-    Falls back to the expanded sources of INET socket rules if no role has a type.
-    """
-    got = _DOMAINS.get(policy)
-    if got is None:
-        types: set[str] = set()
-        for role, members in policy.snap.role_types.items():
-            if role != "object_r":
-                types |= members
-        if not types:
-            for rule in policy.snap.rules:
-                if rule.tclass in INET_SOCKET_CLASSES:
-                    types |= policy.expand(rule.source)
-        got = tuple(sorted(t for t in types if t in policy.snap.type_attrs))
-        _DOMAINS[policy] = got
-    return got
+    return policy.domains()
 
 
 # -- the domain profile --------------------------------------------------------------------------

@@ -152,9 +152,7 @@ class PolicyFacts:
             t for t, recs in self.portcons_of.items()
             if any(hi - lo + 1 >= GENERIC_RANGE for _, lo, hi in recs)
         ) | ({self.port_sid_type} if self.port_sid_type else set())
-        self.domains = frozenset(
-            t for r, types in snap.role_types.items() if r != "object_r" for t in types
-        )
+        self.domains = frozenset(policy.domains())
         unl = snap.initial_sids.get("unlabeled")
         self.unlabeled_type = unl.type if unl is not None else None
         netmsg = snap.initial_sids.get("netmsg")

@@ -90,6 +90,7 @@ class Policy:
             cons[c.tclass].append(c)
         self._constraints = dict(cons)
         self._names: dict[str, tuple[str, ...]] = {}
+        self._domains: tuple[str, ...] | None = None
         self.levels = (
             LevelParser(snap.sensitivities, snap.categories, snap.sens_aliases, snap.cat_aliases)
             if snap.mls
@@ -110,6 +111,24 @@ class Policy:
         if name in self.snap.attr_types:
             return self.snap.attr_types[name]
         return frozenset((name,))
+
+    def domains(self) -> tuple[str, ...]:
+        """Types a process can run as: those of some role other than object_r.
+
+        A process context needs a role that admits the type, so no attribute
+        name is assumed.  A policy whose roles list no types falls back to the
+        expanded sources of its (network) rules.
+        """
+        if self._domains is None:
+            types: set[str] = set()
+            for role, members in self.snap.role_types.items():
+                if role != "object_r":
+                    types |= members
+            if not types:
+                for rule in self.snap.rules:
+                    types |= self.expand(rule.source)
+            self._domains = tuple(sorted(t for t in types if t in self.snap.type_attrs))
+        return self._domains
 
     def require_type(self, name: str, what: str = "type") -> str:
         t = self.snap.resolve_type(name)
