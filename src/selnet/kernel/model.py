@@ -23,7 +23,7 @@ OPERATIONS = ("connect", "listen", "bind", "send")
 _PORTCON_PROTO = {"tcp": "tcp", "udp": "udp", "sctp": "sctp", "dccp": "dccp"}
 _BIND_SERVICE_PROTOS = {"tcp", "udp", "sctp", "dccp"}  # ping and raw binds check no capability
 _NAME_CONNECT_CLASSES = {"tcp_socket", "dccp_socket", "sctp_socket"}
-_STREAM = {"tcp", "sctp"}
+_CONNECTION_PROTOS = {"tcp", "sctp", "dccp"}  # connect() exchanges packets; listen/accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,19 @@ def socket_label(
 SockPerm = Callable[[str, str, str], None]
 
 
+@dataclass(slots=True)
+class _Plan:
+    """The state one operation's steps append to."""
+
+    sc: Scenario
+    sclass: str
+    sock: Context
+    checks: list[Check]
+    notes: list[str]
+    sockperm: SockPerm
+    skip_sock_perm: bool  # a kernel-SID socket: sock_has_perm checks are skipped
+
+
 class KernelModel:
     def __init__(self, policy: Policy, bools: dict[str, bool]) -> None:
         self.policy = policy
@@ -213,83 +226,100 @@ class KernelModel:
         if ep.proto == "icmp":
             notes.append("ping sockets need no capability; the group must be in net.ipv4.ping_group_range")
 
-        op = sc.operation
-        if op == "connect":
-            if sc.bind is not None:
-                self._bind_checks(checks, "bind", sc, sclass, sock, sc.bind, sockperm)
-            else:
-                notes.append("connect() picks an ephemeral source port: the implicit bind checks nothing")
-            if sc.fastopen:
-                if ep.proto != "tcp":
-                    raise InputError("--fastopen is TCP Fast Open: it needs a tcp endpoint")
-                # sendto(MSG_FASTOPEN) instead of connect(): selinux_socket_sendmsg checks
-                # write, then calls the connect helper (observed on 6.1).
-                notes.append("TCP Fast Open: sendmsg is checked like connect (observed on 6.1)")
-                sockperm("send", "selinux_socket_sendmsg", "write")
-                sockperm("send", "selinux_socket_connect_helper", "connect")
-                self._name_connect(checks, "send", "selinux_socket_connect_helper", sclass, sock, ep)
-            else:
-                sockperm("connect", "selinux_socket_connect", "connect")
-                self._name_connect(checks, "connect", "selinux_socket_connect_helper", sclass, sock, ep)
-            if sclass not in _NAME_CONNECT_CLASSES:
-                notes.append(f"{sclass} has no name_connect: the destination port is not checked")
-            stream = ep.proto in _STREAM or ep.proto == "dccp"
-            if stream:
-                self._packets(checks, "tx", sc, sock, sclass, ep.address, "connect")
-                self._packets(checks, "rx", sc, sock, sclass, ep.address, "connect")
-            if not sc.fastopen:
-                sockperm("send", "selinux_socket_sendmsg", "write")
-            if not stream:
-                self._packets(checks, "tx", sc, sock, sclass, ep.address, "send")
-            sockperm("recv", "selinux_socket_recvmsg", "read")
-            if not stream:
-                self._packets(checks, "rx", sc, sock, sclass, ep.address, "recv")
-        elif op == "listen":
-            self._bind_checks(checks, "bind", sc, sclass, sock, ep, sockperm)
-            remote = self._remote(sc)
-            if ep.proto in _STREAM or ep.proto == "dccp":
-                sockperm("listen", "selinux_socket_listen", "listen")
-                # The SYN reaches the listening socket; the SYN-ACK leaves with the
-                # connection's label (selinux_conn_sid: the listener's, MLS from the peer).
-                child = self._conn_sid(sock, sc)
-                self._packets(checks, "rx", sc, sock, sclass, remote, "incoming connection")
-                self._packets(checks, "tx", sc, child, sclass, remote, "SYN-ACK")
-                sockperm("accept", "selinux_socket_accept", "accept")
-                notes.append(f"the accepted socket carries the listening socket's label ({child})")
-                if not skip_sock_perm:
-                    checks.append(Check("recv", "selinux_socket_recvmsg", dom, child, sclass, "read",
-                                        note="the accepted socket"))
-                    checks.append(Check("send", "selinux_socket_sendmsg", dom, child, sclass, "write",
-                                        note="the accepted socket"))
-            else:
-                if ep.proto in ("udp", "icmp", "raw"):
-                    notes.append("datagram server: no listen/accept")
-                self._packets(checks, "rx", sc, sock, sclass, remote, "datagram in")
-                sockperm("recv", "selinux_socket_recvmsg", "read")
-                sockperm("send", "selinux_socket_sendmsg", "write")
-                self._packets(checks, "tx", sc, sock, sclass, remote, "datagram out")
-        elif op == "bind":
-            self._bind_checks(checks, "bind", sc, sclass, sock, ep, sockperm)
-        elif op == "send":
-            if (ep.proto in _STREAM or ep.proto == "dccp") and not sc.fastopen:
-                raise InputError(
-                    f"send is for datagrams (udp, icmp, raw); a {ep.proto} client must "
-                    "connect (or use send --fastopen for TCP Fast Open)"
-                )
-            sockperm("send", "selinux_socket_sendmsg", "write")
-            if sc.fastopen:
-                # selinux_socket_sendmsg calls the connect helper for MSG_FASTOPEN.
-                notes.append("TCP Fast Open: sendmsg is checked like connect (observed on 6.1)")
-                sockperm("send", "selinux_socket_connect_helper", "connect")
-                self._name_connect(checks, "send", "selinux_socket_connect_helper", sclass, sock, ep)
-            else:
-                notes.append("sendto() on an unbound socket autobinds an ephemeral port: no checks")
-            self._packets(checks, "tx", sc, sock, sclass, ep.address, "send")
-        else:  # pragma: no cover - the CLI restricts operations
-            raise InputError(f"unknown operation {op!r}")
+        steps = {
+            "connect": self._connect,
+            "listen": self._listen,
+            "bind": self._bind,
+            "send": self._send,
+        }.get(sc.operation)
+        if steps is None:  # pragma: no cover - the CLI restricts operations
+            raise InputError(f"unknown operation {sc.operation!r}")
+        steps(_Plan(sc, sclass, sock, checks, notes, sockperm, skip_sock_perm))
         if not self._packet_checks_active(sc.env):
             notes.append("no per-packet checks: no labeled networking, no SECMARK, no always_check_network")
         return CheckPlan(sc, sclass, sock, origin, checks, notes)
+
+    # -- one method per operation, each appending its steps in kernel order -----------
+    def _connect(self, p: _Plan) -> None:
+        sc, ep = p.sc, p.sc.endpoint
+        if sc.bind is not None:
+            self._bind_checks(p.checks, "bind", sc, p.sclass, p.sock, sc.bind, p.sockperm)
+        else:
+            p.notes.append("connect() picks an ephemeral source port: the implicit bind checks nothing")
+        if sc.fastopen:
+            self._fastopen(p)
+        else:
+            p.sockperm("connect", "selinux_socket_connect", "connect")
+            self._name_connect(p.checks, "connect", "selinux_socket_connect_helper", p.sclass,
+                               p.sock, ep)
+        if p.sclass not in _NAME_CONNECT_CLASSES:
+            p.notes.append(f"{p.sclass} has no name_connect: the destination port is not checked")
+        # Connection protocols exchange packets during connect(); datagrams on send/recv.
+        stream = ep.proto in _CONNECTION_PROTOS
+        if stream:
+            self._packets(p.checks, "tx", sc, p.sock, p.sclass, ep.address, "connect")
+            self._packets(p.checks, "rx", sc, p.sock, p.sclass, ep.address, "connect")
+        if not sc.fastopen:
+            p.sockperm("send", "selinux_socket_sendmsg", "write")
+        if not stream:
+            self._packets(p.checks, "tx", sc, p.sock, p.sclass, ep.address, "send")
+        p.sockperm("recv", "selinux_socket_recvmsg", "read")
+        if not stream:
+            self._packets(p.checks, "rx", sc, p.sock, p.sclass, ep.address, "recv")
+
+    def _listen(self, p: _Plan) -> None:
+        sc, ep = p.sc, p.sc.endpoint
+        self._bind_checks(p.checks, "bind", sc, p.sclass, p.sock, ep, p.sockperm)
+        remote = self._remote(sc)
+        if ep.proto not in _CONNECTION_PROTOS:
+            p.notes.append("datagram server: no listen/accept")
+            self._packets(p.checks, "rx", sc, p.sock, p.sclass, remote, "datagram in")
+            p.sockperm("recv", "selinux_socket_recvmsg", "read")
+            p.sockperm("send", "selinux_socket_sendmsg", "write")
+            self._packets(p.checks, "tx", sc, p.sock, p.sclass, remote, "datagram out")
+            return
+        p.sockperm("listen", "selinux_socket_listen", "listen")
+        # The SYN reaches the listening socket; the SYN-ACK leaves with the
+        # connection's label (selinux_conn_sid: the listener's, MLS from the peer).
+        child = self._conn_sid(p.sock, sc)
+        self._packets(p.checks, "rx", sc, p.sock, p.sclass, remote, "incoming connection")
+        self._packets(p.checks, "tx", sc, child, p.sclass, remote, "SYN-ACK")
+        p.sockperm("accept", "selinux_socket_accept", "accept")
+        p.notes.append(f"the accepted socket carries the listening socket's label ({child})")
+        if p.skip_sock_perm:
+            return
+        for step, hook, perm in (("recv", "selinux_socket_recvmsg", "read"),
+                                 ("send", "selinux_socket_sendmsg", "write")):
+            p.checks.append(Check(step, hook, sc.domain, child, p.sclass, perm,
+                                  note="the accepted socket"))
+
+    def _bind(self, p: _Plan) -> None:
+        self._bind_checks(p.checks, "bind", p.sc, p.sclass, p.sock, p.sc.endpoint, p.sockperm)
+
+    def _send(self, p: _Plan) -> None:
+        sc, ep = p.sc, p.sc.endpoint
+        if sc.fastopen:
+            self._fastopen(p)
+        elif ep.proto in _CONNECTION_PROTOS:
+            raise InputError(
+                f"send is for datagrams (udp, icmp, raw); a {ep.proto} client must "
+                "connect (or use send --fastopen for TCP Fast Open)"
+            )
+        else:
+            p.sockperm("send", "selinux_socket_sendmsg", "write")
+            p.notes.append("sendto() on an unbound socket autobinds an ephemeral port: no checks")
+        self._packets(p.checks, "tx", sc, p.sock, p.sclass, ep.address, "send")
+
+    def _fastopen(self, p: _Plan) -> None:
+        """sendto(MSG_FASTOPEN): selinux_socket_sendmsg checks write, then calls the
+        connect helper, so connect and name_connect follow (observed on 6.1)."""
+        ep = p.sc.endpoint
+        if ep.proto != "tcp":
+            raise InputError("--fastopen is TCP Fast Open: it needs a tcp endpoint")
+        p.notes.append("TCP Fast Open: sendmsg is checked like connect (observed on 6.1)")
+        p.sockperm("send", "selinux_socket_sendmsg", "write")
+        p.sockperm("send", "selinux_socket_connect_helper", "connect")
+        self._name_connect(p.checks, "send", "selinux_socket_connect_helper", p.sclass, p.sock, ep)
 
     def _remote(self, sc: Scenario) -> IPAddress:
         if sc.env.remote:
