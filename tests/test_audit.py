@@ -126,14 +126,23 @@ def test_dontaudit_permissive_foreign_obsolete(policy) -> None:  # type: ignore[
         avc("send_msg", "", WEB, "system_u:object_r:svc_port_t", serial=4),
     ]
     rep = audit(policy, "\n".join(lines))
-    sits = {g.situation: g for g in rep.groups}
-    assert "dontaudit-hidden" in sits["generic-port-type"].entries[0].diag.situations \
-        or any("dontaudit-hidden" in g.entries[0].diag.situations for g in rep.groups)
-    assert any("permissive" in g.entries[0].diag.situations for g in rep.groups)
-    foreign = sits["foreign-policy"]
+    by_key = {(g.tclass, g.target): g for g in rep.groups}
+    assert len(by_key) == len(rep.groups) == 4
+    hidden = by_key[("udp_socket", "gen_port_t")]
+    assert hidden.entries[0].diag.situations == ["generic-port-type", "dontaudit-hidden"]
+    assert hidden.still_denied
+    assert any("semodule -DB" in line for line in hidden.explanation)
+    perm = by_key[("tcp_socket", "gen_port_t")]
+    assert perm.entries[0].diag.situations == ["generic-port-type", "permissive"]
+    assert perm.still_denied and perm.entries[0].diag.rec.permissive
+    assert perm.fix is not None
+    assert perm.fix.commands == ["semanage port -a -t svc_port_t -p tcp 8600"]
+    foreign = by_key[("tcp_socket", "http_port_t")]
+    assert foreign.situation == "foreign-policy"
     assert "unknown type httpd_t" in " ".join(foreign.explanation)
     assert foreign.still_denied and foreign.fix is None
-    assert "obsolete-permission" in sits
+    assert by_key[("tcp_socket", "svc_port_t")].situation == "obsolete-permission"
+    assert rep.exit_denied
 
 
 def test_label_changed_since(policy) -> None:  # type: ignore[no-untyped-def]
@@ -201,6 +210,310 @@ def test_cli_json_and_exit_codes(tmp_path, capsys) -> None:  # type: ignore[no-u
     assert main(["audit", *pol, str(tmp_path / "missing.log")]) == 2
     assert main(["audit", *pol, "--show-broad", "--no-interfaces", str(log)]) == 1
     assert "setenforce 0" in capsys.readouterr().out
+
+
+# -- permissive and dontaudit, exactly ----------------------------------------------------------
+QUIET_CIL = """
+(type web_t) (roletype system_r web_t)
+(type lax_t) (roletype system_r lax_t)
+(typeattributeset domain (web_t lax_t))
+(typepermissive lax_t)
+(type svc_port_t) (type quiet_port_t) (type cq_port_t)
+(typeattributeset port_type (svc_port_t quiet_port_t cq_port_t))
+(portcon tcp 8080 (system_u object_r svc_port_t ((s0) (s0))))
+(portcon tcp 7000 (system_u object_r quiet_port_t ((s0) (s0))))
+(portcon tcp 7001 (system_u object_r cq_port_t ((s0) (s0))))
+(allow web_t svc_port_t (tcp_socket (name_bind)))
+(allow lax_t svc_port_t (tcp_socket (name_bind)))
+(dontaudit web_t quiet_port_t (tcp_socket (name_bind)))
+(boolean quiet_mode true)
+(booleanif quiet_mode (true (dontaudit web_t cq_port_t (tcp_socket (name_bind)))))
+"""
+
+
+@pytest.fixture(scope="module")
+def quiet_policy(compile_cil):  # type: ignore[no-untyped-def]
+    return compile_cil(QUIET_CIL)
+
+
+def _cli_json(argv: list[str], capsys) -> tuple[int, dict]:  # type: ignore[no-untyped-def,type-arg]
+    rc = main(["audit", "--json", "--no-interfaces", *argv])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_permissive_record_still_denied(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # permissive=1: the access went through, but this policy still denies it -> exit 1.
+    log = tmp_path / "p.log"
+    log.write_text(avc("name_bind", "src=8600", WEB, GEN, permissive=1) + "\n")
+    rc, out = _cli_json(["--policy", str(BASE), "--policy", str(SNIPPET), str(log)], capsys)
+    assert rc == 1 and out["still_denied"] is True
+    [g] = out["groups"]
+    assert g["situation"] == "generic-port-type" and g["still_denied"] is True
+    [d] = g["denials"]
+    assert d["permissive"] is True and d["still_denied"] is True
+    assert d["situations"] == ["generic-port-type", "permissive"]
+    assert [(v["allowed"], v["reason"], v["enforced"]) for v in d["verdicts"]] == [
+        (False, "no-rule", True)]
+    assert "permissive=1 in the record: the access succeeded, but would be denied when " \
+           "enforcing" in g["explanation"]
+    assert g["fix"]["commands"] == ["semanage port -a -t svc_port_t -p tcp 8600"]
+    # The same kind of record for an access the policy allows now: not denied, exit 0.
+    ok = tmp_path / "ok.log"
+    ok.write_text(avc("name_bind", "src=8080", WEB, "system_u:object_r:svc_port_t",
+                      permissive=1) + "\n")
+    rc, out = _cli_json(["--policy", str(BASE), "--policy", str(SNIPPET), str(ok)], capsys)
+    assert rc == 0 and out["still_denied"] is False
+    assert out["groups"][0]["denials"][0]["situations"] == ["allowed-now", "permissive"]
+
+
+@pytest.mark.parametrize("permissive", [0, 1])
+def test_permissive_type_in_policy(quiet_policy, permissive: int) -> None:  # type: ignore[no-untyped-def]
+    # lax_t is a typepermissive domain: the policy's verdict is still "denied" (not
+    # enforced), so the denial counts as still denied and is marked permissive.
+    pol = load_policy([str(quiet_policy)])
+    rep = audit(pol, avc("name_bind", "src=7000", "system_u:system_r:lax_t",
+                         "system_u:object_r:quiet_port_t", permissive=permissive))
+    [g] = rep.groups
+    d = g.entries[0].diag
+    assert d.situations == ["missing-service-port-rule", "permissive"]
+    [v] = d.verdicts
+    assert v.decision is not None
+    assert (v.decision.allowed, v.decision.enforced, v.decision.silent) == (False, False, False)
+    assert g.still_denied and rep.exit_denied
+    text = "\n".join(g.explanation)
+    assert "name_bind -> quiet_port_t: denied: no allow rule (lax_t is permissive: not enforced)" \
+        in text
+    if not permissive:
+        assert "lax_t is a permissive domain in this policy" in text
+    assert "dontaudit" not in text  # the dontaudit rules are web_t's, not lax_t's
+    # web_t, not permissive, on the same port: no permissive situation.
+    rep = audit(pol, avc("name_bind", "src=7001", WEB, "system_u:object_r:cq_port_t"),
+                bools={"quiet_mode": False})
+    assert rep.groups[0].entries[0].diag.situations == ["missing-service-port-rule"]
+
+
+@pytest.mark.parametrize(("port", "target", "bools", "hidden"), [
+    (7000, "quiet_port_t", None, True),                      # unconditional dontaudit
+    (7001, "cq_port_t", None, True),                         # boolean default true
+    (7001, "cq_port_t", {"quiet_mode": True}, True),
+    (7001, "cq_port_t", {"quiet_mode": False}, False),       # conditional rule inactive
+    (8081, "port_t", None, False),                           # no dontaudit at all
+])
+def test_dontaudit_hidden_exact(quiet_policy, port: int, target: str,  # type: ignore[no-untyped-def]
+                                bools: dict[str, bool] | None, hidden: bool) -> None:
+    from selnet.render.audit import report_json, report_lines
+
+    pol = load_policy([str(quiet_policy)])
+    rep = audit(pol, avc("name_bind", f"src={port}", WEB, f"system_u:object_r:{target}"),
+                bools=bools)
+    [g] = rep.groups
+    base_sit = "generic-port-type" if target == "port_t" else "missing-service-port-rule"
+    assert g.entries[0].diag.situations == [base_sit] + (["dontaudit-hidden"] if hidden else [])
+    assert g.still_denied and rep.exit_denied
+    text = "\n".join(report_lines(rep))
+    data = report_json(rep)
+    [jd] = data["groups"][0]["denials"]  # type: ignore[index]
+    assert [v["dontaudit"] for v in jd["verdicts"]] == [hidden]
+    assert ("semodule -DB" in text) is hidden
+    assert ("(dontaudit: would not be logged)" in text) is hidden
+    assert ("the AVC is not logged" in text) is hidden
+    assert any("semodule -DB" in x for x in data["groups"][0]["explanation"]) is hidden  # type: ignore[index]
+    assert ("dontaudit-hidden" in jd["situations"]) is hidden
+    # the silence does not change what is needed: the verified rule fix is still offered
+    rule = next(f for f in g.fixes if f.kind == "rule")
+    assert rule.verified
+    assert rule.commands[0] == f"(allow web_t {target} (tcp_socket (name_bind)))"
+
+
+def test_dontaudit_boolean_cli(quiet_policy, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "q.log"
+    log.write_text(avc("name_bind", "src=7001", WEB, "system_u:object_r:cq_port_t") + "\n")
+    for flag, hidden in (("quiet_mode=on", True), ("quiet_mode=off", False)):
+        rc, out = _cli_json(["--policy", str(quiet_policy), "--bool", flag, str(log)], capsys)
+        assert rc == 1
+        sits = out["groups"][0]["denials"][0]["situations"]
+        assert ("dontaudit-hidden" in sits) is hidden, flag
+
+
+# -- MLS/MCS constraints on an MLS CIL policy -------------------------------------------------
+MCS_CIL = """
+(type cli_t) (roletype system_r cli_t)
+(type bcli_t) (roletype system_r bcli_t)
+(type free_t) (roletype system_r free_t)
+(typeattributeset domain (cli_t bcli_t free_t))
+(type tenant_port_t) (type svc_port_t) (type gen_port_t)
+(typeattributeset port_type (tenant_port_t svc_port_t gen_port_t))
+(typeattribute mcs_constrained_type)
+(typeattributeset mcs_constrained_type (cli_t bcli_t))
+(portcon tcp 9100 (system_u object_r tenant_port_t ((s0 (c1)) (s0 (c1)))))
+(portcon tcp 8080 (system_u object_r svc_port_t ((s0) (s0))))
+(portcon tcp (10000 20000) (system_u object_r gen_port_t ((s0 (c1)) (s0 (c1)))))
+(allow cli_t tenant_port_t (tcp_socket (name_connect)))
+(allow free_t tenant_port_t (tcp_socket (name_connect)))
+(allow bcli_t svc_port_t (tcp_socket (name_connect)))
+(boolean bcli_tenant false)
+(booleanif bcli_tenant (true (allow bcli_t tenant_port_t (tcp_socket (name_connect)))))
+(mlsconstrain (tcp_socket (name_connect)) (or (dom h1 h2) (neq t1 mcs_constrained_type)))
+"""
+TENANT = "system_u:object_r:tenant_port_t:s0:c1"
+
+
+@pytest.fixture(scope="module")
+def mcs_policy(compile_cil):  # type: ignore[no-untyped-def]
+    return load_policy([str(compile_cil(MCS_CIL, mls=True))])
+
+
+def _constraint_asserts(g) -> None:  # type: ignore[no-untyped-def]
+    d = g.entries[0].diag
+    assert g.situation == "constraint" and g.still_denied
+    assert d.constraint_text is not None and d.constraint_text.startswith(
+        "mlsconstrain tcp_socket name_connect")
+    problem = next(x for x in g.explanation if x.startswith("problem: "))
+    assert "mlsconstrain tcp_socket name_connect" in problem
+    assert "subject level s0 vs target level s0:c1" in problem
+    assert "no allow rule can help" in problem
+    # an allow rule, a boolean or a port relabel cannot satisfy a level relation
+    assert g.fix is None
+    assert not any(f.kind in ("boolean", "semanage-port") for f in g.fixes)
+
+
+def test_mcs_constraint_with_te_rule(mcs_policy) -> None:  # type: ignore[no-untyped-def]
+    rep = audit(mcs_policy, avc("name_connect", "dest=9100", "system_u:system_r:cli_t:s0",
+                                TENANT))
+    [g] = rep.groups
+    assert g.entries[0].diag.situations == ["constraint"]
+    _constraint_asserts(g)
+    assert rep.exit_denied
+    from selnet.render.audit import report_json
+
+    jd = report_json(rep)["groups"][0]["denials"][0]  # type: ignore[index]
+    assert jd["constraint"]["statement"].startswith("mlsconstrain tcp_socket name_connect")
+    assert [v["reason"] for v in jd["verdicts"]] == ["constraint"]
+
+
+def test_mcs_constraint_with_boolean_rule(mcs_policy) -> None:  # type: ignore[no-untyped-def]
+    # The only rule is under an off boolean: setting it would still leave the MCS
+    # constraint failing, so the problem is the constraint, not the boolean.
+    rep = audit(mcs_policy, avc("name_connect", "dest=9100", "system_u:system_r:bcli_t:s0",
+                                TENANT))
+    [g] = rep.groups
+    assert g.entries[0].diag.situations == ["constraint", "boolean-off"]
+    _constraint_asserts(g)
+    # A generic port at s0:c1: constraint first, no relabel offered.
+    rep = audit(mcs_policy, avc("name_connect", "dest=15000", "system_u:system_r:bcli_t:s0",
+                                "system_u:object_r:gen_port_t:s0:c1"))
+    [g] = rep.groups
+    assert g.entries[0].diag.situations == ["constraint", "generic-port-type"]
+    _constraint_asserts(g)
+
+
+def test_mcs_levels_decide(mcs_policy) -> None:  # type: ignore[no-untyped-def]
+    # the subject's high level dominates s0:c1: the constraint holds
+    rep = audit(mcs_policy, avc("name_connect", "dest=9100",
+                                "system_u:system_r:cli_t:s0-s0:c1", TENANT))
+    assert rep.groups[0].situation == "allowed-now" and not rep.exit_denied
+    # not an MCS-constrained type: the constraint holds at s0
+    rep = audit(mcs_policy, avc("name_connect", "dest=9100", "system_u:system_r:free_t:s0",
+                                TENANT))
+    assert rep.groups[0].situation == "allowed-now" and not rep.exit_denied
+    # level satisfied, only the boolean is missing: now the boolean is the fix
+    rep = audit(mcs_policy, avc("name_connect", "dest=9100",
+                                "system_u:system_r:bcli_t:s0-s0:c1", TENANT))
+    [g] = rep.groups
+    assert g.entries[0].diag.situations == ["boolean-off"]
+    assert g.fix is not None and g.fix.commands == ["setsebool -P bcli_tenant on"]
+
+
+# -- companion records in ausearch -i and journald logs -----------------------------------------
+def test_ausearch_companions(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pol = ["--policy", str(BASE), "--policy", str(SNIPPET)]
+    rc, out = _cli_json([*pol, str(DATA / "ausearch-connect.log")], capsys)
+    assert rc == 1
+    assert out["stats"]["events"] == 2 and out["stats"]["malformed"] == 0
+    assert out["stats"]["non_avc_records"] == {"PROCTITLE": 2, "SOCKADDR": 1, "SYSCALL": 2}
+    groups = {g["domain"]: g for g in out["groups"]}
+    web, worker = groups["web_t"], groups["worker_t"]
+    [d] = web["denials"]
+    assert d["source_format"] == "ausearch" and d["comms"] == ["web server"]
+    assert d["kernel_check"]["operation"] == "connect() to port 5432/tcp"
+    assert "syscall connect exit=EACCES comm=web server" in web["explanation"]
+    assert "socket address (SOCKADDR): inet 127.0.0.1 port 5432" in web["explanation"]
+    [d] = worker["denials"]
+    assert d["comms"] == ["job runner"]
+    assert d["kernel_check"]["operation"] == "bind() to local port 5432/tcp"
+    assert "syscall bind exit=EACCES comm=job runner" in worker["explanation"]
+    # the first event's SOCKADDR belongs to it alone
+    assert not any("SOCKADDR" in x for x in worker["explanation"])
+
+
+def test_journald_companions(capsys) -> None:  # type: ignore[no-untyped-def]
+    pol = ["--policy", str(BASE), "--policy", str(SNIPPET)]
+    rc, out = _cli_json([*pol, str(DATA / "journald-connect.log")], capsys)
+    assert rc == 1
+    groups = {g["domain"]: g for g in out["groups"]}
+    web = groups["web_t"]
+    [d] = web["denials"]
+    assert d["source_format"] == "journald" and d["pids"] == ["1234"]
+    assert d["kernel_check"]["operation"] == "connect() to port 5432/tcp"
+    assert "syscall connect exit=EACCES comm=web" in web["explanation"]
+    assert "socket address (SOCKADDR): inet 192.168.0.5 port 5432" in web["explanation"]
+    # the SYSCALL after worker's AVC is another pid's: not this event's syscall
+    worker = groups["worker_t"]
+    assert worker["denials"][0]["kernel_check"]["operation"] == "bind() to local port 5432/tcp"
+    assert not any(x.startswith("syscall ") for x in worker["explanation"])
+
+
+# -- exit statuses ------------------------------------------------------------------------------
+def test_exit_status_allowed_now_vs_denied(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pol = ["--policy", str(BASE), "--policy", str(SNIPPET)]
+    allowed = [
+        avc("name_bind", "src=8080", WEB, "system_u:object_r:svc_port_t", serial=1),
+        avc("name_bind", "src=8080", WEB, GEN, serial=2),  # relabeled since: allowed now
+        avc("name_connect", "dest=5432", WEB, "system_u:object_r:db_port_t", serial=3),
+    ]
+    log = tmp_path / "allowed.log"
+    log.write_text("\n".join(allowed) + "\n")
+    # with the boolean on, every network denial of the log is allowed now
+    rc, out = _cli_json([*pol, "--bool", "web_connect_db=on", str(log)], capsys)
+    assert rc == 0 and out["still_denied"] is False
+    # the two 8080 records decide against the same current label: one group
+    assert sorted((g["situation"], g["target"], g["count"]) for g in out["groups"]) == [
+        ("allowed-now", "db_port_t", 1), ("allowed-now", "svc_port_t", 2)]
+    assert out["stats"]["network_denials"] == out["stats"]["distinct_network_denials"] == 3
+    # the boolean as the policy sets it: one is still denied
+    rc, out = _cli_json([*pol, str(log)], capsys)
+    assert rc == 1 and out["still_denied"] is True
+    assert [g["situation"] for g in out["groups"]] == ["boolean-off", "allowed-now"]
+    # unreadable input: 2, before any output, even next to a good file
+    assert main(["audit", *pol, str(log), str(tmp_path)]) == 2
+    assert main(["audit", *pol, str(log), str(tmp_path / "missing.log")]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_exit_status_no_network_denials(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    lines = [
+        "Nov 25 17:47:24 web01 systemd[1]: Started web.service.",
+        avc("read", 'name="shadow"', WEB, "system_u:object_r:gen_port_t", tclass="file",
+            serial=1),
+        avc("sys_admin", "capability=21", WEB, WEB, tclass="capability", serial=2),
+        "type=AVC msg=audit(1700000000.5:500): avc:  denied  { name_bind } for pid=1",
+        'type=AVC msg=audit(1700000000.6:501): avc:  denied  { name_bind } for  pid=1 '
+        'comm="x" src=80 scontext=system_u:system_r:web_t tcontext',
+        "type=SYSCALL msg=audit(1700000000.001:1): arch=c000003e syscall=0 success=no exit=-13",
+    ]
+    log = tmp_path / "other.log"
+    log.write_text("\n".join(lines) + "\n")
+    pol = ["--policy", str(BASE), "--policy", str(SNIPPET)]
+    rc, out = _cli_json([*pol, str(log)], capsys)
+    assert rc == 0 and out["still_denied"] is False and out["groups"] == []
+    st = out["stats"]
+    assert (st["network_denials"], st["non_network_avcs"], st["granted"]) == (0, 2, 0)
+    assert st["malformed"] == 2 and [m["line"] for m in st["malformed_samples"]] == [4, 5]
+    assert st["non_avc_records"] == {"SYSCALL": 1}
+    assert main(["audit", *pol, "--no-interfaces", str(log)]) == 0
+    text = capsys.readouterr().out
+    assert "0 network denials" in text and "2 non-network AVCs skipped" in text
+    assert "2 malformed lines skipped" in text and "no network denials" in text
 
 
 # -- the full reference policy -----------------------------------------------------------------

@@ -303,6 +303,11 @@ def explain(g: Group) -> list[str]:
         sc = e0.syscall
         out.append(f"syscall {sc.get('syscall', '?')} exit={sc.get('exit', '?')}"
                    + (f" comm={sc['comm']}" if "comm" in sc else ""))
+    if e0.sockaddr and not rec.packet_level:
+        sa = e0.sockaddr
+        where = [sa.get("family", "?")] + ([sa["addr"]] if "addr" in sa else []) \
+            + ([f"port {sa['port']}"] if "port" in sa else [])
+        out.append("socket address (SOCKADDR): " + " ".join(where))
     if e0.event_perms:
         out.append("the same event also logged: " + " ".join(e0.event_perms))
     for n in d.notes:

@@ -416,7 +416,9 @@ class Diagnoser:
                                "changed since the log was written)")
             return
         sit: list[str] = []
-        cons = [x for x in denied if x.reason in ("constraint",)]
+        # A failing constraint also matters when the TE rule is missing or its boolean is
+        # off: adding the rule (or setting the boolean) would still leave it denied.
+        cons = [x for x in denied if x.reason == "constraint" or x.constraint_blocks_fix]
         if cons:
             sit.append("constraint")
             self._constraint_detail(d, cons[0])
@@ -433,7 +435,8 @@ class Diagnoser:
             ttype = d.tcon.type
             if ttype in facts.generic:
                 if self.uninstalled_candidates(d):
-                    sit.insert(0, "port-label-not-installed")
+                    # after a constraint (no label or rule helps past it), else first
+                    sit.insert(1 if sit[:1] == ["constraint"] else 0, "port-label-not-installed")
                 sit.append("generic-port-type")
             elif not any(x.reason == "boolean" for x in denied) and not cons:
                 sit.append("missing-service-port-rule")
@@ -498,13 +501,14 @@ class Diagnoser:
         con = next((c for c in self.policy.constraints_for(d.tclass) if c.text == dec.constraint),
                    None)
         kind = "MLS/MCS" if con is not None and con.mls else "constraint"
+        stmt = (dec.constraint or "").rstrip("; ")  # setools ends statements with ';'
         if con is not None and con.mls:
             d.constraint_detail = (f"{kind}: subject level {d.scon.mls or '-'} vs target level "
                                    f"{d.tcon.mls or '-'} fails the level relation required by "
-                                   f"{dec.constraint}; no allow rule can help (change a level, or "
+                                   f"{stmt}; no allow rule can help (change a level, or "
                                    "grant an MLS-exempt attribute the constraint names)")
         else:
-            d.constraint_detail = (f"{kind}: {dec.constraint} fails for user/role/type "
+            d.constraint_detail = (f"{kind}: {stmt} fails for user/role/type "
                                    f"{d.scon.user}/{d.scon.role}/{d.scon.type} -> "
                                    f"{d.tcon.user}/{d.tcon.role}/{d.tcon.type}; an allow rule "
                                    "alone will not help")
