@@ -88,3 +88,9 @@ def refpolicy_standard() -> Path:
 @pytest.fixture(scope="session")
 def refpolicy_mcs() -> Path:
     return _refpolicy("mcs")
+
+
+@pytest.fixture(scope="session")
+def debian_local() -> Path:
+    """Debian's modular policy plus local semanage port/node records (build-refpolicy)."""
+    return _refpolicy("debian-local")

@@ -172,3 +172,27 @@ def test_refpolicy_spot_checks(refpolicy_standard: Path) -> None:
     assert res.type == "http_cache_port_t"
     assert res.shadowed and res.shadowed[-1].record.context.type == "unreserved_port_t"
     assert node_label(policy, ipaddress.ip_address("127.0.0.1")).type == "node_t"
+
+
+@pytest.mark.refpolicy
+def test_local_semanage_records_come_first(debian_local: Path) -> None:
+    """libsemanage prepends local records: `semanage port -m -t http_port_t -p tcp 8081`
+    beats the policy's own `portcon tcp 8081 transproxy_port_t`, whatever the widths."""
+    from selnet.evaluate import evaluate
+    from selnet.kernel.model import Scenario, parse_endpoint
+
+    policy = load_policy([str(debian_local)])
+    res = port_label(policy, "tcp", 8081)
+    assert res.type == "http_port_t"
+    assert [s.record.context.type for s in res.shadowed][:1] == ["transproxy_port_t"]
+    assert res.matched is not None and res.matched.position < res.shadowed[0].record.position
+    assert port_label(policy, "tcp", 15432).type == "postgresql_port_t"
+    udp = port_label(policy, "udp", 9005)
+    assert udp.matched is not None and (udp.matched.low, udp.matched.high) == (9000, 9010)
+    node = node_label(policy, parse_address("127.0.0.1"))
+    assert node.matched is not None and node.matched.prefixlen == 8
+    # The decision follows the local label: httpd_t may bind it as an http port.
+    sc = Scenario("bind", policy.context_for_domain("httpd_t"), parse_endpoint("0.0.0.0:8081"))
+    chain = evaluate(policy, sc, policy.bool_values())
+    nb = next(r for r in chain.results if r.check.perm == "name_bind")
+    assert nb.check.target.type == "http_port_t" and nb.decision.allowed
