@@ -134,3 +134,9 @@ def test_agrees_with_libsepol_on_example_policy() -> None:
         assert n > 100
     finally:
         audit2why.finish()
+
+
+@pytest.mark.refpolicy
+def test_agrees_with_libsepol_debian_modular(debian_local: Path) -> None:
+    """Debian's policy as semodule links it (CIL tool chain, local records included)."""
+    _compare(debian_local, 1_800, n_chain=1_500, n_random=500)
