@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable, Iterator
+
+PROGRESS_EVERY = 200_000  # lines between progress updates on a terminal
+
+
+def with_progress(sources: list[Iterable[str]]) -> list[Iterable[str]]:
+    """Long logs show progress on a terminal (stderr only; never in pipes or CI)."""
+    if not sys.stderr.isatty():
+        return sources
+    count = [0]
+
+    def counted(lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            count[0] += 1
+            if count[0] % PROGRESS_EVERY == 0:
+                sys.stderr.write(f"\rselnet audit: {count[0]:,} lines read")
+                sys.stderr.flush()
+            yield line
+        if count[0] >= PROGRESS_EVERY:
+            sys.stderr.write(f"\rselnet audit: {count[0]:,} lines read\n")
+
+    return [counted(src) for src in sources]
+
 
 def register_audit(sub: object, common: object, load: object, parse_bools: object) -> None:
     """Add ``selnet audit`` (called from cli_more.register)."""
     import argparse
-    import sys
 
     from selnet.errors import EXIT_DENIED, EXIT_OK
 
@@ -22,7 +45,7 @@ def register_audit(sub: object, common: object, load: object, parse_bools: objec
         policy = load(args)
         env = parse_sysctls(args.sysctl or [])
         try:
-            report = run_audit(policy, handles, overrides, env,  # type: ignore[arg-type]
+            report = run_audit(policy, with_progress(handles), overrides, env,  # type: ignore[arg-type]
                                use_interfaces=not args.no_interfaces,
                                show_broad=args.show_broad)
         finally:
