@@ -1,0 +1,42 @@
+"""Arbitrary user input never escapes as anything but a one-line InputError."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selnet.errors import InputError
+from selnet.kernel.env import parse_sysctls
+from selnet.kernel.model import parse_endpoint
+from selnet.labels import check_netif_name, parse_address, parse_port
+
+ENDPOINTISH = st.text(alphabet="0123456789abcdef:.[]/%-tcpudpsctpicmpraw ", max_size=40)
+
+
+def _only_input_error(func, text: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        func(text)
+    except InputError as exc:
+        assert "\n" not in str(exc) and str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(ENDPOINTISH, st.text(max_size=40)))
+def test_endpoint_parsing_only_raises_input_error(text: str) -> None:
+    _only_input_error(parse_endpoint, text)
+    _only_input_error(parse_port, text)
+    _only_input_error(parse_address, text)
+    _only_input_error(check_netif_name, text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_sysctl_parsing_only_raises_input_error(text: str) -> None:
+    _only_input_error(lambda t: parse_sysctls([t]), text)
+
+
+def test_valid_endpoints_round_trip() -> None:
+    ep = parse_endpoint("[::ffff:127.0.0.1]:80/udp")
+    assert (str(ep.address), ep.port, ep.proto, ep.family) == ("::ffff:7f00:1", 80, "udp", 6)
+    assert parse_endpoint("127.0.0.1:0/raw", ).port == 0
+    assert parse_endpoint("127.0.0.1/icmp").port == 0
