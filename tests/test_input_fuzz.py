@@ -40,3 +40,28 @@ def test_valid_endpoints_round_trip() -> None:
     assert (str(ep.address), ep.port, ep.proto, ep.family) == ("::ffff:7f00:1", 80, "udp", 6)
     assert parse_endpoint("127.0.0.1:0/raw", ).port == 0
     assert parse_endpoint("127.0.0.1/icmp").port == 0
+
+
+_AVC = ('type=AVC msg=audit(1700000000.123:456): avc:  denied  {{ {perm} }} for  pid=1 comm="x" '
+        "{field}={value} scontext=system_u:system_r:{dom}:s0 tcontext=system_u:object_r:{tgt}:s0 "
+        "tclass={tclass} permissive={perm_flag}")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    perm=st.sampled_from(["name_bind", "name_connect", "node_bind", "recv", "ingress", "bogus"]),
+    field=st.sampled_from(["src", "dest", "saddr", "netif", "lport"]),
+    value=st.text(max_size=12).filter(lambda v: " " not in v and "\n" not in v),
+    dom=st.sampled_from(["web_t", "db_t", "client_t", "nosuch_t", ""]),
+    tgt=st.sampled_from(["http_port_t", "db_port_t", "node_t", "unlabeled_t", "web_t", "zz"]),
+    tclass=st.sampled_from(["tcp_socket", "udp_socket", "node", "peer", "netif", "nosuch"]),
+    perm_flag=st.sampled_from(["0", "1", "x"]),
+)
+def test_audit_pipeline_never_raises(**kw: str) -> None:
+    """Odd field values in otherwise plausible AVCs reach diagnosis and fix search."""
+    from selnet.explain.audit import run_audit
+    from selnet.policy.loader import load_policy
+    from tests.conftest import EXAMPLE_CIL
+
+    policy = load_policy([str(EXAMPLE_CIL)])
+    run_audit(policy, [[_AVC.format(**kw)]], use_interfaces=False)

@@ -70,13 +70,18 @@ def _attrs(policy: Policy, type_name: str) -> tuple[str, ...]:
 
 
 # -- ports -------------------------------------------------------------------
+def is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' and other digits int() rejects."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
     """``8080/tcp`` or ``8080`` -> (8080, "tcp"); rejects 0 and > 65535."""
     num, _, proto = text.strip().partition("/")
     proto = (proto or default_proto).lower()
     if proto not in PROTOCOLS:
         raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PROTOCOLS)})")
-    if not num.isdigit():
+    if not is_number(num):
         raise InputError(f"not a port number: {num!r}")
     port = int(num)
     if not 1 <= port <= 65535:

@@ -370,7 +370,7 @@ class Diagnoser:
         perm0 = set(rec.perms)
         proto = _PROTO.get(rec.tclass)
         port_field = "src" if "name_bind" in perm0 else "dest" if "name_connect" in perm0 else None
-        if port_field and port_field in rec.fields and rec.fields[port_field].isdigit():
+        if port_field and port_field in rec.fields and labels.is_number(rec.fields[port_field]):
             d.port = int(rec.fields[port_field])
             d.protocol = proto or rec.tclass.removesuffix("_socket")
             if proto is not None and 1 <= d.port <= 65535:

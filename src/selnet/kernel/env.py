@@ -55,7 +55,7 @@ def parse_sysctls(items: list[str], base: NetEnv | None = None) -> NetEnv:
             )
         value = value.strip().strip("\"'")
         if name == "ip_local_port_range":
-            m = re.fullmatch(r"(\d+)\s*[\s,:-]\s*(\d+)", value)
+            m = re.fullmatch(r"([0-9]+)\s*[\s,:-]\s*([0-9]+)", value)
             if not m:
                 raise InputError(f"ip_local_port_range needs 'LOW HIGH', got {value!r}")
             low, high = int(m.group(1)), int(m.group(2))
@@ -63,7 +63,7 @@ def parse_sysctls(items: list[str], base: NetEnv | None = None) -> NetEnv:
                 raise InputError(f"ip_local_port_range {low} {high} is not a valid range")
             lpr = (low, high)
         else:
-            if not value.isdigit() or int(value) > 65535:
+            if not (value.isascii() and value.isdigit()) or int(value) > 65535:
                 raise InputError(f"ip_unprivileged_port_start needs 0-65535, got {value!r}")
             ups = int(value)
     return NetEnv(lpr, ups, env.labeled, env.peer, env.secmark, env.userns, env.netif, env.remote)

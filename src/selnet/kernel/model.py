@@ -14,7 +14,15 @@ from dataclasses import dataclass, field, replace
 
 from selnet.errors import InputError
 from selnet.kernel.env import NetEnv
-from selnet.labels import IPAddress, LabelResult, netif_label, node_label, parse_address, port_label
+from selnet.labels import (
+    IPAddress,
+    LabelResult,
+    is_number,
+    netif_label,
+    node_label,
+    parse_address,
+    port_label,
+)
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 
@@ -66,7 +74,7 @@ def parse_endpoint(text: str, default_proto: str = "tcp", need_port: bool = True
             raise InputError(f"{text!r}: a port is needed (ADDR:PORT)")
         port = 0
     else:
-        if not port_text.isdigit():
+        if not is_number(port_text):
             raise InputError(f"not a port number: {port_text!r}")
         port = int(port_text)
         if port > 65535:
