@@ -404,3 +404,14 @@ def test_typebounds_limit_the_child(compile_cil) -> None:  # type: ignore[no-unt
     assert not d.allowed and d.reason == "bounds"
     pol.snap.bounds["cli_t"] = "tt_t"  # tt_t may
     assert Decider(pol).decide(cli, port, "tcp_socket", "name_connect").allowed
+
+
+def test_bind_option_forms() -> None:
+    from selnet.kernel.model import parse_bind
+
+    got = {t: (str(e.address), e.port) for t in ("127.0.0.1", "127.0.0.1:4000", "[::1]",
+                                                 "[::1]:4000", "::1", "::ffff:127.0.0.1")
+           for e in [parse_bind(t, "tcp")]}
+    assert got == {"127.0.0.1": ("127.0.0.1", 0), "127.0.0.1:4000": ("127.0.0.1", 4000),
+                   "[::1]": ("::1", 0), "[::1]:4000": ("::1", 4000), "::1": ("::1", 0),
+                   "::ffff:127.0.0.1": ("::ffff:7f00:1", 0)}

@@ -87,7 +87,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 # -- connect / listen / bind / send -------------------------------------------------
 def build_scenario(policy: Any, args: argparse.Namespace, operation: str) -> Any:
     from selnet.kernel.env import NetEnv, live_sysctls, parse_sysctls
-    from selnet.kernel.model import Scenario, parse_endpoint
+    from selnet.kernel.model import Scenario, parse_bind, parse_endpoint
 
     endpoint = parse_endpoint(args.endpoint)
     domain = policy.context_for_domain(args.domain)
@@ -101,12 +101,7 @@ def build_scenario(policy: Any, args: argparse.Namespace, operation: str) -> Any
         raise InputError("--peer needs --labeled netlabel|ipsec")
     env = NetEnv(env.local_port_range, env.unprivileged_port_start, args.labeled, peer, secmark,
                  args.userns, args.netif, getattr(args, "remote", None))
-    bind = None
-    if getattr(args, "bind", None):
-        b = args.bind
-        if ":" not in b.replace("[", "").replace("]", "") or (b.startswith("[") and "]:" not in b):
-            b = f"[{b}]:0" if ":" in b else f"{b}:0"
-        bind = parse_endpoint(f"{b}/{endpoint.proto}", need_port=False)
+    bind = parse_bind(args.bind, endpoint.proto) if getattr(args, "bind", None) else None
     sockcreate = policy.context_for_domain(args.sockcreate) if args.sockcreate else None
     return Scenario(operation, domain, endpoint, env, bind, sockcreate,
                     getattr(args, "fastopen", False))

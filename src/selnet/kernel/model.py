@@ -82,6 +82,16 @@ def parse_endpoint(text: str, default_proto: str = "tcp", need_port: bool = True
     return Endpoint(addr, port, proto)
 
 
+def parse_bind(text: str, proto: str) -> Endpoint:
+    """``--bind`` value: ``ADDR``, ``ADDR:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` or a bare IPv6 address."""
+    t = text.strip()
+    if not t.startswith("[") and t.count(":") > 1:  # a bare IPv6 address: no port
+        return Endpoint(parse_address(t), 0, proto)
+    if t.endswith("]") or ":" not in t:  # no port given: the kernel picks one (port 0)
+        t += ":0"
+    return parse_endpoint(f"{t}/{proto}", need_port=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     step: str  # socket, bind, connect, listen, accept, send, recv, rx, tx
