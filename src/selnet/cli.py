@@ -86,21 +86,20 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 # -- connect / listen / bind / send -------------------------------------------------
 def build_scenario(policy: Any, args: argparse.Namespace, operation: str) -> Any:
-    from selnet.kernel.env import NetEnv, live_sysctls, parse_sysctls
+    from dataclasses import replace
+
+    from selnet.kernel.env import env_for
     from selnet.kernel.model import Scenario, parse_bind, parse_endpoint
 
     endpoint = parse_endpoint(args.endpoint)
     domain = policy.context_for_domain(args.domain)
-    base = NetEnv()
-    if policy.source.origin == "live":
-        base = parse_sysctls(live_sysctls(), base)
-    env = parse_sysctls(args.sysctl or [], base)
+    env = env_for(policy.source.origin, args.sysctl)
     peer = policy.parse_context(args.peer) if args.peer else None
     secmark = policy.parse_context(args.secmark) if args.secmark else None
     if args.peer and not args.labeled:
         raise InputError("--peer needs --labeled netlabel|ipsec")
-    env = NetEnv(env.local_port_range, env.unprivileged_port_start, args.labeled, peer, secmark,
-                 args.userns, args.netif, getattr(args, "remote", None))
+    env = replace(env, labeled=args.labeled, peer=peer, secmark=secmark, userns=args.userns,
+                  netif=args.netif, remote=getattr(args, "remote", None))
     bind = parse_bind(args.bind, endpoint.proto) if getattr(args, "bind", None) else None
     sockcreate = policy.context_for_domain(args.sockcreate) if args.sockcreate else None
     return Scenario(operation, domain, endpoint, env, bind, sockcreate,

@@ -26,12 +26,9 @@ def _emit(obj: object, as_json: bool, lines: Callable[[], list[str]]) -> None:
 
 
 def _env(policy: Any, args: argparse.Namespace) -> Any:
-    from selnet.kernel.env import NetEnv, live_sysctls, parse_sysctls
+    from selnet.kernel.env import env_for
 
-    base = NetEnv()
-    if policy.source.origin == "live":
-        base = parse_sysctls(live_sysctls(), base)
-    return parse_sysctls(args.sysctl or [], base)
+    return env_for(policy.source.origin, args.sysctl)
 
 
 def _query_options(p: argparse.ArgumentParser) -> None:

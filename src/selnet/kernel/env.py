@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from selnet.errors import InputError
@@ -66,7 +66,14 @@ def parse_sysctls(items: list[str], base: NetEnv | None = None) -> NetEnv:
             if not (value.isascii() and value.isdigit()) or int(value) > 65535:
                 raise InputError(f"ip_unprivileged_port_start needs 0-65535, got {value!r}")
             ups = int(value)
-    return NetEnv(lpr, ups, env.labeled, env.peer, env.secmark, env.userns, env.netif, env.remote)
+    return replace(env, local_port_range=lpr, unprivileged_port_start=ups)
+
+
+def env_for(origin: str, sysctls: list[str] | None) -> NetEnv:
+    """The sysctls a command assumes: the live ones for the live policy, else the kernel
+    defaults, then the user's ``--sysctl`` overrides."""
+    base = parse_sysctls(live_sysctls()) if origin == "live" else NetEnv()
+    return parse_sysctls(sysctls or [], base)
 
 
 def live_sysctls(proc: Path = Path("/proc/sys/net/ipv4")) -> list[str]:
