@@ -85,20 +85,20 @@ class Decider:
         self._constraints = ConstraintEvaluator(policy.levels)
 
     # -- TE ------------------------------------------------------------------
-    def _grants(self, ruletype: str, stype: str, ttype: str, tclass: str, perm: str) -> list[Grant]:
-        out = []
-        snames = self.policy.names_of(stype)
+    def _grants(self, stype: str, ttype: str, tclass: str, perm: str) -> dict[str, list[Grant]]:
+        """allow/auditallow/dontaudit rules covering (stype, ttype, tclass, perm), in one pass."""
+        out: dict[str, list[Grant]] = {"allow": [], "auditallow": [], "dontaudit": []}
         tnames = set(self.policy.names_of(ttype))
+        # rules_from only yields rules whose source is stype or one of its attributes
         for rule in self.policy.rules_from(tclass, stype):
-            if rule.ruletype != ruletype or perm not in rule.perms or rule.target not in tnames:
+            if perm not in rule.perms or rule.target not in tnames:
                 continue
-            via_s = rule.source if rule.source in snames else stype
             active = rule.cond is None or eval_cond(rule.cond, self.bools) == rule.branch
-            out.append(Grant(rule, via_s, rule.target, active))
+            out[rule.ruletype].append(Grant(rule, rule.source, rule.target, active))
         return out
 
     def te_allowed(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
-        return any(g.active for g in self._grants("allow", stype, ttype, tclass, perm))
+        return any(g.active for g in self._grants(stype, ttype, tclass, perm)["allow"])
 
     def _bounded_ok(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
         """typebounds: a bounded child may not exceed what its parent may do."""
@@ -155,35 +155,21 @@ class Decider:
                 allowed, "allowed" if allowed else reason, enforced, False, False
             )
 
-        grants = self._grants("allow", stype, ttype, tclass, perm)
+        matching = self._grants(stype, ttype, tclass, perm)
+        grants = matching["allow"]
         te_ok = any(g.active for g in grants)
         failing = self._failing_constraint(scon, tcon, tclass, perm)
-        dontaudit = tuple(
-            g.rule for g in self._grants("dontaudit", stype, ttype, tclass, perm) if g.active
-        )
         if te_ok and failing is None and self._bounded_ok(stype, ttype, tclass, perm):
-            audited = any(g.active for g in self._grants("auditallow", stype, ttype, tclass, perm))
+            audited = any(g.active for g in matching["auditallow"])
             return Decision(True, "allowed", enforced, False, audited, tuple(grants))
-        if te_ok and failing is not None:
-            reason = "constraint"
-        elif te_ok:
-            reason = "bounds"
+        dontaudit = tuple(g.rule for g in matching["dontaudit"] if g.active)
+        fixes: tuple[BooleanFix, ...] = ()
+        if te_ok:
+            reason = "constraint" if failing is not None else "bounds"
         else:
             fixes = self._boolean_fixes(grants)
             reason = "boolean" if fixes else "no-rule"
-            return Decision(
-                False,
-                reason,
-                enforced,
-                bool(dontaudit),
-                False,
-                tuple(grants),
-                fixes,
-                dontaudit,
-                failing,
-                failing is not None,
-            )
         return Decision(
-            False, reason, enforced, bool(dontaudit), False, tuple(grants), (), dontaudit, failing,
-            failing is not None,
+            False, reason, enforced, bool(dontaudit), False, tuple(grants), fixes, dontaudit,
+            failing, failing is not None,
         )
