@@ -1,4 +1,4 @@
-"""Throughput of selnet.explain.avclog on 1,000,000 generated log lines.
+"""Throughput of selnet.audit.avclog on 1,000,000 generated log lines.
 
 Run: .venv/bin/python bench/avclog_throughput.py [N_LINES]
 
@@ -14,7 +14,7 @@ import random
 import sys
 import time
 
-from selnet.explain.avclog import AvcLogParser
+from selnet.audit.avclog import AvcLogParser
 
 _DOMAINS = ["httpd_t", "postgresql_t", "named_t", "sshd_t", "nginx_t", "container_t"]
 _PORTS = [

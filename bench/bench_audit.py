@@ -128,8 +128,8 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "src"))
         import selinux.audit2why as a2w_mod
 
-        from selnet.explain.avclog import parse_events
-        from selnet.explain.diagnose import Diagnoser
+        from selnet.audit.avclog import parse_events
+        from selnet.audit.diagnose import Diagnoser
         from selnet.policy.loader import load_policy
 
         recs = [r for ev in parse_events(dist.read_text().splitlines()) for r in ev.avcs]

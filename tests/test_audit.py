@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from selnet.audit.auditor import AuditReport, run_audit
 from selnet.cli import main
-from selnet.explain.audit import AuditReport, run_audit
-from selnet.kernel.env import NetEnv
+from selnet.model.env import NetEnv
 from selnet.policy.loader import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -561,8 +561,8 @@ def test_refpolicy_httpd_db_boolean(refpolicy) -> None:  # type: ignore[no-untyp
 @pytest.mark.refpolicy
 def test_refpolicy_exact_record_uses_m(refpolicy) -> None:  # type: ignore[no-untyped-def]
     # 5432 has an exact portcon (postgresql_port_t): a relabel there needs -m.
-    from selnet.explain.diagnose import Diagnoser
-    from selnet.explain.fixes import FixFinder
+    from selnet.audit.diagnose import Diagnoser
+    from selnet.audit.fixes import FixFinder
 
     dx = Diagnoser(refpolicy)
     assert "postgresql_port_t" not in dx.facts.generic

@@ -1,4 +1,4 @@
-"""selnet.explain.avclog: every log format, grouping, wrapped pastes, accounting."""
+"""selnet.audit.avclog: every log format, grouping, wrapped pastes, accounting."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from selnet.explain.avclog import (
+from selnet.audit.avclog import (
     AvcLogParser,
     AvcRecord,
     Event,

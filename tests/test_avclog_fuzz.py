@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selnet.explain.avclog import AvcLogParser, Event, ParseStats
+from selnet.audit.avclog import AvcLogParser, Event, ParseStats
 
 SEEDS = [
     "type=AVC msg=audit(1700000000.123:456): avc:  denied  { name_connect } for  pid=1234 "

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selnet.errors import InputError
-from selnet.kernel.env import parse_sysctls
-from selnet.kernel.model import parse_endpoint
-from selnet.labels import check_netif_name, parse_address, parse_port
+from selnet.model.env import parse_sysctls
+from selnet.model.labels import check_netif_name, parse_address, parse_port
+from selnet.model.plan import parse_endpoint
 
 ENDPOINTISH = st.text(alphabet="0123456789abcdef:.[]/%-tcpudpsctpicmpraw ", max_size=40)
 
@@ -59,7 +59,7 @@ _AVC = ('type=AVC msg=audit(1700000000.123:456): avc:  denied  {{ {perm} }} for 
 )
 def test_audit_pipeline_never_raises(**kw: str) -> None:
     """Odd field values in otherwise plausible AVCs reach diagnosis and fix search."""
-    from selnet.explain.audit import run_audit
+    from selnet.audit.auditor import run_audit
     from selnet.policy.loader import load_policy
     from tests.conftest import EXAMPLE_CIL
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from selnet.labels import match_wildcard, netif_label, node_label, parse_address, port_label
+from selnet.model.labels import match_wildcard, netif_label, node_label, parse_address, port_label
 from selnet.policy.loader import load_policy
 
 TYPES = """
@@ -178,8 +178,8 @@ def test_refpolicy_spot_checks(refpolicy_standard: Path) -> None:
 def test_local_semanage_records_come_first(debian_local: Path) -> None:
     """libsemanage prepends local records: `semanage port -m -t http_port_t -p tcp 8081`
     beats the policy's own `portcon tcp 8081 transproxy_port_t`, whatever the widths."""
-    from selnet.evaluate import evaluate
-    from selnet.kernel.model import Scenario, parse_endpoint
+    from selnet.decide.chain import evaluate
+    from selnet.model.plan import Scenario, parse_endpoint
 
     policy = load_policy([str(debian_local)])
     res = port_label(policy, "tcp", 8081)

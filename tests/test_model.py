@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from selnet.evaluate import ChainResult, evaluate
-from selnet.kernel.env import NetEnv, parse_sysctls
-from selnet.kernel.model import Scenario, parse_endpoint
+from selnet.decide.chain import ChainResult, evaluate
+from selnet.model.env import NetEnv, parse_sysctls
+from selnet.model.plan import Scenario, parse_endpoint
 from selnet.policy.index import Policy
 from selnet.policy.loader import load_policy
 
@@ -283,7 +283,7 @@ def test_handle_unknown_for_classes_the_policy_lacks(compile_cil) -> None:  # ty
     for mode, expect in (("allow", True), ("deny", False)):
         pol = load_policy([str(compile_cil(CAPS + POLICY.replace(
             "(handleunknown deny)", f"(handleunknown {mode})")))])
-        from selnet.decide import Decider
+        from selnet.decide.decision import Decider
 
         d = Decider(pol).decide(pol.context_for_domain("cli_t"), pol.context_for_domain("cli_t"),
                                 "no_such_class", "create")
@@ -393,7 +393,7 @@ def test_typebounds_limit_the_child(compile_cil) -> None:  # type: ignore[no-unt
     parent, so the bound is added to the loaded snapshot, as a kernel would
     still enforce it for a policy built without that check.
     """
-    from selnet.decide import Decider
+    from selnet.decide.decision import Decider
 
     pol = load_policy([str(compile_cil(CAPS + POLICY))])
     cli = pol.context_for_domain("cli_t")
@@ -407,7 +407,7 @@ def test_typebounds_limit_the_child(compile_cil) -> None:  # type: ignore[no-unt
 
 
 def test_bind_option_forms() -> None:
-    from selnet.kernel.model import parse_bind
+    from selnet.model.plan import parse_bind
 
     got = {t: (str(e.address), e.port) for t in ("127.0.0.1", "127.0.0.1:4000", "[::1]",
                                                  "[::1]:4000", "::1", "::ffff:127.0.0.1")

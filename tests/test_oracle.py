@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from selnet.decide import Decider
-from selnet.evaluate import evaluate
-from selnet.kernel.model import Scenario, parse_endpoint
+from selnet.decide.chain import evaluate
+from selnet.decide.decision import Decider
+from selnet.model.plan import Scenario, parse_endpoint
 from selnet.policy.index import Policy
 from selnet.policy.loader import load_policy
 from selnet.policy.snapshot import Context

@@ -15,13 +15,7 @@ from typing import Any
 
 import pytest
 
-from selnet.cli import main
-from selnet.decide import Decider
-from selnet.evaluate import evaluate
-from selnet.kernel.env import NetEnv
-from selnet.kernel.model import Endpoint, Scenario
-from selnet.policy.loader import load_policy
-from selnet.profiles import (
+from selnet.analyses.profiles import (
     PROTOCOLS,
     access_of,
     domain_profile,
@@ -33,6 +27,12 @@ from selnet.profiles import (
     socket_context,
     type_report,
 )
+from selnet.cli import main
+from selnet.decide.chain import evaluate
+from selnet.decide.decision import Decider
+from selnet.model.env import NetEnv
+from selnet.model.plan import Endpoint, Scenario
+from selnet.policy.loader import load_policy
 from selnet.render.profile import port_json, profile_json
 from tests.conftest import EXAMPLE_CIL
 
@@ -119,7 +119,7 @@ def test_port_map_first_match_and_initial_sid(policy: Any) -> None:
 
 
 def test_port_map_agrees_with_label_lookup(policy: Any) -> None:
-    from selnet.labels import port_label
+    from selnet.model.labels import port_label
 
     pm = port_map(policy)
     for proto in PROTOCOLS:

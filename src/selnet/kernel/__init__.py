@@ -1,1 +1,2 @@
-"""The kernel check model: which checks an operation makes, in kernel order."""
+"""What the kernel is: its network classes and permissions, and the table of every check it makes
+(pure data; nothing here reads a policy)."""

@@ -11,7 +11,7 @@ import ipaddress
 from typing import Any
 
 from selnet.errors import PolicyError
-from selnet.kernel.classmap import NETWORK_CLASSES
+from selnet.kernel.classes import NETWORK_CLASSES
 from selnet.policy.snapshot import (
     AVRule,
     Constraint,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from selnet.explain.audit import AuditReport, Group
-from selnet.explain.diagnose import Diagnosis
+from selnet.audit.auditor import AuditReport, Group
+from selnet.audit.diagnose import Diagnosis
 
 
 def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from selnet.labels import LabelResult
+from selnet.model.labels import LabelResult
 from selnet.policy.index import Policy
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from selnet.analyses.profiles import MatrixRow
 from selnet.errors import InputError
-from selnet.profiles import MatrixRow
 
 FORMATS = ("csv", "jsonl", "sqlite")
 

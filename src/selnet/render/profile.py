@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from selnet.labels import label_json
-from selnet.profiles import (
+from selnet.analyses.profiles import (
     Access,
     BooleanChange,
     ClientSide,
@@ -18,6 +17,7 @@ from selnet.profiles import (
     ServerSide,
     ranges_text,
 )
+from selnet.model.labels import label_json
 
 
 # -- JSON ----------------------------------------------------------------------------------------

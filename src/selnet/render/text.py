@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selnet.evaluate import ChainResult, reason_text
+from selnet.decide.chain import ChainResult, reason_text
 
 
 def _t(ctx: object) -> str:

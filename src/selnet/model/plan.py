@@ -3,7 +3,7 @@
 Each :class:`Check` names the kernel function that makes it.  The model knows
 nothing of the policy's rules: it only needs labels (socket transitions, port,
 node and netif lookups, initial SIDs) and policy capabilities.  Deciding the
-checks is :mod:`selnet.decide`'s job.
+checks is :mod:`selnet.decide.decision`'s job.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from selnet.errors import InputError
-from selnet.kernel.env import NetEnv
-from selnet.labels import (
+from selnet.model.env import NetEnv
+from selnet.model.labels import (
     IPAddress,
     LabelResult,
     is_number,

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from selnet.constraints import ConstraintEvaluator
+from selnet.decide.constraints import ConstraintEvaluator
 from selnet.policy.index import Policy, cond_booleans, cond_text, eval_cond
 from selnet.policy.snapshot import AVRule, Context
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from selnet.decide import Decider, Decision
-from selnet.kernel.classmap import obsolete_reason
-from selnet.kernel.model import Check, CheckPlan, KernelModel, Scenario
+from selnet.decide.decision import Decider, Decision
+from selnet.kernel.classes import obsolete_reason
+from selnet.model.plan import Check, CheckPlan, KernelModel, Scenario
 from selnet.policy.index import Policy, cond_booleans, cond_text
 from selnet.policy.snapshot import AVRule
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from selnet.evaluate import chain_json, evaluate
-from selnet.kernel.env import NetEnv
-from selnet.kernel.model import Scenario, parse_endpoint
+from selnet.decide.chain import chain_json, evaluate
+from selnet.model.env import NetEnv
+from selnet.model.plan import Scenario, parse_endpoint
 from selnet.render.jsonout import emit_json
 from selnet.render.text import chain_lines
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from selnet.kernel.classmap import NETWORK_CLASSES, PACKET_CLASSES, obsolete_reason
-from selnet.labels import record_json
+from selnet.kernel.classes import NETWORK_CLASSES, PACKET_CLASSES, obsolete_reason
+from selnet.model.labels import record_json
 from selnet.policy.index import Policy
 
 NETWORK_INITIAL_SIDS = ("port", "node", "netif", "unlabeled", "kernel", "netmsg")

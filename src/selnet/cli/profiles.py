@@ -26,7 +26,7 @@ def _emit(obj: object, as_json: bool, lines: Callable[[], list[str]]) -> None:
 
 
 def _env(policy: Any, args: argparse.Namespace) -> Any:
-    from selnet.kernel.env import env_for
+    from selnet.model.env import env_for
 
     return env_for(policy.source.origin, args.sysctl)
 
@@ -43,7 +43,7 @@ def _query_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_domain(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from selnet.profiles import domain_profile
+        from selnet.analyses.profiles import domain_profile
         from selnet.render.profile import profile_json, profile_lines
 
         overrides = parse_bools(args.bool)
@@ -59,8 +59,8 @@ def _cmd_domain(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Nam
 
 def _cmd_port(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from selnet.labels import parse_port
-        from selnet.profiles import port_report, type_report
+        from selnet.analyses.profiles import port_report, type_report
+        from selnet.model.labels import parse_port
         from selnet.render.profile import port_json, port_lines
 
         if (args.port is None) == (args.type is None):
@@ -95,7 +95,7 @@ def _progress() -> Callable[[int, int], None] | None:
 
 def _cmd_matrix(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from selnet.profiles import matrix_rows
+        from selnet.analyses.profiles import matrix_rows
         from selnet.render.matrix import write_csv, write_jsonl, write_sqlite
 
         fmt = args.format or ("jsonl" if args.json and not args.output else "csv")
@@ -168,6 +168,6 @@ def register(
     p.add_argument("--bool", action="append", metavar="NAME=on|off", help="override a boolean")
     common(p)
     p.set_defaults(func=_cmd_matrix(load, parse_bools))
-    from selnet.explain.audit_cli import register_audit
+    from selnet.cli.audit import register_audit
 
     register_audit(sub, common, load, parse_bools)

@@ -2,11 +2,11 @@
 port, and the whole policy as a domain x port matrix (issue #4).
 
 Pure computation: a :class:`Policy`, booleans and a :class:`NetEnv` in, dataclasses out.
-Every verdict is a :class:`~selnet.decide.Decider` decision.  The rule index is used only
+Every verdict is a :class:`~selnet.decide.decision.Decider` decision.  The rule index is used only
 to find the *candidate* targets (the expanded targets of the rules whose source covers the
 subject): a pair no rule mentions has no grant, so Decider would deny it anyway.
 
-Ports are resolved once per policy into a :class:`~selnet.labels.PortMap`: per protocol, intervals
+Ports are resolved once per policy into a :class:`~selnet.model.labels.PortMap`: per protocol, intervals
 covering 1-65535, each with the context the kernel's first-match lookup gives
 (kernel-network-checks.md 6.1; the ``port`` initial SID fills the gaps).  Permissions are
 then decided per distinct port *context* (type and level), never per port number.
@@ -19,12 +19,12 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from selnet.decide import Decider, Decision
+from selnet.decide.decision import Decider, Decision
 from selnet.errors import InputError
-from selnet.kernel.classmap import INET_SOCKET_CLASSES, PACKET_CLASSES, obsolete_reason
-from selnet.kernel.env import NetEnv
-from selnet.kernel.model import socket_class, socket_label
-from selnet.labels import LabelResult, node_label, port_label, port_map
+from selnet.kernel.classes import INET_SOCKET_CLASSES, PACKET_CLASSES, obsolete_reason
+from selnet.model.env import NetEnv
+from selnet.model.labels import LabelResult, node_label, port_label, port_map
+from selnet.model.plan import socket_class, socket_label
 from selnet.policy.index import Policy, cond_booleans, cond_text
 from selnet.policy.snapshot import AVRule, Context
 
@@ -597,7 +597,7 @@ class PortReport:
 
 
 def parse_port_query(text: str) -> tuple[int, str]:
-    from selnet.labels import parse_port
+    from selnet.model.labels import parse_port
 
     return parse_port(text)
 

@@ -47,7 +47,7 @@ def _parse_bools(items: list[str] | None) -> dict[str, bool]:
 
 # -- info / label ---------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from selnet.facts import network_facts
+    from selnet.analyses.info import network_facts
     from selnet.render.facts import info_lines
 
     policy = _load(args)
@@ -60,7 +60,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from selnet import labels
+    from selnet.model import labels
     from selnet.render.facts import label_lines
 
     # Validate the query before loading the policy: bad input fails fast.
@@ -88,8 +88,8 @@ def cmd_label(args: argparse.Namespace) -> int:
 def build_scenario(policy: Any, args: argparse.Namespace, operation: str) -> Any:
     from dataclasses import replace
 
-    from selnet.kernel.env import env_for
-    from selnet.kernel.model import Scenario, parse_bind, parse_endpoint
+    from selnet.model.env import env_for
+    from selnet.model.plan import Scenario, parse_bind, parse_endpoint
 
     endpoint = parse_endpoint(args.endpoint)
     domain = policy.context_for_domain(args.domain)
@@ -107,7 +107,7 @@ def build_scenario(policy: Any, args: argparse.Namespace, operation: str) -> Any
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from selnet.evaluate import chain_json, evaluate
+    from selnet.decide.chain import chain_json, evaluate
     from selnet.render.text import chain_lines
 
     policy = _load(args)
@@ -122,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from selnet.demo import run_demo
+    from selnet.cli.explain import run_demo
 
     return run_demo(args, _load(args))
 
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_explain)
 
-    from selnet.cli_more import register
+    from selnet.cli.profiles import register
 
     register(sub, _common, _load, _parse_bools)
     return parser

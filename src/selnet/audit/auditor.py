@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from selnet.explain.avclog import AvcLogParser, AvcRecord, Event, ParseStats, avc_key
-from selnet.explain.diagnose import PORT_PERMS, Diagnoser, Diagnosis, is_network
-from selnet.explain.fixes import Fix, FixFinder, denials_of
-from selnet.kernel.env import NetEnv
+from selnet.audit.avclog import AvcLogParser, AvcRecord, Event, ParseStats, avc_key
+from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, is_network
+from selnet.audit.fixes import Fix, FixFinder, denials_of
+from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
 
 EPHEMERAL_MIN_PORTS = 3

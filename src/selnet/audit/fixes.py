@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from os.path import commonpath
 from pathlib import Path
 
-from selnet.constraints import ConstraintEvaluator
-from selnet.explain.diagnose import PORT_PERMS, Diagnoser, Diagnosis
-from selnet.kernel.env import NetEnv
+from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis
+from selnet.decide.constraints import ConstraintEvaluator
+from selnet.model.env import NetEnv
 from selnet.policy.index import Policy, eval_cond
 from selnet.policy.snapshot import AVRule, Context
 
@@ -111,7 +111,7 @@ class FixFinder:
 
     # -- helpers ---------------------------------------------------------------------
     def _decider(self, settings: tuple[tuple[str, bool], ...]) -> object:
-        from selnet.decide import Decider
+        from selnet.decide.decision import Decider
 
         d = self._deciders.get(settings)
         if d is None:
@@ -122,7 +122,7 @@ class FixFinder:
 
     def _allowed_all(self, denials: list[Denial],
                      settings: tuple[tuple[str, bool], ...] = ()) -> bool:
-        from selnet.decide import Decider
+        from selnet.decide.decision import Decider
 
         dec = self._decider(settings)
         assert isinstance(dec, Decider)
@@ -132,7 +132,7 @@ class FixFinder:
         if not self._ifx_loaded:
             self._ifx_loaded = True
             try:
-                from selnet.explain.interfaces import InterfaceIndex
+                from selnet.audit.interfaces import InterfaceIndex
 
                 self._ifx = InterfaceIndex.load()
             except Exception:
@@ -342,7 +342,7 @@ class FixFinder:
 
     # -- rules and interfaces ----------------------------------------------------------
     def _model_ok(self, denials: list[Denial]) -> bool:
-        from selnet.decide import Decider
+        from selnet.decide.decision import Decider
 
         dec = self._decider(())
         assert isinstance(dec, Decider)
@@ -379,7 +379,7 @@ class FixFinder:
         ifx = self._interfaces()
         if ifx is None or not denials:
             return None
-        from selnet.explain.interfaces import InterfaceIndex
+        from selnet.audit.interfaces import InterfaceIndex
 
         assert isinstance(ifx, InterfaceIndex)
         s0 = denials[0][0].type
@@ -422,7 +422,7 @@ class FixFinder:
         secilc = shutil.which("secilc")
         if secilc is None:
             return
-        from selnet.decide import Decider
+        from selnet.decide.decision import Decider
         from selnet.policy.loader import load_policy
 
         lines = sorted({r for f in rules for r in f.cil})

@@ -36,8 +36,8 @@ def register_audit(sub: object, common: object, load: object, parse_bools: objec
     assert callable(common) and callable(load) and callable(parse_bools)
 
     def run(args: argparse.Namespace) -> int:
-        from selnet.explain.audit import open_inputs, run_audit
-        from selnet.kernel.env import parse_sysctls
+        from selnet.audit.auditor import open_inputs, run_audit
+        from selnet.model.env import parse_sysctls
         from selnet.render.audit import report_json, report_lines
 
         handles = open_inputs(args.files)

@@ -23,11 +23,11 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from selnet import labels
-from selnet.decide import Decider, Decision
-from selnet.explain.avclog import PACKET_LEVEL_CLASSES, AvcRecord
-from selnet.kernel.classmap import INET_SOCKET_CLASSES, obsolete_reason
-from selnet.kernel.env import NetEnv
+from selnet.audit.avclog import PACKET_LEVEL_CLASSES, AvcRecord
+from selnet.decide.decision import Decider, Decision
+from selnet.kernel.classes import INET_SOCKET_CLASSES, obsolete_reason
+from selnet.model import labels
+from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 

@@ -1,0 +1,1 @@
+"""Analyses over a whole policy: domain and port profiles, the matrix, the policy's network facts."""
