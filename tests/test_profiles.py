@@ -150,10 +150,11 @@ def test_client_profile_conditionals(policy: Any) -> None:
     prof = domain_profile(policy, "srv_t")
     tcp = prof.client[0]
     assert tcp.port_checked
+    # Conditions print as sesearch prints them (second operand first, "! b").
     assert _grants(tcp.name_connect) == {
-        "gen_port_t": ("1-79, 81-1023", False, "b_a || !b_c"),
-        "port_t": ("1024-5431, 5433-7999, 8101-65535", True, "!(b_a || !b_c)"),
-        "db_port_t": ("5432", False, "b_a && b_b"),
+        "gen_port_t": ("1-79, 81-1023", False, "! b_c || b_a"),
+        "port_t": ("1024-5431, 5433-7999, 8101-65535", True, "!(! b_c || b_a)"),
+        "db_port_t": ("5432", False, "b_b && b_a"),
     }
     db = next(g for g in tcp.name_connect if g.type == "db_port_t")
     assert db.access.fixes == ({"b_a": True, "b_b": True},)
@@ -235,7 +236,7 @@ def test_port_report_conditions_and_socket_label(policy: Any) -> None:
     rep = port_report(policy, 5432, "tcp")
     users = {u.domain: u for u in rep.connect["tcp"]}
     assert set(users) == {"srv_t", "helper_t"}
-    assert users["srv_t"].access.condition == "b_a && b_b" and not users["srv_t"].access.allowed
+    assert users["srv_t"].access.condition == "b_b && b_a" and not users["srv_t"].access.allowed
     assert users["helper_t"].socket_type == "helper_sock_t" and users["helper_t"].access.allowed
 
 
@@ -244,7 +245,7 @@ def test_port_report_initial_sid_and_ephemeral(policy: Any) -> None:
     assert rep.type == "port_t" and rep.label is not None and rep.label.initial_sid == "port"
     assert rep.ephemeral and any("no name_bind" in n for n in rep.notes)
     users = {u.domain: u.access for u in rep.connect["tcp"]}
-    assert users["srv_t"].allowed and users["srv_t"].condition == "!(b_a || !b_c)"
+    assert users["srv_t"].allowed and users["srv_t"].condition == "!(! b_c || b_a)"
     udp = port_report(policy, 53, "udp")
     assert udp.connect == {} and [u.domain for u in udp.bind["udp"]] == ["cli_t"]
 
@@ -294,7 +295,7 @@ def test_matrix_equals_decider(policy: Any) -> None:
         for r in rows
         if r.domain == "srv_t" and r.protocol == "tcp"
     }
-    assert ("connect", 5432, 5432, "db_port_t", "b_a && b_b") in srv
+    assert ("connect", 5432, 5432, "db_port_t", "b_b && b_a") in srv
     assert ("bind", 8080, 8081, "www_port_t", "") in srv
 
 

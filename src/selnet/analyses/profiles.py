@@ -25,7 +25,8 @@ from selnet.kernel.classes import INET_SOCKET_CLASSES, PACKET_CLASSES, obsolete_
 from selnet.model.env import NetEnv
 from selnet.model.labels import LabelResult, node_label, port_label, port_map
 from selnet.model.plan import socket_class, socket_label
-from selnet.policy.index import Policy, cond_booleans, cond_text
+from selnet.policy.conditions import cond_booleans, infix
+from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
 
 PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
@@ -78,7 +79,7 @@ def in_ranges(ranges: list[Range], port: int) -> bool:
 # -- conditions ------------------------------------------------------------------------------
 def rule_condition(rule: AVRule) -> str:
     assert rule.cond is not None
-    text = cond_text(rule.cond)
+    text = infix(rule.cond)
     return text if rule.branch else f"!({text})"
 
 

@@ -517,7 +517,7 @@ class Diagnoser:
     def usable_port_types(self, domain: str, tclass: str, perm: str,
                           bools: dict[str, bool] | None = None) -> dict[str, bool]:
         """Port types domain may ``perm`` now -> True when a rule names the type directly."""
-        from selnet.policy.index import eval_cond
+        from selnet.policy.conditions import eval_cond
 
         if bools is None:
             cached = self._usable.get((domain, tclass, perm))

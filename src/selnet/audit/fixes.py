@@ -38,7 +38,8 @@ from pathlib import Path
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis
 from selnet.decide.constraints import ConstraintEvaluator
 from selnet.model.env import NetEnv
-from selnet.policy.index import Policy, eval_cond
+from selnet.policy.conditions import eval_cond
+from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
 
 NARROW_BOOLEAN_PAIRS = 1024

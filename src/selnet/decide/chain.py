@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from selnet.decide.decision import Decider, Decision
 from selnet.kernel.classes import obsolete_reason
 from selnet.model.plan import Check, CheckPlan, KernelModel, Scenario
-from selnet.policy.index import Policy, cond_booleans, cond_text
+from selnet.policy.conditions import cond_booleans, infix
+from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule
 
 
@@ -81,7 +82,7 @@ def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
     if d.reason == "boolean" and d.boolean_fixes:
         fix = d.boolean_fixes[0]
         sets = ", ".join(f"{n}={'on' if v else 'off'}" for n, v in fix.settings)
-        cond = cond_text(fix.rule.cond) if fix.rule.cond else ""
+        cond = infix(fix.rule.cond) if fix.rule.cond else ""
         parts.append(f"needs {sets} (rule under [{cond}])")
     elif d.reason == "constraint":
         parts.append(f"constraint: {d.constraint}")
@@ -106,7 +107,7 @@ def _short_rule(rule: AVRule, perm: str) -> str:
     ptext = perm if not more else f"{{ {perm} +{more} }}"
     text = f"{rule.ruletype} {rule.source} {rule.target}:{rule.tclass} {ptext};"
     if rule.cond is not None:
-        text += f" [{cond_text(rule.cond)}]:{rule.branch}"
+        text += f" [{infix(rule.cond)}]:{rule.branch}"
     return text
 
 
@@ -115,7 +116,7 @@ def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]
     booleans: list[dict[str, object]] = []
     for g in d.grants:
         if g.rule.cond is not None:
-            booleans.append({"condition": cond_text(g.rule.cond), "branch": g.rule.branch,
+            booleans.append({"condition": infix(g.rule.cond), "branch": g.rule.branch,
                              "active": g.active,
                              "values": {n: bools[n] for n in cond_booleans(g.rule.cond)}})
     return {

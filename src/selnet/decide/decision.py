@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from selnet.decide.constraints import ConstraintEvaluator
-from selnet.policy.index import Policy, cond_booleans, cond_text, eval_cond
+from selnet.policy.conditions import cond_booleans, eval_cond, infix
+from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
 
 
@@ -39,7 +40,7 @@ class Grant:
             "active": self.active,
         }
         if self.rule.cond is not None:
-            out["condition"] = cond_text(self.rule.cond)
+            out["condition"] = infix(self.rule.cond)
             out["branch"] = self.rule.branch
             out["boolean_values"] = {b: bools[b] for b in cond_booleans(self.rule.cond)}
         return out

@@ -12,62 +12,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from selnet.errors import InputError
+from selnet.policy.conditions import eval_cond
 from selnet.policy.mls import LevelParser
 from selnet.policy.snapshot import (
     AVRule,
-    CondExpr,
     Constraint,
     Context,
     PolicySnapshot,
     TypeTransition,
 )
 from selnet.policy.source import PolicySource
-
-
-def eval_cond(expr: CondExpr, bools: Mapping[str, bool]) -> bool:
-    """Evaluate a postfix conditional expression (libsepol cond_evaluate_expr)."""
-    stack: list[bool] = []
-    for tok in expr:
-        if tok == "!":
-            stack.append(not stack.pop())
-        elif tok in ("&&", "||", "^", "==", "!="):
-            b = stack.pop()
-            a = stack.pop()
-            if tok == "&&":
-                stack.append(a and b)
-            elif tok == "||":
-                stack.append(a or b)
-            elif tok in ("^", "!="):
-                stack.append(a != b)
-            else:
-                stack.append(a == b)
-        else:
-            stack.append(bools[tok])
-    return stack[0]
-
-
-def cond_text(expr: CondExpr) -> str:
-    """Infix rendering of a postfix conditional, e.g. ``a && !b``."""
-    stack: list[str] = []
-    for tok in expr:
-        if tok == "!":
-            stack.append(f"!{stack.pop()}")
-        elif tok in ("&&", "||", "^", "==", "!="):
-            b = stack.pop()
-            a = stack.pop()
-            stack.append(f"({a} {tok} {b})" if len(stack) else f"{a} {tok} {b}")
-        else:
-            stack.append(tok)
-    return stack[0]
-
-
-def cond_booleans(expr: CondExpr) -> list[str]:
-    ops = {"!", "&&", "||", "^", "==", "!="}
-    seen: list[str] = []
-    for tok in expr:
-        if tok not in ops and tok not in seen:
-            seen.append(tok)
-    return seen
 
 
 class Policy:

@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from selnet.policy.conditions import CondExpr, infix
+
 # Bump when the layout below changes: older caches are then rebuilt.
 SNAPSHOT_FORMAT = 5
 
 # The records below are NamedTuples, not dataclasses: they unpickle several
 # times faster, which is most of a warm run's cost on a full policy.
 
-# Conditional expressions are stored in postfix, as libsepol keeps them:
-# boolean names and the operators "!", "&&", "||", "^", "==", "!=".
-CondExpr = tuple[str, ...]
 
 
 class Context(NamedTuple):
@@ -98,7 +97,7 @@ class AVRule(NamedTuple):
         ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
         text = f"{self.ruletype} {self.source} {self.target}:{self.tclass} {ptext};"
         if self.cond is not None:
-            text += f" [ {' '.join(self.cond)} ]:{self.branch}"
+            text += f" [ {infix(self.cond)} ]:{self.branch}"
         return text
 
 
