@@ -21,17 +21,25 @@ from dataclasses import dataclass, field
 
 from selnet.decide.decision import Decider, Decision
 from selnet.errors import InputError
-from selnet.kernel.classes import INET_SOCKET_CLASSES, PACKET_CLASSES, obsolete_reason
+from selnet.kernel.classes import (
+    INET_SOCKET_CLASSES,
+    NAME_CONNECT_CLASSES,
+    PACKET_CLASSES,
+    PORT_PROTOCOLS,
+    obsolete_reason,
+    socket_class,
+)
 from selnet.model.env import NetEnv
 from selnet.model.labels import LabelResult, node_label, port_label, port_map
-from selnet.model.plan import socket_class, socket_label
+from selnet.model.plan import CheckPlan, Endpoint, KernelModel, Scenario, socket_label
 from selnet.policy.conditions import cond_booleans, infix
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
 
-PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
-NAME_CONNECT_CLASSES = frozenset({"tcp_socket", "dccp_socket", "sctp_socket"})
-STREAM_PROTOCOLS = frozenset({"tcp", "sctp", "dccp"})
+PROTOCOLS = PORT_PROTOCOLS
+# The steps of a server's and a client's plan whose socket permissions a profile shows.
+SERVER_STEPS = ("socket", "bind", "listen", "accept")
+CLIENT_STEPS = ("socket", "connect", "send", "recv")
 Range = tuple[int, int]
 
 
@@ -336,6 +344,22 @@ class _Profiler:
         sclass = socket_class(proto, self.polcaps)
         return sclass, socket_context(self.policy, self.domain, sclass, self.bools)
 
+    def plan(self, operation: str, proto: str) -> CheckPlan:
+        """The model's plan for one operation on a port that needs every port check.
+
+        Profiles take the structure of the checks (which socket permissions each step
+        needs, whether the port is checked at all) from the model, then decide the
+        port- and node-typed checks per label."""
+        env = NetEnv(self.env.local_port_range, self.env.unprivileged_port_start,
+                     userns=self.env.userns)
+        ep = Endpoint(ipaddress.IPv4Address("127.0.0.1"), 1, proto)
+        return KernelModel(self.policy, self.bools).plan(Scenario(operation, self.domain, ep, env))
+
+    def plan_sock_perms(self, plan: CheckPlan, steps: tuple[str, ...]) -> dict[str, Access]:
+        perms = [c.perm for c in plan.checks
+                 if c.step in steps and c.spec.subject == "task" and c.spec.target == "socket"]
+        return self.sock_perms(plan.sclass, plan.sock, dict.fromkeys(perms))
+
     def sock_perms(self, sclass: str, sock: Context, perms: Iterable[str]) -> dict[str, Access]:
         return {p: self.decide(("sock", sclass, p), self.domain, sock, sclass, p) for p in perms}
 
@@ -368,9 +392,9 @@ class _Profiler:
 
     # -- sides --------------------------------------------------------------------------
     def server(self, proto: str, cap_ok: bool) -> ServerSide:
-        sclass, sock = self.sock(proto)
-        perms = ["create", "bind"] + (["listen", "accept"] if proto in STREAM_PROTOCOLS else [])
-        sp = self.sock_perms(sclass, sock, perms)
+        plan = self.plan("listen", proto)
+        sclass, sock = plan.sclass, plan.sock
+        sp = self.plan_sock_perms(plan, SERVER_STEPS)
         nb = self.port_grants(proto, sclass, sock, "name_bind")
         nb_ports = merge_ranges(r for g in nb if g.access.allowed for r in g.ranges)
         nodes = self.node_grants(proto, sclass, sock)
@@ -407,9 +431,11 @@ class _Profiler:
         return ports
 
     def client(self, proto: str) -> ClientSide:
-        sclass, sock = self.sock(proto)
-        sp = self.sock_perms(sclass, sock, ("create", "connect", "write", "read"))
-        checked = sclass in NAME_CONNECT_CLASSES
+        plan = self.plan("connect", proto)
+        sclass, sock = plan.sclass, plan.sock
+        sp = self.plan_sock_perms(plan, CLIENT_STEPS)
+        # The model says whether connect() checks the destination port at all.
+        checked = any(c.spec.target == "port" for c in plan.checks if c.step == "connect")
         nc = self.port_grants(proto, sclass, sock, "name_connect") if checked else []
         nc_ports = merge_ranges(r for g in nc if g.access.allowed for r in g.ranges)
         base_ok = all(a.allowed for a in sp.values())
@@ -528,9 +554,9 @@ def domain_profile(
     client = tuple(pr.client(p) for p in PROTOCOLS if p != "udp")
     other: dict[str, dict[str, Access]] = {}
     for proto in ("icmp", "raw"):
-        sclass, sock = pr.sock(proto)
+        sclass = socket_class(proto, pr.polcaps)
         if sclass not in other:
-            other[sclass] = pr.sock_perms(sclass, sock, ("create", "connect", "write", "read"))
+            other[sclass] = pr.plan_sock_perms(pr.plan("connect", proto), CLIENT_STEPS)
     unrestricted = (*tuple(c.protocol for c in client if not c.port_checked), "udp", "icmp", "raw")
     notes = [
         "ports inside ip_local_port_range ({}-{}) need no name_bind: bind() there checks only "

@@ -62,3 +62,34 @@ def obsolete_reason(tclass: str, perm: str) -> str | None:
     if live is not None and perm not in live:
         return "not in the kernel's class map: never checked"
     return None
+
+
+# -- protocols and their socket classes (hooks.c socket_type_to_security_class) ---------
+# What a user names on the command line: the IP protocols selnet models.
+PROTOCOLS = ("tcp", "udp", "sctp", "dccp", "icmp", "raw")
+# Protocols whose sockets carry a port that a portcon can label (sk_protocol of the
+# portcon: tcp 6, udp 17, dccp 33, sctp 132).  Raw and ping sockets never match one.
+PORT_PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
+PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "icmp": 1, "icmpv6": 58}
+# connect() exchanges packets, and servers listen/accept.
+CONNECTION_PROTOCOLS = frozenset({"tcp", "sctp", "dccp"})
+# selinux_socket_connect_helper checks name_connect only for these classes.
+NAME_CONNECT_CLASSES = frozenset({"tcp_socket", "dccp_socket", "sctp_socket"})
+# bind() below ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE for these.
+BIND_SERVICE_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp"})
+# The portcon protocol of each port-carrying socket class.
+CLASS_PROTOCOL = {"tcp_socket": "tcp", "udp_socket": "udp", "sctp_socket": "sctp",
+                  "dccp_socket": "dccp"}
+
+
+def socket_class(proto: str, polcaps: frozenset[str]) -> str:
+    """hooks.c socket_type_to_security_class for PF_INET/PF_INET6."""
+    ext = "extended_socket_class" in polcaps
+    return {
+        "tcp": "tcp_socket",
+        "udp": "udp_socket",
+        "dccp": "dccp_socket",
+        "sctp": "sctp_socket" if ext else "rawip_socket",
+        "icmp": "icmp_socket" if ext else "rawip_socket",
+        "raw": "rawip_socket",
+    }[proto]

@@ -1,18 +1,29 @@
 """Operations -> the ordered checks the kernel makes (kernel-network-checks.md 1-5, 7, 12).
 
-Each :class:`Check` names the kernel function that makes it.  The model knows
-nothing of the policy's rules: it only needs labels (socket transitions, port,
-node and netif lookups, initial SIDs) and policy capabilities.  Deciding the
-checks is :mod:`selnet.decide.decision`'s job.
+Every :class:`Check` is an instance of an entry of the kernel check table
+(:mod:`selnet.kernel.checks`), which names the function that makes it.  The model knows
+nothing of the policy's rules: it only needs labels (socket transitions, port, node and
+netif lookups, initial SIDs) and policy capabilities.  Deciding the checks is
+:mod:`selnet.decide`'s job.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from selnet.errors import InputError
+from selnet.kernel import checks as K
+from selnet.kernel.checks import KernelCheck
+from selnet.kernel.classes import (
+    BIND_SERVICE_PROTOCOLS,
+    CONNECTION_PROTOCOLS,
+    NAME_CONNECT_CLASSES,
+    PORT_PROTOCOLS,
+    PROTOCOLS,
+    socket_class,
+)
 from selnet.model.env import NetEnv
 from selnet.model.labels import (
     IPAddress,
@@ -26,12 +37,7 @@ from selnet.model.labels import (
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 
-PROTOS = ("tcp", "udp", "sctp", "dccp", "icmp", "raw")
 OPERATIONS = ("connect", "listen", "bind", "send")
-_PORTCON_PROTO = {"tcp": "tcp", "udp": "udp", "sctp": "sctp", "dccp": "dccp"}
-_BIND_SERVICE_PROTOS = {"tcp", "udp", "sctp", "dccp"}  # ping and raw binds check no capability
-_NAME_CONNECT_CLASSES = {"tcp_socket", "dccp_socket", "sctp_socket"}
-_CONNECTION_PROTOS = {"tcp", "sctp", "dccp"}  # connect() exchanges packets; listen/accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +61,8 @@ def parse_endpoint(text: str, default_proto: str = "tcp", need_port: bool = True
     if not slash:
         body, proto = text.strip(), default_proto
     proto = proto.lower()
-    if proto not in PROTOS:
-        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PROTOS)})")
+    if proto not in PROTOCOLS:
+        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PROTOCOLS)})")
     if body.startswith("["):
         addr_text, _, rest = body[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else rest
@@ -94,16 +100,31 @@ def parse_bind(text: str, proto: str) -> Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One check of a plan: a table entry with its subject and target resolved."""
+
+    spec: KernelCheck
     step: str  # socket, bind, connect, listen, accept, send, recv, rx, tx
-    hook: str  # the kernel function that makes the check
     subject: Context
     target: Context
     tclass: str
-    perm: str
-    kind: str = "avc"  # avc or capability
-    errno: str = "EACCES"  # what the syscall returns when an enforced denial happens
     note: str = ""  # what the target is, in words
     label: LabelResult | None = None  # the lookup that produced the target
+
+    @property
+    def hook(self) -> str:
+        return self.spec.hook
+
+    @property
+    def perm(self) -> str:
+        return self.spec.perm
+
+    @property
+    def errno(self) -> str:
+        return self.spec.errno
+
+    @property
+    def kind(self) -> str:
+        return "capability" if self.spec.tclass == K.CAP_CLASS else "avc"
 
 
 @dataclass(slots=True)
@@ -129,19 +150,6 @@ class CheckPlan:
     notes: list[str]
 
 
-def socket_class(proto: str, polcaps: frozenset[str]) -> str:
-    """hooks.c socket_type_to_security_class for PF_INET/PF_INET6."""
-    ext = "extended_socket_class" in polcaps
-    return {
-        "tcp": "tcp_socket",
-        "udp": "udp_socket",
-        "dccp": "dccp_socket",
-        "sctp": "sctp_socket" if ext else "rawip_socket",
-        "icmp": "icmp_socket" if ext else "rawip_socket",
-        "raw": "rawip_socket",
-    }[proto]
-
-
 def socket_label(
     policy: Policy,
     domain: Context,
@@ -162,8 +170,8 @@ def socket_label(
     return domain, "domain"
 
 
-# sockperm(step, hook, perm): append a task -> socket check (sock_has_perm)
-SockPerm = Callable[[str, str, str], None]
+# sockperm(step, check id): append a task -> socket check (sock_has_perm)
+SockPerm = Callable[[str, str], None]
 
 
 @dataclass(slots=True)
@@ -196,13 +204,12 @@ class KernelModel:
         return socket_label(self.policy, sc.domain, sclass, self.bools, sc.sockcreate)
 
     def _port(self, proto: str, port: int) -> tuple[Context, LabelResult | None, str]:
-        pc_proto = _PORTCON_PROTO.get(proto)
-        if pc_proto is None:
+        if proto not in PORT_PROTOCOLS:
             # raw/ping sockets carry an IP protocol number: no portcon can match.
             return self._initial("port"), None, f"{proto} id {port}: the 'port' initial SID"
-        lab = port_label(self.policy, pc_proto, port)
+        lab = port_label(self.policy, proto, port)
         how = lab.matched.describe() if lab.matched is not None else "no portcon: 'port' initial SID"
-        return lab.context, lab, f"port {port}/{pc_proto} ({how})"
+        return lab.context, lab, f"port {port}/{proto} ({how})"
 
     def _node(self, addr: IPAddress) -> tuple[Context, LabelResult, str]:
         lab = node_label(self.policy, addr)
@@ -233,14 +240,14 @@ class KernelModel:
         if ep.proto in ("sctp", "icmp") and sclass == "rawip_socket":
             notes.append(f"no extended_socket_class policy capability: {ep.proto} sockets are rawip_socket")
 
-        def sockperm(step: str, hook: str, perm: str) -> None:
+        def sockperm(step: str, check_id: str) -> None:
             if not skip_sock_perm:
-                checks.append(Check(step, hook, dom, sock, sclass, perm, note="the socket"))
+                checks.append(Check(K.check(check_id), step, dom, sock, sclass, note="the socket"))
 
         # socket()
-        sockperm("socket", "selinux_socket_create", "create")
+        sockperm("socket", "socket.create")
         if ep.proto == "raw":
-            checks.append(self._cap("socket", "inet_create", dom, "net_raw", sc.env, errno="EPERM"))
+            checks.append(self._cap("socket", K.net_raw(ep.family), dom, sc.env))
         if ep.proto == "icmp":
             notes.append("ping sockets need no capability; the group must be in net.ipv4.ping_group_range")
 
@@ -261,72 +268,70 @@ class KernelModel:
     def _connect(self, p: _Plan) -> None:
         sc, ep = p.sc, p.sc.endpoint
         if sc.bind is not None:
-            self._bind_checks(p.checks, "bind", sc, p.sclass, p.sock, sc.bind, p.sockperm)
+            self._bind_checks(p, "bind", sc.bind)
         else:
             p.notes.append("connect() picks an ephemeral source port: the implicit bind checks nothing")
         if sc.fastopen:
             self._fastopen(p)
         else:
-            p.sockperm("connect", "selinux_socket_connect", "connect")
-            self._name_connect(p.checks, "connect", "selinux_socket_connect_helper", p.sclass,
-                               p.sock, ep)
-        if p.sclass not in _NAME_CONNECT_CLASSES:
+            p.sockperm("connect", "connect.connect")
+            self._name_connect(p, "connect", ep)
+        if p.sclass not in NAME_CONNECT_CLASSES:
             p.notes.append(f"{p.sclass} has no name_connect: the destination port is not checked")
         # Connection protocols exchange packets during connect(); datagrams on send/recv.
-        stream = ep.proto in _CONNECTION_PROTOS
+        stream = ep.proto in CONNECTION_PROTOCOLS
         if stream:
-            self._packets(p.checks, "tx", sc, p.sock, p.sclass, ep.address, "connect")
-            self._packets(p.checks, "rx", sc, p.sock, p.sclass, ep.address, "connect")
+            self._packets(p, "tx", p.sock, ep.address, "connect")
+            self._packets(p, "rx", p.sock, ep.address, "connect")
         if not sc.fastopen:
-            p.sockperm("send", "selinux_socket_sendmsg", "write")
+            p.sockperm("send", "send.write")
         if not stream:
-            self._packets(p.checks, "tx", sc, p.sock, p.sclass, ep.address, "send")
-        p.sockperm("recv", "selinux_socket_recvmsg", "read")
+            self._packets(p, "tx", p.sock, ep.address, "send")
+        p.sockperm("recv", "recv.read")
         if not stream:
-            self._packets(p.checks, "rx", sc, p.sock, p.sclass, ep.address, "recv")
+            self._packets(p, "rx", p.sock, ep.address, "recv")
 
     def _listen(self, p: _Plan) -> None:
         sc, ep = p.sc, p.sc.endpoint
-        self._bind_checks(p.checks, "bind", sc, p.sclass, p.sock, ep, p.sockperm)
+        self._bind_checks(p, "bind", ep)
         remote = self._remote(sc)
-        if ep.proto not in _CONNECTION_PROTOS:
+        if ep.proto not in CONNECTION_PROTOCOLS:
             p.notes.append("datagram server: no listen/accept")
-            self._packets(p.checks, "rx", sc, p.sock, p.sclass, remote, "datagram in")
-            p.sockperm("recv", "selinux_socket_recvmsg", "read")
-            p.sockperm("send", "selinux_socket_sendmsg", "write")
-            self._packets(p.checks, "tx", sc, p.sock, p.sclass, remote, "datagram out")
+            self._packets(p, "rx", p.sock, remote, "datagram in")
+            p.sockperm("recv", "recv.read")
+            p.sockperm("send", "send.write")
+            self._packets(p, "tx", p.sock, remote, "datagram out")
             return
-        p.sockperm("listen", "selinux_socket_listen", "listen")
+        p.sockperm("listen", "listen.listen")
         # The SYN reaches the listening socket; the SYN-ACK leaves with the
         # connection's label (selinux_conn_sid: the listener's, MLS from the peer).
         child = self._conn_sid(p.sock, sc)
-        self._packets(p.checks, "rx", sc, p.sock, p.sclass, remote, "incoming connection")
-        self._packets(p.checks, "tx", sc, child, p.sclass, remote, "SYN-ACK")
-        p.sockperm("accept", "selinux_socket_accept", "accept")
+        self._packets(p, "rx", p.sock, remote, "incoming connection")
+        self._packets(p, "tx", child, remote, "SYN-ACK")
+        p.sockperm("accept", "accept.accept")
         p.notes.append(f"the accepted socket carries the listening socket's label ({child})")
         if p.skip_sock_perm:
             return
-        for step, hook, perm in (("recv", "selinux_socket_recvmsg", "read"),
-                                 ("send", "selinux_socket_sendmsg", "write")):
-            p.checks.append(Check(step, hook, sc.domain, child, p.sclass, perm,
+        for step, check_id in (("recv", "recv.read"), ("send", "send.write")):
+            p.checks.append(Check(K.check(check_id), step, sc.domain, child, p.sclass,
                                   note="the accepted socket"))
 
     def _bind(self, p: _Plan) -> None:
-        self._bind_checks(p.checks, "bind", p.sc, p.sclass, p.sock, p.sc.endpoint, p.sockperm)
+        self._bind_checks(p, "bind", p.sc.endpoint)
 
     def _send(self, p: _Plan) -> None:
         sc, ep = p.sc, p.sc.endpoint
         if sc.fastopen:
             self._fastopen(p)
-        elif ep.proto in _CONNECTION_PROTOS:
+        elif ep.proto in CONNECTION_PROTOCOLS:
             raise InputError(
                 f"send is for datagrams (udp, icmp, raw); a {ep.proto} client must "
                 "connect (or use send --fastopen for TCP Fast Open)"
             )
         else:
-            p.sockperm("send", "selinux_socket_sendmsg", "write")
+            p.sockperm("send", "send.write")
             p.notes.append("sendto() on an unbound socket autobinds an ephemeral port: no checks")
-        self._packets(p.checks, "tx", sc, p.sock, p.sclass, ep.address, "send")
+        self._packets(p, "tx", p.sock, ep.address, "send")
 
     def _fastopen(self, p: _Plan) -> None:
         """sendto(MSG_FASTOPEN): selinux_socket_sendmsg checks write, then calls the
@@ -335,9 +340,9 @@ class KernelModel:
         if ep.proto != "tcp":
             raise InputError("--fastopen is TCP Fast Open: it needs a tcp endpoint")
         p.notes.append("TCP Fast Open: sendmsg is checked like connect (observed on 6.1)")
-        p.sockperm("send", "selinux_socket_sendmsg", "write")
-        p.sockperm("send", "selinux_socket_connect_helper", "connect")
-        self._name_connect(p.checks, "send", "selinux_socket_connect_helper", p.sclass, p.sock, ep)
+        p.sockperm("send", "send.write")
+        p.sockperm("send", "send.fastopen_connect")
+        self._name_connect(p, "send", ep)
 
     def _remote(self, sc: Scenario) -> IPAddress:
         if sc.env.remote:
@@ -350,34 +355,30 @@ class KernelModel:
             return listener
         return Context(listener.user, listener.role, listener.type, peer.mls)
 
-    def _cap(self, step: str, hook: str, dom: Context, cap: str, env: NetEnv, errno: str) -> Check:
+    def _cap(self, step: str, spec: KernelCheck, dom: Context, env: NetEnv) -> Check:
         tclass = "cap_userns" if env.userns else "capability"
-        return Check(step, hook, dom, dom, tclass, cap, kind="capability", errno=errno,
-                     note=f"CAP_{cap.upper()}")
+        return Check(spec, step, dom, dom, tclass, note=f"CAP_{spec.perm.upper()}")
 
-    def _name_connect(
-        self, checks: list[Check], step: str, hook: str, sclass: str, sock: Context, ep: Endpoint
-    ) -> None:
-        if sclass not in _NAME_CONNECT_CLASSES:
+    def _name_connect(self, p: _Plan, step: str, ep: Endpoint) -> None:
+        if p.sclass not in NAME_CONNECT_CLASSES:
             return
         ctx, lab, how = self._port(ep.proto, ep.port)
-        checks.append(Check(step, hook, sock, ctx, sclass, "name_connect", note=how, label=lab))
+        p.checks.append(Check(K.check("connect.name_connect"), step, p.sock, ctx, p.sclass,
+                              note=how, label=lab))
 
-    def _bind_checks(self, checks: list[Check], step: str, sc: Scenario, sclass: str,
-                     sock: Context, ep: Endpoint, sockperm: SockPerm) -> None:
-        sockperm(step, "selinux_socket_bind", "bind")
-        if sc.env.requires_name_bind(ep.port):
+    def _bind_checks(self, p: _Plan, step: str, ep: Endpoint) -> None:
+        env = p.sc.env
+        p.sockperm(step, "bind.bind")
+        if env.requires_name_bind(ep.port):
             ctx, lab, how = self._port(ep.proto, ep.port)
-            checks.append(Check(step, "selinux_socket_bind", sock, ctx, sclass, "name_bind",
-                                note=how, label=lab))
+            p.checks.append(Check(K.check("bind.name_bind"), step, p.sock, ctx, p.sclass,
+                                  note=how, label=lab))
         nctx, nlab, nhow = self._node(ep.address)
-        checks.append(Check(step, "selinux_socket_bind", sock, nctx, sclass, "node_bind",
-                            note=nhow, label=nlab))
-        if ep.proto in _BIND_SERVICE_PROTOS and sc.env.requires_bind_service(ep.port):
-            hook = {"sctp": "sctp_do_bind", "dccp": "__inet_bind"}.get(ep.proto, "__inet_bind")
-            if ep.family == 6:
-                hook = "sctp_do_bind" if ep.proto == "sctp" else "__inet6_bind"
-            checks.append(self._cap(step, hook, sc.domain, "net_bind_service", sc.env, "EACCES"))
+        p.checks.append(Check(K.check("bind.node_bind"), step, p.sock, nctx, p.sclass,
+                              note=nhow, label=nlab))
+        if ep.proto in BIND_SERVICE_PROTOCOLS and env.requires_bind_service(ep.port):
+            p.checks.append(self._cap(step, K.net_bind_service(ep.proto, ep.family),
+                                      p.sc.domain, env))
 
     # -- per-packet checks (section 4) -------------------------------------------
     def _peerlbl_active(self, env: NetEnv) -> bool:
@@ -391,78 +392,71 @@ class KernelModel:
             return True  # the compat path always checks association permissions
         return self._peerlbl_active(env) or self._secmark_active(env)
 
-    def _packets(self, checks: list[Check], direction: str, sc: Scenario, sock: Context,
-                 sclass: str, remote: IPAddress, what: str) -> None:
-        start = len(checks)
-        self._packet_checks(checks, direction, sc, sock, sclass, remote, what)
-        # A denied packet is dropped, not refused by a hook: outgoing, the postroute
-        # hook returns NF_DROP_ERR(-ECONNREFUSED), which reaches the sending syscall;
-        # incoming, the packet silently disappears and the caller waits (connect()
-        # retransmits, then ETIMEDOUT).  Observed on 6.1 (docs/conformance.md).
-        errno = "ECONNREFUSED" if direction == "tx" else "ETIMEDOUT"
-        for i in range(start, len(checks)):
-            checks[i] = replace(checks[i], errno=errno)
-
-    def _packet_checks(self, checks: list[Check], direction: str, sc: Scenario, sock: Context,
-                       sclass: str, remote: IPAddress, what: str) -> None:
-        env = sc.env
+    def _packets(self, p: _Plan, direction: str, sock: Context, remote: IPAddress,
+                 what: str) -> None:
+        """A denied packet is dropped, not refused by a hook: outgoing, the postroute hook
+        returns NF_DROP_ERR(-ECONNREFUSED), which reaches the sending syscall; incoming,
+        the packet silently disappears and the caller waits (connect() retransmits, then
+        ETIMEDOUT).  Observed on 6.1 (docs/conformance.md); the table's errno says so."""
+        env = p.sc.env
         unlabeled = self._initial("unlabeled")
         secmark = env.secmark or unlabeled
         peer = env.peer if env.peer is not None else unlabeled
-        ifname = env.netif or ("lo" if remote.is_loopback or _mapped_loopback(remote) else "eth0")
         if "network_peer_controls" not in self.polcaps:
-            self._packets_compat(checks, direction, sc, sock, sclass, secmark, peer, unlabeled, what)
+            self._packets_compat(p, direction, sock, secmark, peer, unlabeled, what)
             return
+        ifname = env.netif or ("lo" if remote.is_loopback or _mapped_loopback(remote) else "eth0")
         peerlbl = self._peerlbl_active(env)
         sm = self._secmark_active(env)
+        add = p.checks.append
         if direction == "rx":
-            hook = "selinux_socket_sock_rcv_skb"
             if peerlbl:
                 ictx, ilab, ihow = self._netif(ifname)
-                checks.append(Check("rx", "selinux_inet_sys_rcv_skb", peer, ictx, "netif", "ingress",
-                                    note=f"{what}: peer label on {ihow}", label=ilab))
+                add(Check(K.check("rx.netif_ingress"), "rx", peer, ictx, "netif",
+                          note=f"{what}: peer label on {ihow}", label=ilab))
                 nctx, nlab, nhow = self._node(remote)
-                checks.append(Check("rx", "selinux_inet_sys_rcv_skb", peer, nctx, "node", "recvfrom",
-                                    note=f"{what}: peer label from source {nhow}", label=nlab))
-                checks.append(Check("rx", hook, sock, peer, "peer", "recv", note=f"{what}: the peer label"))
+                add(Check(K.check("rx.node_recvfrom"), "rx", peer, nctx, "node",
+                          note=f"{what}: peer label from source {nhow}", label=nlab))
+                add(Check(K.check("rx.peer_recv"), "rx", sock, peer, "peer",
+                          note=f"{what}: the peer label"))
             if sm:
-                checks.append(Check("rx", hook, sock, secmark, "packet", "recv",
-                                    note=f"{what}: the packet's SECMARK label"))
+                add(Check(K.check("rx.packet_recv"), "rx", sock, secmark, "packet",
+                          note=f"{what}: the packet's SECMARK label"))
         else:
-            hook = "selinux_ip_postroute"
             if sm:
-                checks.append(Check("tx", hook, sock, secmark, "packet", "send",
-                                    note=f"{what}: the packet's SECMARK label"))
+                add(Check(K.check("tx.packet_send"), "tx", sock, secmark, "packet",
+                          note=f"{what}: the packet's SECMARK label"))
             if peerlbl:
                 ictx, ilab, ihow = self._netif(ifname)
-                checks.append(Check("tx", hook, sock, ictx, "netif", "egress", note=f"{what}: {ihow}",
-                                    label=ilab))
+                add(Check(K.check("tx.netif_egress"), "tx", sock, ictx, "netif",
+                          note=f"{what}: {ihow}", label=ilab))
                 nctx, nlab, nhow = self._node(remote)
-                checks.append(Check("tx", hook, sock, nctx, "node", "sendto",
-                                    note=f"{what}: destination {nhow}", label=nlab))
+                add(Check(K.check("tx.node_sendto"), "tx", sock, nctx, "node",
+                          note=f"{what}: destination {nhow}", label=nlab))
 
-    def _packets_compat(self, checks: list[Check], direction: str, sc: Scenario, sock: Context,
-                        sclass: str, secmark: Context, peer: Context, unlabeled: Context,
-                        what: str) -> None:
+    def _packets_compat(self, p: _Plan, direction: str, sock: Context, secmark: Context,
+                        peer: Context, unlabeled: Context, what: str) -> None:
         """Policies without network_peer_controls (hooks.c *_compat, netlabel.c, xfrm.c)."""
-        env = sc.env
+        env = p.sc.env
+        add = p.checks.append
+        secmark_on = env.secmark is not None or "always_check_network" in self.polcaps
         if direction == "rx":
-            hook = "selinux_sock_rcv_skb_compat"
-            if env.secmark is not None or "always_check_network" in self.polcaps:
-                checks.append(Check("rx", hook, sock, secmark, "packet", "recv", note=f"{what}: SECMARK"))
+            if secmark_on:
+                add(Check(K.check("rx.compat_packet_recv"), "rx", sock, secmark, "packet",
+                          note=f"{what}: SECMARK"))
             if env.labeled == "netlabel":
-                checks.append(Check("rx", "selinux_netlbl_sock_rcv_skb", sock, peer, sclass, "recvfrom",
-                                    note=f"{what}: NetLabel peer label (compat path)"))
+                add(Check(K.check("rx.compat_netlabel_recvfrom"), "rx", sock, peer, p.sclass,
+                          note=f"{what}: NetLabel peer label (compat path)"))
             sa = peer if env.labeled == "ipsec" else unlabeled
-            checks.append(Check("rx", "selinux_xfrm_sock_rcv_skb", sock, sa, "association", "recvfrom",
-                                note=f"{what}: IPsec SA label, unlabeled without one (compat path)"))
+            add(Check(K.check("rx.compat_association_recvfrom"), "rx", sock, sa, "association",
+                      note=f"{what}: IPsec SA label, unlabeled without one (compat path)"))
         else:
-            hook = "selinux_ip_postroute_compat"
-            if env.secmark is not None or "always_check_network" in self.polcaps:
-                checks.append(Check("tx", hook, sock, secmark, "packet", "send", note=f"{what}: SECMARK"))
+            if secmark_on:
+                add(Check(K.check("tx.compat_packet_send"), "tx", sock, secmark, "packet",
+                          note=f"{what}: SECMARK"))
             if env.labeled != "ipsec":
-                checks.append(Check("tx", "selinux_xfrm_postroute_last", sock, unlabeled, "association",
-                                    "sendto", note=f"{what}: no labeled SA (compat path)"))
+                add(Check(K.check("tx.compat_association_sendto"), "tx", sock, unlabeled,
+                          "association", note=f"{what}: no labeled SA (compat path)"))
 
 
 def _mapped_loopback(addr: IPAddress) -> bool:
