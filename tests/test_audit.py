@@ -12,6 +12,7 @@ from selnet.audit.auditor import AuditReport, run_audit
 from selnet.cli import main
 from selnet.model.env import NetEnv
 from selnet.policy.loader import load_policy
+from selnet.render.audit import explanation
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "audit"
@@ -86,7 +87,7 @@ def test_constraint_no_rule_fix(policy) -> None:  # type: ignore[no-untyped-def]
                             "system_u:object_r:svc_port_t"))
     g = group(rep, "constraint")
     assert g.fix is None
-    assert any("constraint" in line for line in g.explanation)
+    assert any("constraint" in line for line in explanation(g))
 
 
 def test_ephemeral_port_range(policy) -> None:  # type: ignore[no-untyped-def]
@@ -113,7 +114,7 @@ def test_labeled_networking_peer_subject(policy) -> None:  # type: ignore[no-unt
             'tclass=netif permissive=0')
     rep = audit(policy, line)
     g = group(rep, "labeled-networking")
-    text = " ".join(g.explanation)
+    text = " ".join(explanation(g))
     assert "PEER label" in text and "no label was supplied" in text and "softirq" in text
 
 
@@ -131,7 +132,7 @@ def test_dontaudit_permissive_foreign_obsolete(policy) -> None:  # type: ignore[
     hidden = by_key[("udp_socket", "gen_port_t")]
     assert hidden.entries[0].diag.situations == ["generic-port-type", "dontaudit-hidden"]
     assert hidden.still_denied
-    assert any("semodule -DB" in line for line in hidden.explanation)
+    assert any("semodule -DB" in line for line in explanation(hidden))
     perm = by_key[("tcp_socket", "gen_port_t")]
     assert perm.entries[0].diag.situations == ["generic-port-type", "permissive"]
     assert perm.still_denied and perm.entries[0].diag.rec.permissive
@@ -139,7 +140,7 @@ def test_dontaudit_permissive_foreign_obsolete(policy) -> None:  # type: ignore[
     assert perm.fix.commands == ["semanage port -a -t svc_port_t -p tcp 8600"]
     foreign = by_key[("tcp_socket", "http_port_t")]
     assert foreign.situation == "foreign-policy"
-    assert "unknown type httpd_t" in " ".join(foreign.explanation)
+    assert "unknown type httpd_t" in " ".join(explanation(foreign))
     assert foreign.still_denied and foreign.fix is None
     assert by_key[("tcp_socket", "svc_port_t")].situation == "obsolete-permission"
     assert rep.exit_denied
@@ -280,7 +281,7 @@ def test_permissive_type_in_policy(quiet_policy, permissive: int) -> None:  # ty
     assert v.decision is not None
     assert (v.decision.allowed, v.decision.enforced, v.decision.silent) == (False, False, False)
     assert g.still_denied and rep.exit_denied
-    text = "\n".join(g.explanation)
+    text = "\n".join(explanation(g))
     assert "name_bind -> quiet_port_t: denied: no allow rule (lax_t is permissive: not enforced)" \
         in text
     if not permissive:
@@ -368,7 +369,7 @@ def _constraint_asserts(g) -> None:  # type: ignore[no-untyped-def]
     assert g.situation == "constraint" and g.still_denied
     assert d.constraint_text is not None and d.constraint_text.startswith(
         "mlsconstrain tcp_socket name_connect")
-    problem = next(x for x in g.explanation if x.startswith("problem: "))
+    problem = next(x for x in explanation(g) if x.startswith("problem: "))
     assert "mlsconstrain tcp_socket name_connect" in problem
     assert "subject level s0 vs target level s0:c1" in problem
     assert "no allow rule can help" in problem

@@ -23,7 +23,6 @@ from selnet.analyses.profiles import (
     matrix_rows,
     port_map,
     port_report,
-    process_domains,
     socket_context,
     type_report,
 )
@@ -262,7 +261,7 @@ def _brute_force(policy: Any) -> set[tuple[str, str, str, str, str, bool]]:
     decider = Decider(policy, policy.bool_values(None))
     out = set()
     pm = port_map(policy)
-    for d in process_domains(policy):
+    for d in policy.domains():
         dom = policy.context_for_domain(d)
         for proto in PROTOCOLS:
             sclass = {

@@ -124,15 +124,6 @@ class Access:
         """Allowed now or under some boolean setting."""
         return self.allowed or (self.reason == "boolean" and self.constraint is None)
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "allowed": self.allowed,
-            "condition": self.condition or None,
-            "reason": self.reason,
-            "constraint": self.constraint,
-            "boolean_fixes": [dict(f) for f in self.fixes],
-        }
-
 
 def access_of(d: Decision) -> Access:
     allow_rules = [g.rule for g in d.grants if g.rule.ruletype == "allow"]
@@ -187,10 +178,6 @@ def candidate_subjects(policy: Policy, tclass: str, target: str, perm: str) -> s
         ):
             out |= policy.expand(rule.source)
     return out
-
-
-def process_domains(policy: Policy) -> tuple[str, ...]:
-    return policy.domains()
 
 
 # -- the domain profile --------------------------------------------------------------------------
@@ -623,12 +610,6 @@ class PortReport:
     notes: tuple[str, ...]
 
 
-def parse_port_query(text: str) -> tuple[int, str]:
-    from selnet.model.labels import parse_port
-
-    return parse_port(text)
-
-
 def _port_users(
     policy: Policy,
     decider: Decider,
@@ -643,7 +624,7 @@ def _port_users(
     every = not defined(policy, sclass, perm)
     cands = set() if every else candidate_subjects(policy, sclass, tcon.type, perm)
     out = []
-    for d in process_domains(policy):
+    for d in policy.domains():
         try:
             dom = policy.context_for_domain(d)
         except InputError:
@@ -806,7 +787,7 @@ def matrix_rows(
     decider = Decider(policy, values)
     pm = port_map(policy)
     by_proto = {p: pm.ranges(p) for p in PROTOCOLS}
-    names = list(domains) if domains is not None else list(process_domains(policy))
+    names = list(domains) if domains is not None else list(policy.domains())
     for i, d in enumerate(names):
         if progress is not None:
             progress(i, len(names))

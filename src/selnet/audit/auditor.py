@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from selnet.audit.avclog import AvcLogParser, AvcRecord, Event, ParseStats, avc_key
+from selnet.audit.avclog import AvcLogParser, Event, ParseStats, avc_key
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, is_network
 from selnet.audit.fixes import Fix, FixFinder, denials_of
 from selnet.model.env import NetEnv
@@ -48,7 +48,6 @@ class Group:
     target: str
     entries: list[Entry]
     fixes: list[Fix] = field(default_factory=list)
-    explanation: list[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -180,7 +179,6 @@ class Auditor:
         diags = [e.diag for e in g.entries]
         d0 = diags[0]
         denials = denials_of(diags)
-        g.explanation = explain(g)
         if not g.still_denied or not denials:
             return
         if g.situation in ("foreign-policy", "obsolete-permission", "constraint"):
@@ -235,115 +233,12 @@ class Auditor:
         }
 
 
-def explain(g: Group) -> list[str]:
-    """Plain words for a group: the check, the label now, the verdict and why."""
-    d = g.entries[0].diag
-    out: list[str] = []
-    rec: AvcRecord = d.rec
-    ck = d.check
-    out.append(f"kernel check: {ck.operation}: {ck.hook}() checks {'/'.join(d.perms)} on "
-               f"{d.tclass}; subject = {ck.subject}, target = {ck.target}")
-    if d.port_label is not None:
-        lab = d.port_label
-        how = lab.matched.describe() if lab.matched is not None else \
-            f"no portcon: the '{lab.initial_sid}' initial SID"
-        out.append(f"port {d.port}/{d.protocol} is labeled {lab.type} now ({how})"
-                   + (f"; attributes: {', '.join(lab.attributes)}" if lab.attributes else ""))
-    if len(g.entries) > 1:
-        ports = sorted({e.diag.port for e in g.entries if e.diag.port is not None})
-        if ports:
-            out.append(f"ports in this group: {', '.join(map(str, ports[:20]))}"
-                       + (" ..." if len(ports) > 20 else ""))
-    sit = g.situation
-    texts = {
-        "generic-port-type": f"the port has a generic type ({d.tcon.type if d.tcon else '?'}): "
-                             "it was never given the service's label; relabel it",
-        "port-label-not-installed": "the domain's own port type exists in the policy but no "
-                                    "port carries it: its port label was never installed",
-        "missing-service-port-rule": "the port is labeled for a service "
-                                     f"({d.tcon.type if d.tcon else '?'}) "
-                                     f"but {d.domain} has no rule for that port type",
-        "ephemeral-port-range": f"{d.domain} is denied on many changing ports/types: it picks "
-                                "ports itself outside ip_local_port_range; fix the port range, "
-                                "not one rule per accidental type",
-        "boolean-off": "an allow rule exists but a boolean is off",
-        "constraint": d.constraint_detail or "a constraint denies it",
-        "socket-owned-by-other-domain": "the socket belongs to another domain",
-        "labeled-networking": "a per-packet check of labeled networking",
-        "obsolete-permission": "the permission is obsolete on current kernels",
-        "foreign-policy": "the log comes from another policy",
-        "dontaudit-hidden": "a dontaudit rule would hide this denial",
-        "permissive": "the record was permissive=1: it would have been denied",
-        "allowed-now": "the given policy allows this now",
-        "missing-rule": f"no allow rule gives {d.domain} this access",
-    }
-    out.append("problem: " + texts.get(sit, sit))
-    verdicts = []
-    for v in d.verdicts:
-        if v.obsolete is not None:
-            verdicts.append(f"{v.perm}: obsolete ({v.obsolete})")
-        elif v.decision is not None:
-            dec = v.decision
-            why = {"allowed": "allowed", "no-rule": "denied: no allow rule",
-                   "boolean": "denied: the allow rule's boolean is off",
-                   "constraint": "denied by a constraint", "bounds": "denied by typebounds",
-                   }.get(dec.reason, f"denied ({dec.reason})")
-            if dec.silent:
-                why += " (dontaudit: would not be logged)"
-            if not dec.enforced:
-                why += f" ({d.domain} is permissive: not enforced)"
-            verdicts.append(f"{v.perm} -> {v.decided_target}: {why}")
-    if verdicts:
-        out.append("this policy: " + "; ".join(verdicts))
-    if rec.permissive:
-        out.append("permissive=1 in the record: the access succeeded, but would be denied "
-                   "when enforcing")
-    e0 = g.entries[0]
-    if e0.syscall and not rec.packet_level:
-        sc = e0.syscall
-        out.append(f"syscall {sc.get('syscall', '?')} exit={sc.get('exit', '?')}"
-                   + (f" comm={sc['comm']}" if "comm" in sc else ""))
-    if e0.sockaddr and not rec.packet_level:
-        sa = e0.sockaddr
-        where = [sa.get("family", "?")] + ([sa["addr"]] if "addr" in sa else []) \
-            + ([f"port {sa['port']}"] if "port" in sa else [])
-        out.append("socket address (SOCKADDR): " + " ".join(where))
-    if e0.event_perms:
-        out.append("the same event also logged: " + " ".join(e0.event_perms))
-    for n in d.notes:
-        if n not in out:
-            out.append(n)
-    others = [s for s in d.situations if s != sit]
-    if others:
-        out.append("also: " + ", ".join(others))
-    return out
-
-
 def run_audit(policy: Policy, sources: Iterable[Iterable[str | bytes]],
-              bools: dict[str, bool] | None = None, env: NetEnv | None = None,
-              **kw: object) -> AuditReport:
-    a = Auditor(policy, bools, env, **kw)  # type: ignore[arg-type]
+              bools: dict[str, bool] | None = None, env: NetEnv | None = None, *,
+              use_interfaces: bool = True, show_broad: bool = False,
+              interfaces: object | None = None) -> AuditReport:
+    a = Auditor(policy, bools, env, use_interfaces=use_interfaces, show_broad=show_broad,
+                interfaces=interfaces)
     for lines in sources:
         a.feed(lines)
     return a.report()
-
-
-# -- CLI -------------------------------------------------------------------------------
-def open_inputs(paths: list[str]) -> list[object]:
-    """Check every file is readable before any work (exit 2 otherwise)."""
-    import sys
-
-    from selnet.errors import InputError
-
-    if not paths or paths == ["-"]:
-        return [sys.stdin]
-    handles: list[object] = []
-    for p in paths:
-        if p == "-":
-            handles.append(sys.stdin)
-            continue
-        try:
-            handles.append(open(p, encoding="utf-8", errors="replace"))  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"{p}: cannot read ({exc.strerror})") from exc
-    return handles

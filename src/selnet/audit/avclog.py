@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from selnet.kernel.classes import PACKET_CLASSES
+
 __all__ = [
     "AvcLogParser",
     "AvcRecord",
@@ -86,7 +88,6 @@ _WRAP_MIN_LEN = 50  # shorter lines were not wrapped by a terminal or mailer
 
 # Packet-level classes: checked in softirq context, so pid/comm name whatever
 # process happened to be running, not the one the packet belongs to.
-PACKET_LEVEL_CLASSES = frozenset({"packet", "peer", "netif", "node", "association"})
 
 # ---------------------------------------------------------------------------
 # Output data
@@ -114,7 +115,7 @@ class AvcRecord:
     @property
     def packet_level(self) -> bool:
         """True when pid/comm are meaningless (the check ran in softirq context)."""
-        return self.tclass in PACKET_LEVEL_CLASSES
+        return self.tclass in PACKET_CLASSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -1035,7 +1036,7 @@ def avc_key(rec: AvcRecord) -> AvcKey:
     """Identity of "the same denial repeated": verdict, contexts, class, perms and the
     address/port/netif fields that change the fix (not pid, comm or ephemeral ports)."""
     names: tuple[str, ...] = ()
-    if rec.tclass in PACKET_LEVEL_CLASSES:
+    if rec.tclass in PACKET_CLASSES:
         names = _PACKET_KEY_FIELDS
     else:
         for perm in rec.perms:

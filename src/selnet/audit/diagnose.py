@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from selnet.audit.avclog import PACKET_LEVEL_CLASSES, AvcRecord
+from selnet.audit.avclog import AvcRecord
 from selnet.decide.decision import Decider, Decision
-from selnet.kernel.classes import INET_SOCKET_CLASSES, obsolete_reason
+from selnet.kernel.checks import KernelCheck, for_avc
+from selnet.kernel.classes import (
+    CAPABILITY_CLASSES,
+    CLASS_PROTOCOL,
+    INET_SOCKET_CLASSES,
+    PACKET_CLASSES,
+    obsolete_reason,
+)
 from selnet.model import labels
 from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
@@ -33,9 +39,7 @@ from selnet.policy.snapshot import Context
 
 GENERIC_RANGE = 256
 NETWORK_CAPS = frozenset({"net_bind_service", "net_raw", "net_admin", "net_broadcast"})
-CAP_CLASSES = frozenset({"capability", "cap_userns"})
 PORT_PERMS = frozenset({"name_bind", "name_connect"})
-_PROTO = {"tcp_socket": "tcp", "udp_socket": "udp", "sctp_socket": "sctp", "dccp_socket": "dccp"}
 
 # Stable situation ids (documented in docs/audit-comparison.md).
 SITUATIONS = (
@@ -56,22 +60,19 @@ SITUATIONS = (
 )
 
 
+def kernel_checks(rec: AvcRecord) -> tuple[KernelCheck, ...]:
+    """The kernel checks (table entries) behind the record's permissions."""
+    found: dict[KernelCheck, None] = {}
+    for perm in rec.perms:
+        found.update(dict.fromkeys(for_avc(rec.tclass, perm)))
+    return tuple(found)
+
+
 def is_network(rec: AvcRecord) -> bool:
     """Records selnet explains; everything else is counted and skipped."""
-    if rec.tclass in INET_SOCKET_CLASSES or rec.tclass in PACKET_CLASSES_ALL:
+    if rec.tclass in INET_SOCKET_CLASSES or rec.tclass in PACKET_CLASSES:
         return True
-    return rec.tclass in CAP_CLASSES and any(p in NETWORK_CAPS for p in rec.perms)
-
-
-PACKET_CLASSES_ALL = PACKET_LEVEL_CLASSES
-
-
-@dataclass(frozen=True, slots=True)
-class KernelCheck:
-    hook: str
-    operation: str  # plain words
-    subject: str  # what the scontext is
-    target: str  # what the tcontext is
+    return rec.tclass in CAPABILITY_CLASSES and any(p in NETWORK_CAPS for p in rec.perms)
 
 
 @dataclass(slots=True)
@@ -89,7 +90,7 @@ class Diagnosis:
     target_type: str  # tcontext type as logged
     tclass: str
     perms: tuple[str, ...]
-    check: KernelCheck
+    checks: tuple[KernelCheck, ...]  # the table entries this AVC can come from
     situations: list[str]
     notes: list[str]
     verdicts: list[PermVerdict] = field(default_factory=list)
@@ -170,92 +171,6 @@ class PolicyFacts:
         return ", ".join(parts) + more
 
 
-def _kernel_check(rec: AvcRecord, facts: PolicyFacts) -> KernelCheck:
-    f = rec.fields
-    perm = rec.perms[0] if rec.perms else ""
-    cls = rec.tclass
-    if cls in INET_SOCKET_CLASSES:
-        proto = _PROTO.get(cls, cls.removesuffix("_socket"))
-        if perm == "name_bind":
-            return KernelCheck("selinux_socket_bind", f"bind() to local port {f.get('src', '?')}/"
-                               f"{proto}", "the socket's label", "the port's label")
-        if perm == "node_bind":
-            addr = f.get("saddr", "?")
-            return KernelCheck("selinux_socket_bind", f"bind() to local address {addr}",
-                               "the socket's label", "the address's node label")
-        if perm == "name_connect":
-            dest = f.get("dest", "?")
-            addr = f" {f['daddr']}" if "daddr" in f else ""
-            return KernelCheck("selinux_socket_connect_helper",
-                               f"connect() to{addr} port {dest}/{proto}",
-                               "the socket's label", "the destination port's label")
-        if perm == "recvfrom":
-            return KernelCheck("selinux_sock_rcv_skb_compat",
-                               "a packet received on the socket (compat path: NetLabel/IPsec)",
-                               "the socket's label", "the peer label")
-        ops = {
-            "create": ("selinux_socket_create", "socket()"),
-            "bind": ("selinux_socket_bind", "bind()"),
-            "connect": ("selinux_socket_connect", "connect()"),
-            "listen": ("selinux_socket_listen", "listen()"),
-            "accept": ("selinux_socket_accept", "accept()"),
-            "write": ("selinux_socket_sendmsg", "send/sendto/sendmsg/write"),
-            "read": ("selinux_socket_recvmsg", "recv/recvfrom/recvmsg/read"),
-            "getattr": ("selinux_socket_getsockname", "getsockname/getpeername/fstat"),
-            "getopt": ("selinux_socket_getsockopt", "getsockopt()"),
-            "setopt": ("selinux_socket_setsockopt", "setsockopt()"),
-            "shutdown": ("selinux_socket_shutdown", "shutdown()"),
-            "ioctl": ("selinux_file_ioctl", "ioctl() on the socket"),
-        }
-        hook, op = ops.get(perm, ("sock_has_perm", f"{perm} on the socket"))
-        return KernelCheck(hook, op, "the calling process", "the socket's label")
-    if cls in CAP_CLASSES:
-        caps = {
-            "net_bind_service": ("__inet_bind",
-                                 "bind() to a port below ip_unprivileged_port_start"),
-            "net_raw": ("inet_create/sk_setsockopt", "a raw or packet socket, or SO_MARK"),
-            "net_admin": ("sk_setsockopt", "an administrative socket option or network config"),
-            "net_broadcast": ("cap_capable", "broadcast/multicast administration"),
-        }
-        hook, op = caps.get(perm, ("cap_capable", f"capability {perm}"))
-        return KernelCheck(hook, op, "the calling process", "the calling process (self)")
-    peer_src = f.get("saddr", "?")
-    if cls == "netif":
-        if perm == "ingress":
-            return KernelCheck("selinux_socket_sock_rcv_skb / selinux_ip_forward",
-                               f"a packet from {peer_src} arriving on {f.get('netif', '?')}",
-                               "the PEER label of the packet (not the receiving domain)",
-                               "the interface's label")
-        return KernelCheck("selinux_ip_postroute",
-                           f"a packet to {f.get('daddr', '?')} leaving on {f.get('netif', '?')}",
-                           "the sending socket's label (the peer label when forwarding)",
-                           "the interface's label")
-    if cls == "node":
-        if perm == "recvfrom":
-            return KernelCheck("selinux_socket_sock_rcv_skb / selinux_ip_forward",
-                               f"a packet received from {peer_src}",
-                               "the PEER label of the packet (not the receiving domain)",
-                               "the source address's node label")
-        return KernelCheck("selinux_ip_postroute", f"a packet sent to {f.get('daddr', '?')}",
-                           "the sending socket's label", "the destination address's node label")
-    if cls == "peer":
-        return KernelCheck("selinux_socket_sock_rcv_skb", f"a packet received from {peer_src}",
-                           "the receiving socket's label",
-                           "the peer label (NetLabel/labeled IPsec)")
-    if cls == "packet":
-        where = {"recv": ("selinux_socket_sock_rcv_skb", "a packet received"),
-                 "send": ("selinux_ip_postroute", "a packet sent"),
-                 "forward_in": ("selinux_ip_forward", "a packet forwarded (in)"),
-                 "forward_out": ("selinux_ip_postroute", "a packet forwarded (out)")}
-        hook, op = where.get(perm, ("selinux_ip_postroute", f"packet {perm}"))
-        return KernelCheck(hook, op + " (SECMARK)", "the socket's label (peer when forwarding)",
-                           "the packet's SECMARK label")
-    if cls == "association":
-        return KernelCheck("selinux_xfrm_* (xfrm.c)", f"labeled IPsec {perm}",
-                           "the flow's / socket's label", "the IPsec SA or SPD label")
-    return KernelCheck("avc_has_perm", f"{perm} on {cls}", "the source", "the target")
-
-
 class Diagnoser:
     """Diagnoses records; results are cached per distinct (contexts, class, perms, port)."""
 
@@ -332,11 +247,10 @@ class Diagnoser:
 
     # -- main entry ----------------------------------------------------------------
     def diagnose(self, rec: AvcRecord) -> Diagnosis:
-        facts = self.facts
         snap = self.policy.snap
         dom = rec.scontext.split(":")[2] if rec.scontext.count(":") >= 2 else rec.scontext
         ttype = rec.tcontext.split(":")[2] if rec.tcontext.count(":") >= 2 else rec.tcontext
-        d = Diagnosis(rec, dom, ttype, rec.tclass, rec.perms, _kernel_check(rec, facts), [], [])
+        d = Diagnosis(rec, dom, ttype, rec.tclass, rec.perms, kernel_checks(rec), [], [])
         scon, sprob, snote = self._context(rec.scontext)
         tcon, tprob, _ = self._context(rec.tcontext)
         d.foreign = sprob + tprob
@@ -368,7 +282,7 @@ class Diagnoser:
         d.domain = dom
         # The target the kernel would use NOW for port checks.
         perm0 = set(rec.perms)
-        proto = _PROTO.get(rec.tclass)
+        proto = CLASS_PROTOCOL.get(rec.tclass)
         port_field = "src" if "name_bind" in perm0 else "dest" if "name_connect" in perm0 else None
         if port_field and port_field in rec.fields and labels.is_number(rec.fields[port_field]):
             d.port = int(rec.fields[port_field])
@@ -447,7 +361,7 @@ class Diagnoser:
                 d.notes.append(f"the socket was created by {t} (e.g. systemd socket activation or "
                                f"a container runtime) and passed to {d.domain}: the check is "
                                "against the socket's creator, not a port")
-        if rec.tclass in PACKET_LEVEL_CLASSES or (rec.tclass in INET_SOCKET_CLASSES
+        if rec.tclass in PACKET_CLASSES or (rec.tclass in INET_SOCKET_CLASSES
                                                    and "recvfrom" in rec.perms):
             sit.append("labeled-networking")
             d.notes.extend(self._labeled_notes(d))
@@ -547,11 +461,3 @@ class Diagnoser:
         got = self.usable_port_types(d.domain, d.tclass, perms[0])
         return sorted(t for t, direct in got.items() if direct
                       and t not in self.facts.portcons_of and t != self.facts.port_sid_type)
-
-
-def addr_ok(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -32,7 +32,6 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from os.path import commonpath
 from pathlib import Path
 
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis
@@ -70,13 +69,15 @@ class Fix:
             return TIERS["boolean-broad"]
         return TIERS.get(self.kind, 9)
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "kind": self.kind, "title": self.title, "commands": self.commands,
-            "breadth": self.breadth, "verified": self.verified, "verification": self.verify,
-            "also_grants": self.grants, "alternatives": self.alternatives,
-            **({"details": self.data} if self.data else {}),
-        }
+
+def _shared_prefix(a: str, b: str) -> int:
+    """Characters two names share at the start (``httpd`` and ``http``: 4)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def denials_of(diags: Iterable[Diagnosis]) -> list[Denial]:
@@ -266,7 +267,7 @@ class FixFinder:
             if t in self.facts.generic:
                 continue
             tstem = t.removesuffix("_t").removesuffix("_port")
-            sim = len(commonpath([stem, tstem]))
+            sim = _shared_prefix(stem, tstem)
             sim = sim if sim >= 3 else 0
             uninstalled = t not in self.facts.portcons_of
             cands.append(((not (prefer_uninstalled and uninstalled)), -sim, not direct,

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
 
-from selnet.decide.chain import chain_json, evaluate
-from selnet.model.env import NetEnv
-from selnet.model.plan import Scenario, parse_endpoint
-from selnet.render.jsonout import emit_json
-from selnet.render.text import chain_lines
+from selnet.cli.options import emit, load
+from selnet.errors import EXIT_OK, InputError
 
 # (title, operation, domain, endpoint) — the story of the bundled example policy.
 DEMO = [
@@ -20,7 +15,13 @@ DEMO = [
 ]
 
 
-def run_demo(args: argparse.Namespace, policy: Any) -> int:
+def cmd_explain(args: argparse.Namespace) -> int:
+    from selnet.decide.chain import evaluate
+    from selnet.model.env import NetEnv
+    from selnet.model.plan import Scenario, parse_endpoint
+    from selnet.render.chain import demo_json, demo_lines
+
+    policy = load(args)
     bools = policy.bool_values()
     chains = []
     for title, op, dom, ep in DEMO:
@@ -29,17 +30,14 @@ def run_demo(args: argparse.Namespace, policy: Any) -> int:
         sc = Scenario(op, policy.context_for_domain(dom), parse_endpoint(ep), NetEnv())
         chains.append((title, evaluate(policy, sc, bools)))
     if not chains:
-        print("selnet explain: this policy lacks the example's domains (web_t, client_t); "
-              "try selnet connect/listen with your own", file=sys.stderr)
-        return 2
-    if args.json:
-        emit_json([{"title": t, **chain_json(c)} for t, c in chains])
-        return 0
-    for title, chain in chains:
-        print(f"== {title}")
-        print("\n".join(chain_lines(chain)))
-        print()
-    print("A server may listen on its port without being able to connect out: name_bind and")
-    print("name_connect are separate permissions on the port type, and TCP connect() checks")
-    print("name_connect on the destination port's type.")
-    return 0
+        raise InputError("this policy lacks the example's domains (web_t, client_t); "
+                         "try selnet connect/listen with your own")
+    emit(args, lambda: demo_json(chains), lambda: demo_lines(chains))
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("explain", parents=[common],
+                       help="demo: a client and a server chain side by side")
+    p.set_defaults(func=cmd_explain)

@@ -1,4 +1,4 @@
-"""Registration point for the profile and audit commands (kept apart so cli.py stays small)."""
+"""`selnet domain`, `selnet port`, `selnet matrix`: profiles over a whole policy."""
 
 from __future__ import annotations
 
@@ -8,76 +8,40 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from selnet.cli.options import bool_parent, emit, env_of, load, parse_bools, sysctl_parent
 from selnet.errors import EXIT_OK, InputError
 
-Loader = Callable[[argparse.Namespace], Any]
-BoolParser = Callable[[list[str] | None], dict[str, bool]]
+
+def cmd_domain(args: argparse.Namespace) -> int:
+    from selnet.analyses.profiles import domain_profile
+    from selnet.render.profile import profile_json, profile_lines
+
+    overrides = parse_bools(args.bool)
+    policy = load(args)
+    prof = domain_profile(policy, args.domain, policy.bool_values(overrides), env_of(policy, args))
+    emit(args, lambda: profile_json(prof), lambda: profile_lines(prof))
+    return EXIT_OK
 
 
-def _emit(obj: object, as_json: bool, lines: Callable[[], list[str]]) -> None:
-    if as_json:
-        from selnet.render.jsonout import emit_json
+def cmd_port(args: argparse.Namespace) -> int:
+    from selnet.analyses.profiles import port_report, type_report
+    from selnet.model.labels import parse_port
+    from selnet.render.profile import port_json, port_lines
 
-        emit_json(obj)
+    if (args.port is None) == (args.type is None):
+        raise InputError("give either PORT[/PROTO] or --type TYPE")
+    parsed = parse_port(args.port) if args.port is not None else None
+    overrides = parse_bools(args.bool)
+    policy = load(args)
+    bools = policy.bool_values(overrides)
+    env = env_of(policy, args)
+    if parsed is not None:
+        rep = port_report(policy, parsed[0], parsed[1], bools, env)
     else:
-        sys.stdout.write("\n".join(lines()) + "\n")
-
-
-def _env(policy: Any, args: argparse.Namespace) -> Any:
-    from selnet.model.env import env_for
-
-    return env_for(policy.source.origin, args.sysctl)
-
-
-def _query_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bool", action="append", metavar="NAME=on|off", help="override a boolean")
-    p.add_argument(
-        "--sysctl",
-        action="append",
-        metavar="KEY=VALUE",
-        help='net.ipv4.ip_local_port_range="LOW HIGH", net.ipv4.ip_unprivileged_port_start=N',
-    )
-
-
-def _cmd_domain(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from selnet.analyses.profiles import domain_profile
-        from selnet.render.profile import profile_json, profile_lines
-
-        overrides = parse_bools(args.bool)
-        policy = load(args)
-        prof = domain_profile(
-            policy, args.domain, policy.bool_values(overrides), _env(policy, args)
-        )
-        _emit(profile_json(prof) if args.json else None, args.json, lambda: profile_lines(prof))
-        return EXIT_OK
-
-    return run
-
-
-def _cmd_port(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from selnet.analyses.profiles import port_report, type_report
-        from selnet.model.labels import parse_port
-        from selnet.render.profile import port_json, port_lines
-
-        if (args.port is None) == (args.type is None):
-            raise InputError("give either PORT[/PROTO] or --type TYPE")
-        parsed = parse_port(args.port) if args.port is not None else None
-        overrides = parse_bools(args.bool)
-        policy = load(args)
-        bools = policy.bool_values(overrides)
-        env = _env(policy, args)
-        if parsed is not None:
-            rep = port_report(policy, parsed[0], parsed[1], bools, env)
-        else:
-            rep = type_report(policy, args.type, bools, env)
-        _emit(port_json(rep) if args.json else None, args.json, lambda: port_lines(rep))
-        return EXIT_OK
-
-    return run
+        rep = type_report(policy, args.type, bools, env)
+    emit(args, lambda: port_json(rep), lambda: port_lines(rep))
+    return EXIT_OK
 
 
 def _progress() -> Callable[[int, int], None] | None:
@@ -93,81 +57,60 @@ def _progress() -> Callable[[int, int], None] | None:
     return show
 
 
-def _cmd_matrix(load: Loader, parse_bools: BoolParser) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from selnet.analyses.profiles import matrix_rows
-        from selnet.render.matrix import write_csv, write_jsonl, write_sqlite
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from selnet.analyses.profiles import matrix_rows
+    from selnet.render.matrix import write_csv, write_jsonl, write_sqlite
 
-        fmt = args.format or ("jsonl" if args.json and not args.output else "csv")
-        if fmt == "sqlite" and not args.output:
-            raise InputError("--format sqlite needs --output FILE")
-        overrides = parse_bools(args.bool)
-        policy = load(args)
-        start = time.perf_counter()
-        rows = matrix_rows(policy, policy.bool_values(overrides), _progress(), args.domain)
-        if fmt == "sqlite":
-            meta = {
-                "policy": str(policy.source.binary),
-                "sha256": policy.snap.sha256,
-                "booleans": json.dumps(overrides, sort_keys=True),
-            }
-            n = write_sqlite(rows, Path(args.output), meta)
+    fmt = args.format or ("jsonl" if args.json and not args.output else "csv")
+    if fmt == "sqlite" and not args.output:
+        raise InputError("--format sqlite needs --output FILE")
+    overrides = parse_bools(args.bool)
+    policy = load(args)
+    start = time.perf_counter()
+    rows = matrix_rows(policy, policy.bool_values(overrides), _progress(), args.domain)
+    if fmt == "sqlite":
+        meta = {
+            "policy": str(policy.source.binary),
+            "sha256": policy.snap.sha256,
+            "booleans": json.dumps(overrides, sort_keys=True),
+        }
+        n = write_sqlite(rows, Path(args.output), meta)
+    else:
+        writer = write_csv if fmt == "csv" else write_jsonl
+        if args.output:
+            try:
+                with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                    n = writer(rows, fh)
+            except OSError as exc:
+                raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
         else:
-            writer = write_csv if fmt == "csv" else write_jsonl
-            if args.output:
-                try:
-                    with open(args.output, "w", encoding="utf-8", newline="") as fh:
-                        n = writer(rows, fh)
-                except OSError as exc:
-                    raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
-            else:
-                n = writer(rows, sys.stdout)
-        if args.output and args.json:
-            json.dump(
-                {
-                    "rows": n,
-                    "format": fmt,
-                    "output": args.output,
-                    "seconds": round(time.perf_counter() - start, 3),
-                },
-                sys.stdout,
-            )
-            sys.stdout.write("\n")
-        return EXIT_OK
+            n = writer(rows, sys.stdout)
+    if args.output and args.json:
+        from selnet.render.jsonout import emit_json
 
-    return run
+        emit_json({"rows": n, "format": fmt, "output": args.output,
+                   "seconds": round(time.perf_counter() - start, 3)})
+    return EXIT_OK
 
 
-def register(
-    sub: Any,
-    common: Callable[[argparse.ArgumentParser], None],
-    load: Loader,
-    parse_bools: BoolParser,
-) -> None:
-    p = sub.add_parser("domain", help="a domain's network profile: ports it may serve and reach")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    query = [bool_parent(), sysctl_parent(), common]
+    p = sub.add_parser("domain", parents=query,
+                       help="a domain's network profile: ports it may serve and reach")
     p.add_argument("domain", help="a domain type (httpd_t) or a full context")
-    _query_options(p)
-    common(p)
-    p.set_defaults(func=_cmd_domain(load, parse_bools))
+    p.set_defaults(func=cmd_domain)
 
-    p = sub.add_parser("port", help="a port's type and the domains that may bind or reach it")
+    p = sub.add_parser("port", parents=query,
+                       help="a port's type and the domains that may bind or reach it")
     p.add_argument("port", nargs="?", metavar="PORT[/PROTO]", help="8080, 53/udp (default tcp)")
     p.add_argument("--type", metavar="TYPE", help="a port type instead of a port number")
-    _query_options(p)
-    common(p)
-    p.set_defaults(func=_cmd_port(load, parse_bools))
+    p.set_defaults(func=cmd_port)
 
-    p = sub.add_parser("matrix", help="every domain x protocol x port range x {bind, connect}")
-    p.add_argument(
-        "--format",
-        choices=("csv", "jsonl", "sqlite"),
-        help="csv (default), jsonl, sqlite (needs --output)",
-    )
+    p = sub.add_parser("matrix", parents=[bool_parent(), common],
+                       help="every domain x protocol x port range x {bind, connect}")
+    p.add_argument("--format", choices=("csv", "jsonl", "sqlite"),
+                   help="csv (default), jsonl, sqlite (needs --output)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--domain", action="append", metavar="TYPE", help="only these domains")
-    p.add_argument("--bool", action="append", metavar="NAME=on|off", help="override a boolean")
-    common(p)
-    p.set_defaults(func=_cmd_matrix(load, parse_bools))
-    from selnet.cli.audit import register_audit
-
-    register_audit(sub, common, load, parse_bools)
+    p.set_defaults(func=cmd_matrix)

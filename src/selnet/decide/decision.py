@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from selnet.decide.constraints import ConstraintEvaluator
-from selnet.policy.conditions import cond_booleans, eval_cond, infix
+from selnet.policy.conditions import cond_booleans, eval_cond
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
 
@@ -29,22 +29,6 @@ class Grant:
     via_target: str
     active: bool  # its condition currently selects it
 
-    def to_json(self, bools: Mapping[str, bool], stype: str, ttype: str) -> dict[str, object]:
-        out: dict[str, object] = {
-            "rule": self.rule.sesearch(),
-            "source": self.rule.source,
-            "target": self.rule.target,
-            # the attribute through which subject/target matched (None: the type itself)
-            "subject_via": self.via_source if self.via_source != stype else None,
-            "target_via": self.via_target if self.via_target != ttype else None,
-            "active": self.active,
-        }
-        if self.rule.cond is not None:
-            out["condition"] = infix(self.rule.cond)
-            out["branch"] = self.rule.branch
-            out["boolean_values"] = {b: bools[b] for b in cond_booleans(self.rule.cond)}
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class BooleanFix:
@@ -52,12 +36,6 @@ class BooleanFix:
 
     settings: tuple[tuple[str, bool], ...]
     rule: AVRule
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "set": {name: value for name, value in self.settings},
-            "rule": self.rule.sesearch(),
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,9 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from selnet.errors import InputError
+from selnet.kernel.classes import PORT_PROTOCOLS
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context, Netifcon, Nodecon, Portcon
-
-PROTOCOLS = ("tcp", "udp", "dccp", "sctp")
-# sk_protocol numbers; raw and ping sockets carry their IP protocol and never match a portcon.
-PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "icmp": 1, "icmpv6": 58}
 
 Record = Portcon | Nodecon | Netifcon
 
@@ -79,8 +76,8 @@ def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
     """``8080/tcp`` or ``8080`` -> (8080, "tcp"); rejects 0 and > 65535."""
     num, _, proto = text.strip().partition("/")
     proto = (proto or default_proto).lower()
-    if proto not in PROTOCOLS:
-        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PROTOCOLS)})")
+    if proto not in PORT_PROTOCOLS:
+        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PORT_PROTOCOLS)})")
     if not is_number(num):
         raise InputError(f"not a port number: {num!r}")
     port = int(num)
@@ -138,7 +135,7 @@ def port_map(policy: Policy) -> PortMap:
         initial = policy.snap.initial_sids.get("port")
         if initial is None:
             raise InputError("policy has no 'port' initial SID")
-        segments = {p: _segments(policy.snap.portcons, p, initial) for p in PROTOCOLS}
+        segments = {p: _segments(policy.snap.portcons, p, initial) for p in PORT_PROTOCOLS}
         got = PortMap(
             segments,
             {p: _merged(segs) for p, segs in segments.items()},
@@ -269,49 +266,3 @@ def netif_label(policy: Policy, name: str) -> LabelResult:
         if nc.name == name or (wildcard and match_wildcard(nc.name, name)):
             matches.append(nc)
     return _result(policy, "netif", name, matches, "netif")
-
-
-def record_json(rec: Record | None) -> dict[str, object] | None:
-    if rec is None:
-        return None
-    if isinstance(rec, Portcon):
-        return {
-            "record": "portcon",
-            "protocol": rec.protocol,
-            "low": rec.low,
-            "high": rec.high,
-            "context": str(rec.context),
-            "position": rec.position,
-        }
-    if isinstance(rec, Nodecon):
-        return {
-            "record": "nodecon",
-            "family": f"ipv{rec.family}",
-            "address": rec.address,
-            "mask": rec.mask,
-            "prefixlen": rec.prefixlen,
-            "context": str(rec.context),
-            "position": rec.position,
-        }
-    return {
-        "record": "netifcon",
-        "name": rec.name,
-        "context": str(rec.context),
-        "packet_context": str(rec.packet_context),
-        "position": rec.position,
-    }
-
-
-def label_json(res: LabelResult) -> dict[str, object]:
-    return {
-        "kind": res.kind,
-        "query": res.query,
-        "context": str(res.context),
-        "type": res.type,
-        "attributes": list(res.attributes),
-        "matched": record_json(res.matched),
-        "initial_sid": res.initial_sid,
-        "shadowed": [
-            {"record": record_json(s.record), "reason": s.reason} for s in res.shadowed
-        ],
-    }

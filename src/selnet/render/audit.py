@@ -3,7 +3,159 @@
 from __future__ import annotations
 
 from selnet.audit.auditor import AuditReport, Group
+from selnet.audit.avclog import AvcRecord
 from selnet.audit.diagnose import Diagnosis
+from selnet.audit.fixes import Fix
+from selnet.kernel.checks import KERNEL_VERSION, KernelCheck
+from selnet.kernel.classes import CLASS_PROTOCOL
+from selnet.render.chain import boolean_fix_json
+
+# What each role of a check (kernel/checks.py) is, in words.
+ROLE_WORDS = {
+    "task": "the calling process",
+    "socket": "the socket's label",
+    "port": "the port's label",
+    "node": "the address's node label",
+    "netif": "the interface's label",
+    "peer": "the peer label (NetLabel/labeled IPsec; unlabeled without one)",
+    "packet": "the packet's SECMARK label",
+    "sa": "the IPsec SA or SPD label",
+}
+
+
+def _operation(d: Diagnosis, ck: KernelCheck) -> str:
+    """The check's operation, with the record's own addresses and ports."""
+    f = d.rec.fields
+    proto = CLASS_PROTOCOL.get(d.tclass, d.tclass.removesuffix("_socket"))
+    if ck.id == "bind.name_bind":
+        return f"bind() to local port {f.get('src', '?')}/{proto}"
+    if ck.id == "bind.node_bind":
+        return f"bind() to local address {f.get('saddr', '?')}"
+    if ck.id == "connect.name_connect":
+        addr = f" {f['daddr']}" if "daddr" in f else ""
+        return f"connect() to{addr} port {f.get('dest', '?')}/{proto}"
+    if ck.target in ("netif", "node") and ck.step == "rx":
+        where = f" on {f['netif']}" if "netif" in f else ""
+        return f"{ck.operation}: from {f.get('saddr', '?')}{where}"
+    if ck.target in ("netif", "node") and ck.step == "tx":
+        where = f" on {f['netif']}" if "netif" in f else ""
+        return f"{ck.operation}: to {f.get('daddr', '?')}{where}"
+    return ck.operation
+
+
+def fix_json(f: Fix) -> dict[str, object]:
+    return {
+        "kind": f.kind, "title": f.title, "commands": f.commands,
+        "breadth": f.breadth, "verified": f.verified, "verification": f.verify,
+        "also_grants": f.grants, "alternatives": f.alternatives,
+        **({"details": f.data} if f.data else {}),
+    }
+
+
+def kernel_check_json(d: Diagnosis) -> dict[str, object]:
+    """The check(s) behind the record: one table entry, or the few it may come from."""
+    cks = d.checks
+    if not cks:
+        return {"hook": "avc_has_perm", "operation": f"{'/'.join(d.perms)} on {d.tclass}",
+                "subject": "the source", "target": "the target", "checks": []}
+    first = cks[0]
+    subject = ROLE_WORDS[first.subject]
+    if first.subject == "peer":
+        subject = "the PEER label of the packet (not the receiving domain)"
+    return {
+        "hook": " or ".join(dict.fromkeys(c.hook for c in cks)),
+        "operation": " or ".join(dict.fromkeys(_operation(d, c) for c in cks)),
+        "subject": subject,
+        "target": ROLE_WORDS[first.target],
+        "checks": [{"id": c.id, "hook": c.hook, "file": c.file, "line": c.line,
+                    "kernel": KERNEL_VERSION, "condition": c.condition} for c in cks],
+    }
+
+
+def explanation(g: Group) -> list[str]:
+    """Plain words for a group: the check, the label now, the verdict and why."""
+    d = g.entries[0].diag
+    out: list[str] = []
+    rec: AvcRecord = d.rec
+    ck = kernel_check_json(d)
+    out.append(f"kernel check: {ck['operation']}: {ck['hook']}() checks {'/'.join(d.perms)} on "
+               f"{d.tclass}; subject = {ck['subject']}, target = {ck['target']}")
+    if d.port_label is not None:
+        lab = d.port_label
+        how = lab.matched.describe() if lab.matched is not None else \
+            f"no portcon: the '{lab.initial_sid}' initial SID"
+        out.append(f"port {d.port}/{d.protocol} is labeled {lab.type} now ({how})"
+                   + (f"; attributes: {', '.join(lab.attributes)}" if lab.attributes else ""))
+    if len(g.entries) > 1:
+        ports = sorted({e.diag.port for e in g.entries if e.diag.port is not None})
+        if ports:
+            out.append(f"ports in this group: {', '.join(map(str, ports[:20]))}"
+                       + (" ..." if len(ports) > 20 else ""))
+    sit = g.situation
+    texts = {
+        "generic-port-type": f"the port has a generic type ({d.tcon.type if d.tcon else '?'}): "
+                             "it was never given the service's label; relabel it",
+        "port-label-not-installed": "the domain's own port type exists in the policy but no "
+                                    "port carries it: its port label was never installed",
+        "missing-service-port-rule": "the port is labeled for a service "
+                                     f"({d.tcon.type if d.tcon else '?'}) "
+                                     f"but {d.domain} has no rule for that port type",
+        "ephemeral-port-range": f"{d.domain} is denied on many changing ports/types: it picks "
+                                "ports itself outside ip_local_port_range; fix the port range, "
+                                "not one rule per accidental type",
+        "boolean-off": "an allow rule exists but a boolean is off",
+        "constraint": d.constraint_detail or "a constraint denies it",
+        "socket-owned-by-other-domain": "the socket belongs to another domain",
+        "labeled-networking": "a per-packet check of labeled networking",
+        "obsolete-permission": "the permission is obsolete on current kernels",
+        "foreign-policy": "the log comes from another policy",
+        "dontaudit-hidden": "a dontaudit rule would hide this denial",
+        "permissive": "the record was permissive=1: it would have been denied",
+        "allowed-now": "the given policy allows this now",
+        "missing-rule": f"no allow rule gives {d.domain} this access",
+    }
+    out.append("problem: " + texts.get(sit, sit))
+    verdicts = []
+    for v in d.verdicts:
+        if v.obsolete is not None:
+            verdicts.append(f"{v.perm}: obsolete ({v.obsolete})")
+        elif v.decision is not None:
+            dec = v.decision
+            why = {"allowed": "allowed", "no-rule": "denied: no allow rule",
+                   "boolean": "denied: the allow rule's boolean is off",
+                   "constraint": "denied by a constraint", "bounds": "denied by typebounds",
+                   }.get(dec.reason, f"denied ({dec.reason})")
+            if dec.silent:
+                why += " (dontaudit: would not be logged)"
+            if not dec.enforced:
+                why += f" ({d.domain} is permissive: not enforced)"
+            verdicts.append(f"{v.perm} -> {v.decided_target}: {why}")
+    if verdicts:
+        out.append("this policy: " + "; ".join(verdicts))
+    if rec.permissive:
+        out.append("permissive=1 in the record: the access succeeded, but would be denied "
+                   "when enforcing")
+    e0 = g.entries[0]
+    if e0.syscall and not rec.packet_level:
+        sc = e0.syscall
+        out.append(f"syscall {sc.get('syscall', '?')} exit={sc.get('exit', '?')}"
+                   + (f" comm={sc['comm']}" if "comm" in sc else ""))
+    if e0.sockaddr and not rec.packet_level:
+        sa = e0.sockaddr
+        where = [sa.get("family", "?")] + ([sa["addr"]] if "addr" in sa else []) \
+            + ([f"port {sa['port']}"] if "port" in sa else [])
+        out.append("socket address (SOCKADDR): " + " ".join(where))
+    if e0.event_perms:
+        out.append("the same event also logged: " + " ".join(e0.event_perms))
+    for n in d.notes:
+        if n not in out:
+            out.append(n)
+    others = [s for s in d.situations if s != sit]
+    if others:
+        out.append("also: " + ", ".join(others))
+    return out
+
+
 
 
 def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> dict[str, object]:
@@ -13,8 +165,7 @@ def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> d
         "perms": list(rec.perms), "count": count, "permissive": rec.permissive,
         "source_format": rec.source_format, "line": rec.line_no,
         "fields": {k: v for k, v in rec.fields.items() if k not in ("pid", "comm")},
-        "kernel_check": {"hook": d.check.hook, "operation": d.check.operation,
-                         "subject": d.check.subject, "target": d.check.target},
+        "kernel_check": kernel_check_json(d),
         "situations": d.situations,
         "still_denied": d.still_denied,
         "verdicts": [
@@ -23,7 +174,7 @@ def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> d
              "reason": v.decision.reason if v.decision else ("obsolete" if v.obsolete else None),
              "enforced": v.decision.enforced if v.decision else None,
              "dontaudit": v.decision.silent if v.decision else None,
-             "boolean_fixes": [bf.to_json() for bf in v.decision.boolean_fixes]
+             "boolean_fixes": [boolean_fix_json(bf) for bf in v.decision.boolean_fixes]
              if v.decision else []}
             for v in d.verdicts
         ],
@@ -50,9 +201,9 @@ def group_json(g: Group) -> dict[str, object]:
     return {
         "domain": g.domain, "situation": g.situation, "tclass": g.tclass, "target": g.target,
         "count": g.count, "still_denied": g.still_denied,
-        "explanation": g.explanation,
-        "fix": fix.to_json() if fix else None,
-        "fixes": [f.to_json() for f in g.fixes],
+        "explanation": explanation(g),
+        "fix": fix_json(fix) if fix else None,
+        "fixes": [fix_json(f) for f in g.fixes],
         "denials": [_denial_json(e.diag, e.count, e.pids, e.comms) for e in g.entries],
     }
 
@@ -91,7 +242,7 @@ def report_lines(r: AuditReport) -> list[str]:
         out.append("")
         out.append(f"[{n}] {g.domain}: {g.situation} -- {g.tclass} on {g.target} "
                    f"({g.count} record{'s' if g.count != 1 else ''}, {state})")
-        for line in g.explanation:
+        for line in explanation(g):
             out.append(f"    {line}")
         fix = g.fix
         if fix is not None:

@@ -1,11 +1,10 @@
-"""Compact human output for `selnet label` and `selnet info` (kept free of the model's imports)."""
+"""`selnet label` and `selnet info`, as text and JSON (kept free of the model's imports)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from selnet.model.labels import LabelResult
-from selnet.policy.index import Policy
+from selnet.analyses.info import NetworkFacts
+from selnet.model.labels import LabelResult, Record
+from selnet.policy.snapshot import Nodecon, Portcon
 
 
 def label_lines(res: LabelResult) -> list[str]:
@@ -18,22 +17,94 @@ def label_lines(res: LabelResult) -> list[str]:
     return lines
 
 
-def info_lines(policy: Policy, facts: Mapping[str, object]) -> list[str]:
-    f = facts
+def info_json(f: NetworkFacts) -> dict[str, object]:
+    return {
+        "path": f.path,
+        "origin": f.origin,
+        "sha256": f.sha256,
+        "policy_version": f.version,
+        "mls": f.mls,
+        "handle_unknown": f.handle_unknown,
+        "policy_capabilities": list(f.polcaps),
+        "initial_sids": {k: str(v) for k, v in f.initial_sids.items()},
+        "portcon_count": len(f.portcons),
+        "nodecon_count": len(f.nodecons),
+        "netifcon_count": len(f.netifcons),
+        "portcons": [record_json(r) for r in f.portcons],
+        "nodecons": [record_json(r) for r in f.nodecons],
+        "netifcons": [record_json(r) for r in f.netifcons],
+        "network_classes": {c: list(p) for c, p in f.network_classes.items()},
+        "obsolete_permissions": [
+            {"class": o.tclass, "perms": list(o.perms), "reason": o.reason} for o in f.obsolete
+        ],
+        "rule_count": f.rule_count,
+        "conditional_rule_count": f.conditional_rule_count,
+        "boolean_count": f.boolean_count,
+        "permissive_types": list(f.permissive_types),
+        "typebounds": f.typebounds,
+        "cached": f.cached,
+    }
+
+
+def info_lines(f: NetworkFacts) -> list[str]:
     lines = [
-        f"policy: {f['path']} ({f['origin']}), version {f['policy_version']}, "
-        f"MLS {'on' if f['mls'] else 'off'}, handle_unknown {f['handle_unknown']}",
-        f"policy capabilities: {', '.join(f['policy_capabilities']) or '(none)'}",  # type: ignore[arg-type]
-        "network initial SIDs: "
-        + ", ".join(f"{k}={v}" for k, v in f["initial_sids"].items()),  # type: ignore[attr-defined]
-        f"records: {f['portcon_count']} portcon, {f['nodecon_count']} nodecon, "
-        f"{f['netifcon_count']} netifcon",
-        f"network rules indexed: {f['rule_count']} ({f['conditional_rule_count']} conditional), "
-        f"{f['boolean_count']} booleans, {len(f['permissive_types'])} permissive types",  # type: ignore[arg-type]
+        f"policy: {f.path} ({f.origin}), version {f.version}, "
+        f"MLS {'on' if f.mls else 'off'}, handle_unknown {f.handle_unknown}",
+        f"policy capabilities: {', '.join(f.polcaps) or '(none)'}",
+        "network initial SIDs: " + ", ".join(f"{k}={v}" for k, v in f.initial_sids.items()),
+        f"records: {len(f.portcons)} portcon, {len(f.nodecons)} nodecon, "
+        f"{len(f.netifcons)} netifcon",
+        f"network rules indexed: {f.rule_count} ({f.conditional_rule_count} conditional), "
+        f"{f.boolean_count} booleans, {len(f.permissive_types)} permissive types",
     ]
-    obs = f["obsolete_permissions"]
-    if obs:
+    if f.obsolete:
         lines.append("declared but never checked by a current kernel:")
-        for item in obs:  # type: ignore[attr-defined]
-            lines.append(f"  {item['class']} {' '.join(item['perms'])}: {item['reason']}")
+        for o in f.obsolete:
+            lines.append(f"  {o.tclass} {' '.join(o.perms)}: {o.reason}")
     return lines
+
+
+def record_json(rec: Record | None) -> dict[str, object] | None:
+    if rec is None:
+        return None
+    if isinstance(rec, Portcon):
+        return {
+            "record": "portcon",
+            "protocol": rec.protocol,
+            "low": rec.low,
+            "high": rec.high,
+            "context": str(rec.context),
+            "position": rec.position,
+        }
+    if isinstance(rec, Nodecon):
+        return {
+            "record": "nodecon",
+            "family": f"ipv{rec.family}",
+            "address": rec.address,
+            "mask": rec.mask,
+            "prefixlen": rec.prefixlen,
+            "context": str(rec.context),
+            "position": rec.position,
+        }
+    return {
+        "record": "netifcon",
+        "name": rec.name,
+        "context": str(rec.context),
+        "packet_context": str(rec.packet_context),
+        "position": rec.position,
+    }
+
+
+def label_json(res: LabelResult) -> dict[str, object]:
+    return {
+        "kind": res.kind,
+        "query": res.query,
+        "context": str(res.context),
+        "type": res.type,
+        "attributes": list(res.attributes),
+        "matched": record_json(res.matched),
+        "initial_sid": res.initial_sid,
+        "shadowed": [
+            {"record": record_json(s.record), "reason": s.reason} for s in res.shadowed
+        ],
+    }

@@ -17,10 +17,20 @@ from selnet.analyses.profiles import (
     ServerSide,
     ranges_text,
 )
-from selnet.model.labels import label_json
+from selnet.render.facts import label_json
 
 
 # -- JSON ----------------------------------------------------------------------------------------
+def access_json(a: Access) -> dict[str, object]:
+    return {
+        "allowed": a.allowed,
+        "condition": a.condition or None,
+        "reason": a.reason,
+        "constraint": a.constraint,
+        "boolean_fixes": [dict(f) for f in a.fixes],
+    }
+
+
 def _ranges_json(ranges: Iterable[Range]) -> list[list[int]]:
     return [[lo, hi] for lo, hi in ranges]
 
@@ -31,7 +41,7 @@ def _port_grant_json(g: PortGrant) -> dict[str, object]:
         "context": g.context,
         "ports": ranges_text(g.ranges),
         "ranges": _ranges_json(g.ranges),
-        **g.access.to_json(),
+        **access_json(g.access),
     }
 
 
@@ -40,12 +50,12 @@ def _node_grant_json(g: NodeGrant) -> dict[str, object]:
         "type": g.type,
         "context": g.context,
         "addresses": list(g.addresses),
-        **g.access.to_json(),
+        **access_json(g.access),
     }
 
 
 def _perms_json(perms: Mapping[str, Access]) -> dict[str, object]:
-    return {p: a.to_json() for p, a in perms.items()}
+    return {p: access_json(a) for p, a in perms.items()}
 
 
 def _server_json(s: ServerSide) -> dict[str, object]:
@@ -120,7 +130,7 @@ def profile_json(p: DomainProfile) -> dict[str, object]:
 
 
 def _user_json(u: PortUser) -> dict[str, object]:
-    return {"domain": u.domain, "socket_type": u.socket_type, **u.access.to_json()}
+    return {"domain": u.domain, "socket_type": u.socket_type, **access_json(u.access)}
 
 
 def port_json(r: PortReport) -> dict[str, object]:

@@ -1,0 +1,82 @@
+"""`selnet connect|listen|bind|send`: one operation's kernel checks, decided."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from selnet.cli.options import bool_parent, emit, load, parse_bools, sysctl_parent
+from selnet.errors import EXIT_DENIED, EXIT_OK, InputError
+
+if TYPE_CHECKING:
+    from selnet.model.plan import Scenario
+    from selnet.policy.index import Policy
+
+HELPS = {
+    "connect": "a client: socket, [bind], connect, send, receive",
+    "listen": "a server: socket, bind, listen, accept (datagram: bind, receive, send)",
+    "bind": "socket and bind only",
+    "send": "a datagram sent without connect (TCP only with --fastopen)",
+}
+
+
+def build_scenario(policy: Policy, args: argparse.Namespace, operation: str) -> Scenario:
+    from dataclasses import replace
+
+    from selnet.model.env import env_for
+    from selnet.model.plan import Scenario, parse_bind, parse_endpoint
+
+    endpoint = parse_endpoint(args.endpoint)
+    domain = policy.context_for_domain(args.domain)
+    env = env_for(policy.source.origin, args.sysctl)
+    peer = policy.parse_context(args.peer) if args.peer else None
+    secmark = policy.parse_context(args.secmark) if args.secmark else None
+    if args.peer and not args.labeled:
+        raise InputError("--peer needs --labeled netlabel|ipsec")
+    env = replace(env, labeled=args.labeled, peer=peer, secmark=secmark, userns=args.userns,
+                  netif=args.netif, remote=getattr(args, "remote", None))
+    bind = parse_bind(args.bind, endpoint.proto) if getattr(args, "bind", None) else None
+    sockcreate = policy.context_for_domain(args.sockcreate) if args.sockcreate else None
+    return Scenario(operation, domain, endpoint, env, bind, sockcreate,
+                    getattr(args, "fastopen", False))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from selnet.decide.chain import evaluate
+    from selnet.render.chain import chain_json, chain_lines
+
+    policy = load(args)
+    bools = policy.bool_values(parse_bools(args.bool))
+    chain = evaluate(policy, build_scenario(policy, args, args.command), bools)
+    emit(args, lambda: chain_json(chain), lambda: chain_lines(chain))
+    return EXIT_OK if chain.allowed else EXIT_DENIED
+
+
+def _check_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("domain", help="a domain type (httpd_t) or a full context")
+    p.add_argument("endpoint", metavar="ADDR:PORT[/PROTO]",
+                   help="127.0.0.1:5432, [::1]:80/udp; PROTO tcp (default), udp, sctp, dccp, icmp, raw")
+    p.add_argument("--sockcreate", metavar="CONTEXT", help="socket label set with setsockcreatecon")
+    p.add_argument("--labeled", choices=("netlabel", "ipsec"), help="peer labeling is active")
+    p.add_argument("--peer", metavar="CONTEXT", help="the peer label (default: unlabeled initial SID)")
+    p.add_argument("--secmark", metavar="CONTEXT", help="SECMARK label of the packets (SECMARK active)")
+    p.add_argument("--netif", metavar="NAME", help="interface for per-packet checks (default lo/eth0)")
+    p.add_argument("--userns", action="store_true",
+                   help="the network namespace belongs to a non-initial user namespace (cap_userns)")
+    return p
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    parents = [_check_parent(), bool_parent(), sysctl_parent(), common]
+    for op, text in HELPS.items():
+        p = sub.add_parser(op, parents=parents, help=text)
+        if op == "connect":
+            p.add_argument("--bind", metavar="ADDR[:PORT]", help="explicit bind() before connect")
+        if op == "listen":
+            p.add_argument("--remote", metavar="ADDR", help="client address for per-packet checks")
+        if op in ("send", "connect"):
+            p.add_argument("--fastopen", action="store_true",
+                           help="TCP Fast Open: sendto(MSG_FASTOPEN) instead of connect()")
+        p.set_defaults(func=cmd_check)

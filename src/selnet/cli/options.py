@@ -1,0 +1,85 @@
+"""Options shared by the commands (argparse parents) and the wiring every handler needs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from selnet.errors import InputError
+
+if TYPE_CHECKING:
+    from selnet.model.env import NetEnv
+    from selnet.policy.index import Policy
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def policy_parent() -> argparse.ArgumentParser:
+    """--policy, --json, --no-cache: every command."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--policy", action="append", metavar="PATH",
+        help="compiled policy, CIL file (repeat for several) or policy.conf; default: the "
+        "running kernel's policy, else the bundled example policy",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the index cache")
+    return p
+
+
+def bool_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--bool", action="append", metavar="NAME=on|off", help="override a boolean")
+    return p
+
+
+def sysctl_parent(helptext: str = "") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--sysctl", action="append", metavar="KEY=VALUE",
+        help=helptext or 'net.ipv4.ip_local_port_range="LOW HIGH", '
+        "net.ipv4.ip_unprivileged_port_start=N",
+    )
+    return p
+
+
+def load(args: argparse.Namespace) -> Policy:
+    from selnet.policy.loader import load_policy
+
+    def progress() -> None:
+        # Long work shows progress: only the first run on a policy builds its index.
+        if sys.stderr.isatty():
+            print("selnet: indexing the policy (first run on it; cached afterwards)...",
+                  file=sys.stderr, flush=True)
+
+    return load_policy(args.policy, use_cache=not args.no_cache, on_build=progress)
+
+
+def parse_bools(items: list[str] | None) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for item in items or []:
+        name, eq, val = item.partition("=")
+        v = val.strip().lower()
+        if not eq or v not in ("on", "off", "1", "0", "true", "false"):
+            raise InputError(f"--bool needs NAME=on|off, got {item!r}")
+        out[name.strip()] = v in ("on", "1", "true")
+    return out
+
+
+def env_of(policy: Policy, args: argparse.Namespace) -> NetEnv:
+    from selnet.model.env import env_for
+
+    return env_for(policy.source.origin, args.sysctl)
+
+
+def emit(args: argparse.Namespace, as_json: Callable[[], object],
+         lines: Callable[[], Sequence[str]]) -> None:
+    """JSON under --json, else text lines: rendering is always the last step."""
+    if args.json:
+        from selnet.render.jsonout import emit_json
+
+        emit_json(as_json())
+    else:
+        sys.stdout.write("\n".join(lines()) + "\n")

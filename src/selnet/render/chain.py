@@ -1,0 +1,193 @@
+"""A decided chain of checks, for people (one line per check) and machines (JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from selnet.decide.chain import ChainResult, CheckResult
+from selnet.decide.decision import BooleanFix, Grant
+from selnet.kernel.classes import obsolete_reason
+from selnet.policy.conditions import cond_booleans, infix
+
+
+def grant_json(g: Grant, bools: Mapping[str, bool], stype: str, ttype: str) -> dict[str, object]:
+    out: dict[str, object] = {
+        "rule": g.rule.sesearch(),
+        "source": g.rule.source,
+        "target": g.rule.target,
+        # the attribute through which subject/target matched (None: the type itself)
+        "subject_via": g.via_source if g.via_source != stype else None,
+        "target_via": g.via_target if g.via_target != ttype else None,
+        "active": g.active,
+    }
+    if g.rule.cond is not None:
+        out["condition"] = infix(g.rule.cond)
+        out["branch"] = g.rule.branch
+        out["boolean_values"] = {b: bools[b] for b in cond_booleans(g.rule.cond)}
+    return out
+
+
+def boolean_fix_json(f: BooleanFix) -> dict[str, object]:
+    return {"set": dict(f.settings), "rule": f.rule.sesearch()}
+
+
+def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
+    """The deciding rule or the reason, in one line."""
+    d = res.decision
+    if d.allowed:
+        active = [g for g in d.grants if g.active]
+        if not active:
+            return "allowed by handle_unknown=allow (the policy does not define it)"
+        g = active[0]
+        text = g.rule.sesearch()
+        if g.rule.source != res.check.subject.type:
+            text += f" (subject via attribute {g.rule.source})"
+        if g.rule.target != res.check.target.type:
+            text += f" (target via attribute {g.rule.target})"
+        if len(active) > 1:
+            text += f" (+{len(active) - 1} more)"
+        return text
+    parts: list[str] = []
+    if d.reason == "boolean" and d.boolean_fixes:
+        fix = d.boolean_fixes[0]
+        sets = ", ".join(f"{n}={'on' if v else 'off'}" for n, v in fix.settings)
+        cond = infix(fix.rule.cond) if fix.rule.cond else ""
+        parts.append(f"needs {sets} (rule under [{cond}])")
+    elif d.reason == "constraint":
+        parts.append(f"constraint: {d.constraint}")
+    elif d.reason == "bounds":
+        parts.append("typebounds: the parent type lacks this permission")
+    elif d.reason in ("unknown-class", "unknown-perm"):
+        parts.append(f"the policy does not define {res.check.tclass} {res.check.perm}: handle_unknown=deny")
+    else:
+        parts.append("no allow rule")
+        if d.constraint_blocks_fix:
+            parts.append(f"and a constraint would deny it too: {d.constraint}")
+    if d.silent:
+        parts.append("silent: dontaudit " + d.dontaudit[0].sesearch())
+    if not d.enforced:
+        parts.append(f"{res.check.subject.type} is permissive: logged, not enforced")
+    return "; ".join(parts)
+
+
+def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]:
+    c, d = res.check, res.decision
+    booleans: list[dict[str, object]] = []
+    for g in d.grants:
+        if g.rule.cond is not None:
+            booleans.append({"condition": infix(g.rule.cond), "branch": g.rule.branch,
+                             "active": g.active,
+                             "values": {n: bools[n] for n in cond_booleans(g.rule.cond)}})
+    return {
+        "step": c.step,
+        "hook": c.hook,
+        "subject": str(c.subject),
+        "target": str(c.target),
+        "class": c.tclass,
+        "perm": c.perm,
+        "kind": c.kind,
+        "allowed": d.allowed,
+        "enforced": d.enforced,
+        "reached": res.reached,
+        "silent": d.silent,
+        "audited": d.audited,
+        "reason": d.reason,
+        "explanation": reason_text(res, bools),
+        "errno": c.errno if not d.allowed and d.enforced else None,
+        "note": c.note,
+        "rules": [grant_json(g, bools, c.subject.type, c.target.type) for g in d.grants],
+        "booleans": booleans,
+        "boolean_fixes": [boolean_fix_json(f) for f in d.boolean_fixes],
+        "dontaudit": [r.sesearch() for r in d.dontaudit],
+        "constraint": d.constraint,
+        "obsolete": obsolete_reason(c.tclass, c.perm),
+    }
+
+
+def chain_json(chain: ChainResult) -> dict[str, object]:
+    sc = chain.plan.scenario
+    first = chain.first_denial
+    return {
+        "allowed": chain.allowed,
+        "effective": chain.effective,
+        "operation": sc.operation,
+        "domain": str(sc.domain),
+        "endpoint": str(sc.endpoint),
+        "socket": {"context": str(chain.plan.sock), "class": chain.plan.sclass,
+                   "labeled_by": chain.plan.sock_origin},
+        "environment": {
+            "ip_local_port_range": list(sc.env.local_port_range),
+            "ip_unprivileged_port_start": sc.env.unprivileged_port_start,
+            "labeled": sc.env.labeled,
+            "peer": str(sc.env.peer) if sc.env.peer else None,
+            "secmark": str(sc.env.secmark) if sc.env.secmark else None,
+        },
+        "first_denial": None if first is None else chain.results.index(first),
+        "checks": [check_json(r, chain.bools) for r in chain.results],
+        "notes": chain.plan.notes,
+    }
+
+
+def _t(ctx: object) -> str:
+    s = str(ctx)
+    parts = s.split(":")
+    return parts[2] if len(parts) >= 3 else s
+
+
+def chain_lines(chain: ChainResult, *, width_reason: int = 0) -> list[str]:
+    plan = chain.plan
+    sc = plan.scenario
+    head = (
+        f"{sc.operation} {sc.endpoint} as {sc.domain} "
+        f"(socket {plan.sclass} labeled {_t(plan.sock)}"
+        + (f" by {plan.sock_origin}" if plan.sock_origin != "domain" else "")
+        + ")"
+    )
+    lines = [head]
+    for r in chain.results:
+        c, d = r.check, r.decision
+        if not r.reached:
+            verdict = "not reached"
+        elif d.allowed:
+            verdict = "allowed"
+        elif not d.enforced:
+            verdict = "DENIED (permissive)"
+        else:
+            verdict = "DENIED"
+        if d.silent and not d.allowed:
+            verdict += " silent"
+        lines.append(
+            f"  {c.step:<7} {c.hook:<31} {_t(c.subject)} -> {_t(c.target)} "
+            f"{c.tclass} {c.perm}: {verdict} | {reason_text(r, chain.bools)}"
+        )
+    first = chain.first_denial
+    if first is None:
+        lines.append("verdict: allowed")
+    else:
+        c = first.check
+        how = (
+            ("blocks: the incoming packet is dropped (ETIMEDOUT in the end)" if c.step == "rx"
+             else f"fails with {c.errno} at {c.step}")
+            if first.decision.enforced
+            else "succeeds (permissive domain)"
+        )
+        lines.append(f"verdict: DENIED by {c.tclass} {c.perm} on {_t(c.target)}; the syscall {how}")
+    for note in plan.notes:
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def demo_json(chains: list[tuple[str, ChainResult]]) -> list[dict[str, object]]:
+    return [{"title": t, **chain_json(c)} for t, c in chains]
+
+
+def demo_lines(chains: list[tuple[str, ChainResult]]) -> list[str]:
+    out: list[str] = []
+    for title, chain in chains:
+        out += [f"== {title}", *chain_lines(chain), ""]
+    out += [
+        "A server may listen on its port without being able to connect out: name_bind and",
+        "name_connect are separate permissions on the port type, and TCP connect() checks",
+        "name_connect on the destination port's type.",
+    ]
+    return out
