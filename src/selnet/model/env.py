@@ -32,7 +32,7 @@ class NetEnv:
     remote: str | None = None  # the remote address seen by a server (per-packet checks)
 
     def requires_name_bind(self, port: int) -> bool:
-        """selinux_socket_bind: name_bind only outside the range auto-bind would use."""
+        """The condition of check bind.name_bind: only outside the range auto-bind would use."""
         low, high = self.local_port_range
         return port != 0 and (port < self.unprivileged_port_start or port < low or port > high)
 
