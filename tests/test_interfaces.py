@@ -415,7 +415,7 @@ def test_real_warm_load_matches_build(refpolicy: InterfaceIndex, refpolicy_cache
 
 
 def test_default_cache_dir_honours_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from selnet.audit.interfaces import _default_cache_dir
+    from selnet.policy.source import cache_dir as _default_cache_dir
 
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from selnet.policy.source import cache_dir as selnet_cache_dir
+
 __all__ = [
     "DEFAULT_INCLUDE_DIR",
     "InterfaceIndex",
@@ -693,7 +695,7 @@ class InterfaceIndex:
         if not any(f.suffix == ".if" for f in files):
             return None
         key = _cache_key(root, files)
-        cdir = cache_dir if cache_dir is not None else _default_cache_dir()
+        cdir = cache_dir if cache_dir is not None else selnet_cache_dir()
         path = cdir / f"interfaces-{key}.bin"
         data = _read_cache(path)
         if data is not None:
@@ -918,12 +920,6 @@ def _info(parser: _Parser, macro: _Macro) -> InterfaceInfo:
 
 # --------------------------------------------------------------------------
 # Disk cache
-
-
-def _default_cache_dir() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "selnet"
 
 
 def _cache_key(root: Path, files: list[Path]) -> str:

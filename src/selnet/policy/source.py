@@ -24,8 +24,11 @@ _BINARY_MAGIC = bytes.fromhex("8cff7cf9")  # SELINUX_MAGIC, little endian on dis
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "selnet"
+    """selnet's cache: $XDG_CACHE_HOME/selnet, or ~/.cache/selnet.  The XDG base-directory
+    spec says a relative XDG_CACHE_HOME is invalid and must be ignored."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path(os.path.expanduser("~")) / ".cache"
+    return base / "selnet"
 
 
 @dataclass(frozen=True, slots=True)
