@@ -156,20 +156,9 @@ class PolicyFacts:
         self.domains = frozenset(policy.domains())
         unl = snap.initial_sids.get("unlabeled")
         self.unlabeled_type = unl.type if unl is not None else None
-        netmsg = snap.initial_sids.get("netmsg")
-        self.netmsg_type = netmsg.type if netmsg is not None else None
 
     def port_count(self, t: str) -> int:
         return sum(hi - lo + 1 for _, lo, hi in self.portcons_of.get(t, ()))
-
-    def ports_text(self, t: str, limit: int = 4) -> str:
-        recs = self.portcons_of.get(t, [])
-        if not recs:
-            return "no portcon" if t != self.port_sid_type else "ports without a portcon"
-        parts = [f"{lo}/{p}" if lo == hi else f"{lo}-{hi}/{p}" for p, lo, hi in recs[:limit]]
-        more = f" (+{len(recs) - limit} more)" if len(recs) > limit else ""
-        return ", ".join(parts) + more
-
 
 class Diagnoser:
     """Diagnoses records; results are cached per distinct (contexts, class, perms, port)."""

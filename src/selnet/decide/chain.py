@@ -16,11 +16,6 @@ class CheckResult:
     decision: Decision
     reached: bool  # would an enforcing kernel get this far?
 
-    @property
-    def passes(self) -> bool:
-        return self.decision.allowed
-
-
 @dataclass(slots=True)
 class ChainResult:
     plan: CheckPlan

@@ -70,7 +70,6 @@ PROTOCOLS = ("tcp", "udp", "sctp", "dccp", "icmp", "raw")
 # Protocols whose sockets carry a port that a portcon can label (sk_protocol of the
 # portcon: tcp 6, udp 17, dccp 33, sctp 132).  Raw and ping sockets never match one.
 PORT_PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
-PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "icmp": 1, "icmpv6": 58}
 # connect() exchanges packets, and servers listen/accept.
 CONNECTION_PROTOCOLS = frozenset({"tcp", "sctp", "dccp"})
 # selinux_socket_connect_helper checks name_connect only for these classes.

@@ -161,5 +161,3 @@ class PolicySnapshot:
             return name
         return self.aliases.get(name)
 
-    def is_attribute(self, name: str) -> bool:
-        return name in self.attr_types

@@ -134,7 +134,7 @@ def _t(ctx: object) -> str:
     return parts[2] if len(parts) >= 3 else s
 
 
-def chain_lines(chain: ChainResult, *, width_reason: int = 0) -> list[str]:
+def chain_lines(chain: ChainResult) -> list[str]:
     plan = chain.plan
     sc = plan.scenario
     head = (

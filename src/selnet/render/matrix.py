@@ -12,8 +12,6 @@ from typing import TextIO
 from selnet.analyses.profiles import MatrixRow
 from selnet.errors import InputError
 
-FORMATS = ("csv", "jsonl", "sqlite")
-
 
 def write_csv(rows: Iterable[MatrixRow], out: TextIO) -> int:
     w = csv.writer(out, lineterminator="\n")
