@@ -15,6 +15,7 @@ then decided per distinct port *context* (type and level), never per port number
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -69,6 +70,11 @@ def subtract_ranges(ranges: Iterable[Range], cut: Range) -> list[Range]:
 def ranges_text(ranges: Iterable[Range]) -> str:
     """``80, 443, 8008-8009``."""
     return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+def in_ranges(ranges: list[Range], port: int) -> bool:
+    i = bisect_right(ranges, (port, 65536)) - 1
+    return i >= 0 and ranges[i][0] <= port <= ranges[i][1]
 
 
 # -- the port map ----------------------------------------------------------------------------

@@ -40,6 +40,10 @@ class PolicySource:
     inputs: tuple[Path, ...]  # the files the user named (the binary itself for binaries)
     sha256: str
 
+    @property
+    def from_source(self) -> bool:
+        return self.origin in ("cil", "conf", "example")
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
