@@ -242,7 +242,7 @@ def test_port_report_conditions_and_socket_label(policy: Any) -> None:
 def test_port_report_initial_sid_and_ephemeral(policy: Any) -> None:
     rep = port_report(policy, 40000, "tcp")
     assert rep.type == "port_t" and rep.label is not None and rep.label.initial_sid == "port"
-    assert rep.ephemeral and any("no name_bind" in n for n in rep.notes)
+    assert rep.ephemeral and [n.code for n in rep.notes][:1] == ["port-ephemeral"]
     users = {u.domain: u.access for u in rep.connect["tcp"]}
     assert users["srv_t"].allowed and users["srv_t"].condition == "!(! b_c || b_a)"
     udp = port_report(policy, 53, "udp")

@@ -32,6 +32,7 @@ from selnet.kernel.classes import (
 from selnet.model.env import NetEnv
 from selnet.model.labels import LabelResult, node_label, port_label, port_map
 from selnet.model.plan import CheckPlan, Endpoint, KernelModel, Scenario, socket_label
+from selnet.notes import Note, note
 from selnet.policy.conditions import cond_booleans, infix
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
@@ -261,7 +262,7 @@ class DomainProfile:
     labeled: tuple[LabeledGrant, ...]
     obsolete: tuple[ObsoleteGrant, ...]
     booleans: tuple[BooleanEffect, ...]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]
 
 
 # An entry is one decision of the profile; booleans are re-decided entry by entry.
@@ -540,14 +541,12 @@ def domain_profile(
             other[sclass] = pr.plan_sock_perms(pr.plan("connect", proto), CLIENT_STEPS)
     unrestricted = (*tuple(c.protocol for c in client if not c.port_checked), "udp", "icmp", "raw")
     notes = [
-        "ports inside ip_local_port_range ({}-{}) need no name_bind: bind() there checks only "
-        "bind and node_bind".format(*env.local_port_range),
-        f"below ip_unprivileged_port_start ({env.unprivileged_port_start}) bind() also needs "
-        "capability net_bind_service",
-        "the subject of name_bind, node_bind and name_connect is the socket's label",
+        note("profile-ephemeral", low=env.local_port_range[0], high=env.local_port_range[1]),
+        note("profile-bind-service", start=env.unprivileged_port_start),
+        note("profile-socket-subject"),
     ]
     if "network_peer_controls" not in policy.snap.polcaps:
-        notes.append("no network_peer_controls: compat association checks apply to every packet")
+        notes.append(note("profile-compat"))
     prof = DomainProfile(
         str(dom),
         env,
@@ -601,7 +600,7 @@ class PortReport:
     env: NetEnv
     bind: dict[str, tuple[PortUser, ...]]  # protocol -> domains
     connect: dict[str, tuple[PortUser, ...]]  # protocol -> domains (tcp, sctp, dccp only)
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]
 
 
 def _port_users(
@@ -697,21 +696,16 @@ def _report(
         for p in protos
         if socket_class(p, policy.snap.polcaps) in NAME_CONNECT_CLASSES
     }
-    notes = []
+    notes: list[Note] = []
     if ephemeral:
         low, high = env.local_port_range
-        notes.append(
-            f"{query} is inside ip_local_port_range {low}-{high}: bind() to it checks "
-            "no name_bind at all (only bind and node_bind), whatever its type"
-        )
+        notes.append(note("port-ephemeral", query=query, low=low, high=high))
     for p in protos:
         if p not in connect:
-            notes.append(
-                f"{p}: no name_connect exists for {socket_class(p, policy.snap.polcaps)}"
-                ": clients are not port-restricted by SELinux"
-            )
+            notes.append(note("port-no-name-connect", proto=p,
+                              tclass=socket_class(p, policy.snap.polcaps)))
     if ctx.mls:
-        notes.append("domains are decided at their user's default level (constraints apply)")
+        notes.append(note("port-mls-default-level"))
     attrs = tuple(sorted(policy.snap.type_attrs.get(ctx.type, ())))
     return PortReport(
         query,

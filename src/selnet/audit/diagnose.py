@@ -34,6 +34,7 @@ from selnet.kernel.classes import (
 )
 from selnet.model import labels
 from selnet.model.env import NetEnv
+from selnet.notes import Note, note
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 
@@ -92,7 +93,7 @@ class Diagnosis:
     perms: tuple[str, ...]
     checks: tuple[KernelCheck, ...]  # the table entries this AVC can come from
     situations: list[str]
-    notes: list[str]
+    notes: list[Note]
     verdicts: list[PermVerdict] = field(default_factory=list)
     scon: Context | None = None
     tcon: Context | None = None  # the target as the kernel would resolve it NOW
@@ -102,8 +103,9 @@ class Diagnosis:
     protocol: str | None = None
     port_label: labels.LabelResult | None = None
     label_changed: bool = False
-    constraint_text: str | None = None
-    constraint_detail: str | None = None
+    constraint_text: str | None = None  # the failing statement, or "typebounds"
+    constraint_mls: bool = False  # an mlsconstrain (a level relation), not a plain constrain
+    bounded_by: str | None = None  # typebounds: the parent type
 
     @property
     def still_denied(self) -> bool:
@@ -170,7 +172,7 @@ class Diagnoser:
         self.env = env or NetEnv()
         self.decider = Decider(policy, self.bools)
         self.facts = PolicyFacts(policy)
-        self._ctx_cache: dict[str, tuple[Context | None, list[str], str | None]] = {}
+        self._ctx_cache: dict[str, tuple[Context | None, list[str], Note | None]] = {}
         self._decisions: dict[tuple[Context, Context, str, str], Decision] = {}
         self._usable: dict[tuple[str, str, str], dict[str, bool]] = {}
         # Port label index: per protocol, the sorted boundaries of every portcon; all
@@ -197,18 +199,18 @@ class Diagnoser:
         return dataclasses.replace(got, query=f"{port}/{proto}")
 
     # -- contexts ----------------------------------------------------------------
-    def _context(self, text: str) -> tuple[Context | None, list[str], str | None]:
+    def _context(self, text: str) -> tuple[Context | None, list[str], Note | None]:
         """(context usable with this policy, problems, note)."""
         got = self._ctx_cache.get(text)
         if got is not None:
             return got
         snap = self.policy.snap
         problems: list[str] = []
-        note = None
+        mls_note = None
         try:
             ctx = Context.parse(text)
         except ValueError:
-            res: tuple[Context | None, list[str], str | None] = (
+            res: tuple[Context | None, list[str], Note | None] = (
                 None, [f"bad context {text!r}"], None)
             self._ctx_cache[text] = res
             return res
@@ -224,13 +226,13 @@ class Diagnoser:
             assert self.policy.levels is not None
             if not mls:
                 mls = snap.users[ctx.user].level if ctx.user in snap.users else ""
-                note = "the log has no MLS levels but this policy is MLS"
+                mls_note = note("log-not-mls")
             elif not self.policy.levels.valid_range(mls):
                 problems.append(f"unknown MLS level {mls}")
         elif mls:
             mls = ""
         good = None if problems else Context(ctx.user, ctx.role, t or ctx.type, mls)
-        res = (good, problems, note)
+        res = (good, problems, mls_note)
         self._ctx_cache[text] = res
         return res
 
@@ -252,18 +254,15 @@ class Diagnoser:
                 if p not in snap.classes[rec.tclass] and obsolete_reason(rec.tclass, p) is None:
                     d.foreign.append(f"class {rec.tclass} has no permission {p}")
         if rec.packet_level:
-            d.notes.append("pid/comm are meaningless here: per-packet checks run in softirq "
-                           "context and name whatever process happened to be running")
+            d.notes.append(note("softirq-process-fields"))
         obsolete = {p: r for p in rec.perms if (r := obsolete_reason(rec.tclass, p)) is not None}
         if obsolete:
             d.situations.append("obsolete-permission")
             for p, r in obsolete.items():
-                d.notes.append(f"{rec.tclass} {p}: {r}; a current kernel never checks it, so this "
-                               "record comes from an old kernel (or a userspace object manager)")
+                d.notes.append(note("obsolete-record", tclass=rec.tclass, perm=p, reason=r))
         if d.foreign:
             d.situations.insert(0, "foreign-policy")
-            d.notes.append("the log comes from another policy than the one given ("
-                           + "; ".join(d.foreign) + "): pass that policy with --policy")
+            d.notes.append(note("foreign-policy", problems="; ".join(d.foreign)))
             return d
         assert scon is not None and tcon is not None
         d.scon, d.logged_tcon, d.tcon = scon, tcon, tcon
@@ -280,15 +279,13 @@ class Diagnoser:
                 lab = self.port_label(proto, d.port)
             else:
                 lab = None
-                d.notes.append(f"{rec.tclass}: no portcon can match "
-                               "(the 'port' initial SID is used)")
+                d.notes.append(note("no-portcon-for-class", tclass=rec.tclass))
             if lab is not None:
                 d.port_label = lab
                 if lab.type != tcon.type:
                     d.label_changed = True
-                    d.notes.append(f"port {d.port}/{proto} is labeled {lab.type} in this policy, "
-                                   f"but the AVC says {tcon.type}: relabeled since (a local "
-                                   "semanage record) or the log comes from another policy")
+                    d.notes.append(note("port-relabeled", port=d.port, proto=proto, now=lab.type,
+                                        logged=tcon.type))
                     d.tcon = Context(tcon.user, tcon.role, lab.type, tcon.mls)
         # The verdicts.
         for p in rec.perms:
@@ -309,14 +306,12 @@ class Diagnoser:
         assert d.tcon is not None and d.scon is not None
         if rec.permissive or d.domain in self.policy.snap.permissive:
             d.situations.append("permissive")
-            d.notes.append("permissive: the access went through, but it would have been denied "
-                           "in enforcing mode" if rec.permissive else
-                           f"{d.domain} is a permissive domain in this policy")
+            d.notes.append(note("record-permissive") if rec.permissive else
+                           note("domain-permissive", domain=d.domain))
         if not denied:
             if decisions:
                 d.situations.insert(0, "allowed-now")
-                d.notes.append("the given policy allows this now (a boolean, label or rule "
-                               "changed since the log was written)")
+                d.notes.append(note("allowed-now"))
             return
         sit: list[str] = []
         # A failing constraint also matters when the TE rule is missing or its boolean is
@@ -329,8 +324,7 @@ class Diagnoser:
             sit.append("constraint")
             d.constraint_text = "typebounds"
             parent = self.policy.snap.bounds.get(d.domain)
-            d.constraint_detail = (f"{d.domain} is bounded by {parent}"
-                                   ", which may not do this either")
+            d.bounded_by = parent
         is_port = d.port is not None and bool(set(d.denied_perms) & PORT_PERMS)
         if any(x.reason == "boolean" for x in denied):
             sit.append("boolean-off")
@@ -347,17 +341,14 @@ class Diagnoser:
             t = d.tcon.type
             if t != d.domain and t in facts.domains and not (set(rec.perms) & {"node_bind"}):
                 sit.append("socket-owned-by-other-domain")
-                d.notes.append(f"the socket was created by {t} (e.g. systemd socket activation or "
-                               f"a container runtime) and passed to {d.domain}: the check is "
-                               "against the socket's creator, not a port")
+                d.notes.append(note("socket-from-other-domain", creator=t, domain=d.domain))
         if rec.tclass in PACKET_CLASSES or (rec.tclass in INET_SOCKET_CLASSES
                                                    and "recvfrom" in rec.perms):
             sit.append("labeled-networking")
             d.notes.extend(self._labeled_notes(d))
         if any(x.silent for x in denied):
             sit.append("dontaudit-hidden")
-            d.notes.append("a dontaudit rule in this policy hides this denial (the AVC is not "
-                           "logged); `semodule -DB` disables dontaudit rules to reveal it")
+            d.notes.append(note("dontaudit-hidden"))
         if not sit:
             sit.append("missing-rule")
         d.situations[:0] = [s for s in sit if s not in d.situations]
@@ -366,55 +357,36 @@ class Diagnoser:
             d.situations.remove("permissive")
             d.situations.append("permissive")
 
-    def _labeled_notes(self, d: Diagnosis) -> list[str]:
+    def _labeled_notes(self, d: Diagnosis) -> list[Note]:
         facts = self.facts
-        out = []
+        out: list[Note] = []
         cls = d.tclass
         caps = self.policy.snap.polcaps
         acn = "always_check_network" in caps
         if cls == "packet":
-            out.append("subsystem: SECMARK (iptables/nftables SECMARK rules label packets; with "
-                       "SECMARK active every packet is checked against its secmark)")
+            out.append(note("subsystem-secmark"))
         elif cls == "peer":
-            out.append("subsystem: peer labeling (NetLabel CIPSO/CALIPSO or fallback labels, or "
-                       "labeled IPsec)")
+            out.append(note("subsystem-peer"))
         elif cls == "association":
-            out.append("subsystem: labeled IPsec (SPD/SA contexts)")
+            out.append(note("subsystem-ipsec"))
         elif cls in ("netif", "node"):
-            out.append("subsystem: peer labeling (NetLabel or labeled IPsec) is active"
-                       + (", or always_check_network" if acn else ""))
+            out.append(note("subsystem-peer-active-acn" if acn else "subsystem-peer-active"))
             if set(d.perms) & {"ingress", "recvfrom"}:
-                out.append(f"the subject here ({d.domain}) is the PEER label of the packet, not "
-                           "the receiving process: grant it to the peer label")
+                out.append(note("peer-is-subject", domain=d.domain))
         else:
-            out.append("compat path (no network_peer_controls): NetLabel/IPsec peer label "
-                       "checked against the socket")
+            out.append(note("subsystem-compat"))
         if acn:
-            out.append("the policy enables always_check_network: packets are checked even "
-                       "without SECMARK/NetLabel configuration")
+            out.append(note("always-check-network"))
         unl = facts.unlabeled_type
         if unl is not None and unl in (d.domain, d.target_type):
-            out.append(f"{unl} means no label was supplied (unlabeled traffic: no NetLabel/IPsec "
-                       "peer label, or no SECMARK on the packet)")
+            out.append(note("unlabeled-means-none", type=unl))
         return out
 
     def _constraint_detail(self, d: Diagnosis, dec: Decision) -> None:
         d.constraint_text = dec.constraint
-        assert d.scon is not None and d.tcon is not None
         con = next((c for c in self.policy.constraints_for(d.tclass) if c.text == dec.constraint),
                    None)
-        kind = "MLS/MCS" if con is not None and con.mls else "constraint"
-        stmt = (dec.constraint or "").rstrip("; ")  # setools ends statements with ';'
-        if con is not None and con.mls:
-            d.constraint_detail = (f"{kind}: subject level {d.scon.mls or '-'} vs target level "
-                                   f"{d.tcon.mls or '-'} fails the level relation required by "
-                                   f"{stmt}; no allow rule can help (change a level, or "
-                                   "grant an MLS-exempt attribute the constraint names)")
-        else:
-            d.constraint_detail = (f"{kind}: {stmt} fails for user/role/type "
-                                   f"{d.scon.user}/{d.scon.role}/{d.scon.type} -> "
-                                   f"{d.tcon.user}/{d.tcon.role}/{d.tcon.type}; an allow rule "
-                                   "alone will not help")
+        d.constraint_mls = con is not None and con.mls
 
     # -- used by fixes and situations -------------------------------------------------
     def usable_port_types(self, domain: str, tclass: str, perm: str,

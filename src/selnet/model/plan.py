@@ -34,6 +34,7 @@ from selnet.model.labels import (
     parse_address,
     port_label,
 )
+from selnet.notes import Note, note
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 
@@ -107,8 +108,8 @@ class Check:
     subject: Context
     target: Context
     tclass: str
-    note: str = ""  # what the target is, in words
     label: LabelResult | None = None  # the lookup that produced the target
+    phase: str = ""  # packets: which exchange (connect, SYN-ACK, ...); "accepted" socket
 
     @property
     def hook(self) -> str:
@@ -147,7 +148,7 @@ class CheckPlan:
     sock: Context  # the socket's label
     sock_origin: str  # domain, type_transition, sockcreate
     checks: list[Check]
-    notes: list[str]
+    notes: list[Note]
 
 
 def socket_label(
@@ -182,7 +183,7 @@ class _Plan:
     sclass: str
     sock: Context
     checks: list[Check]
-    notes: list[str]
+    notes: list[Note]
     sockperm: SockPerm
     skip_sock_perm: bool  # a kernel-SID socket: sock_has_perm checks are skipped
 
@@ -203,53 +204,50 @@ class KernelModel:
     def socket_label(self, sc: Scenario, sclass: str) -> tuple[Context, str]:
         return socket_label(self.policy, sc.domain, sclass, self.bools, sc.sockcreate)
 
-    def _port(self, proto: str, port: int) -> tuple[Context, LabelResult | None, str]:
+    def _port(self, proto: str, port: int) -> tuple[Context, LabelResult | None]:
         if proto not in PORT_PROTOCOLS:
             # raw/ping sockets carry an IP protocol number: no portcon can match.
-            return self._initial("port"), None, f"{proto} id {port}: the 'port' initial SID"
+            return self._initial("port"), None
         lab = port_label(self.policy, proto, port)
-        how = lab.matched.describe() if lab.matched is not None else "no portcon: 'port' initial SID"
-        return lab.context, lab, f"port {port}/{proto} ({how})"
+        return lab.context, lab
 
-    def _node(self, addr: IPAddress) -> tuple[Context, LabelResult, str]:
+    def _node(self, addr: IPAddress) -> tuple[Context, LabelResult]:
         lab = node_label(self.policy, addr)
-        how = lab.matched.describe() if lab.matched is not None else "no nodecon: 'node' initial SID"
-        return lab.context, lab, f"address {addr} ({how})"
+        return lab.context, lab
 
-    def _netif(self, name: str) -> tuple[Context, LabelResult, str]:
+    def _netif(self, name: str) -> tuple[Context, LabelResult]:
         lab = netif_label(self.policy, name)
-        how = lab.matched.describe() if lab.matched is not None else "no netifcon: 'netif' initial SID"
-        return lab.context, lab, f"interface {name} ({how})"
+        return lab.context, lab
 
     # -- the plan -------------------------------------------------------------
     def plan(self, sc: Scenario) -> CheckPlan:
         ep = sc.endpoint
         sclass = socket_class(ep.proto, self.polcaps)
         sock, origin = self.socket_label(sc, sclass)
-        notes: list[str] = []
+        notes: list[Note] = []
         checks: list[Check] = []
         dom = sc.domain
         kernel_ctx = self.policy.snap.initial_sids.get("kernel")
         skip_sock_perm = sock == kernel_ctx
         if skip_sock_perm:
-            notes.append("the socket has the kernel initial SID: sock_has_perm checks are skipped")
+            notes.append(note("kernel-sid-socket"))
         if origin == "type_transition":
-            notes.append(f"socket labeled {sock.type} by a type_transition rule on {sclass}")
+            notes.append(note("socket-type-transition", type=sock.type, tclass=sclass))
         elif origin == "sockcreate":
-            notes.append(f"socket labeled {sock} by setsockcreatecon (needs process setsockcreate)")
+            notes.append(note("socket-sockcreate", context=sock))
         if ep.proto in ("sctp", "icmp") and sclass == "rawip_socket":
-            notes.append(f"no extended_socket_class policy capability: {ep.proto} sockets are rawip_socket")
+            notes.append(note("no-extended-socket-class", proto=ep.proto))
 
         def sockperm(step: str, check_id: str) -> None:
             if not skip_sock_perm:
-                checks.append(Check(K.check(check_id), step, dom, sock, sclass, note="the socket"))
+                checks.append(Check(K.check(check_id), step, dom, sock, sclass))
 
         # socket()
         sockperm("socket", "socket.create")
         if ep.proto == "raw":
             checks.append(self._cap("socket", K.net_raw(ep.family), dom, sc.env))
         if ep.proto == "icmp":
-            notes.append("ping sockets need no capability; the group must be in net.ipv4.ping_group_range")
+            notes.append(note("ping-group-range"))
 
         steps = {
             "connect": self._connect,
@@ -261,7 +259,7 @@ class KernelModel:
             raise InputError(f"unknown operation {sc.operation!r}")
         steps(_Plan(sc, sclass, sock, checks, notes, sockperm, skip_sock_perm))
         if not self._packet_checks_active(sc.env):
-            notes.append("no per-packet checks: no labeled networking, no SECMARK, no always_check_network")
+            notes.append(note("no-packet-checks"))
         return CheckPlan(sc, sclass, sock, origin, checks, notes)
 
     # -- one method per operation, each appending its steps in kernel order -----------
@@ -270,14 +268,14 @@ class KernelModel:
         if sc.bind is not None:
             self._bind_checks(p, "bind", sc.bind)
         else:
-            p.notes.append("connect() picks an ephemeral source port: the implicit bind checks nothing")
+            p.notes.append(note("implicit-bind"))
         if sc.fastopen:
             self._fastopen(p)
         else:
             p.sockperm("connect", "connect.connect")
             self._name_connect(p, "connect", ep)
         if p.sclass not in NAME_CONNECT_CLASSES:
-            p.notes.append(f"{p.sclass} has no name_connect: the destination port is not checked")
+            p.notes.append(note("no-name-connect", tclass=p.sclass))
         # Connection protocols exchange packets during connect(); datagrams on send/recv.
         stream = ep.proto in CONNECTION_PROTOCOLS
         if stream:
@@ -296,7 +294,7 @@ class KernelModel:
         self._bind_checks(p, "bind", ep)
         remote = self._remote(sc)
         if ep.proto not in CONNECTION_PROTOCOLS:
-            p.notes.append("datagram server: no listen/accept")
+            p.notes.append(note("datagram-server"))
             self._packets(p, "rx", p.sock, remote, "datagram in")
             p.sockperm("recv", "recv.read")
             p.sockperm("send", "send.write")
@@ -309,12 +307,12 @@ class KernelModel:
         self._packets(p, "rx", p.sock, remote, "incoming connection")
         self._packets(p, "tx", child, remote, "SYN-ACK")
         p.sockperm("accept", "accept.accept")
-        p.notes.append(f"the accepted socket carries the listening socket's label ({child})")
+        p.notes.append(note("accepted-socket-label", context=child))
         if p.skip_sock_perm:
             return
         for step, check_id in (("recv", "recv.read"), ("send", "send.write")):
             p.checks.append(Check(K.check(check_id), step, sc.domain, child, p.sclass,
-                                  note="the accepted socket"))
+                                  phase="accepted"))
 
     def _bind(self, p: _Plan) -> None:
         self._bind_checks(p, "bind", p.sc.endpoint)
@@ -330,7 +328,7 @@ class KernelModel:
             )
         else:
             p.sockperm("send", "send.write")
-            p.notes.append("sendto() on an unbound socket autobinds an ephemeral port: no checks")
+            p.notes.append(note("autobind"))
         self._packets(p, "tx", p.sock, ep.address, "send")
 
     def _fastopen(self, p: _Plan) -> None:
@@ -339,7 +337,7 @@ class KernelModel:
         ep = p.sc.endpoint
         if ep.proto != "tcp":
             raise InputError("--fastopen is TCP Fast Open: it needs a tcp endpoint")
-        p.notes.append("TCP Fast Open: sendmsg is checked like connect (observed on 6.1)")
+        p.notes.append(note("fastopen"))
         p.sockperm("send", "send.write")
         p.sockperm("send", "send.fastopen_connect")
         self._name_connect(p, "send", ep)
@@ -357,25 +355,22 @@ class KernelModel:
 
     def _cap(self, step: str, spec: KernelCheck, dom: Context, env: NetEnv) -> Check:
         tclass = "cap_userns" if env.userns else "capability"
-        return Check(spec, step, dom, dom, tclass, note=f"CAP_{spec.perm.upper()}")
+        return Check(spec, step, dom, dom, tclass)
 
     def _name_connect(self, p: _Plan, step: str, ep: Endpoint) -> None:
         if p.sclass not in NAME_CONNECT_CLASSES:
             return
-        ctx, lab, how = self._port(ep.proto, ep.port)
-        p.checks.append(Check(K.check("connect.name_connect"), step, p.sock, ctx, p.sclass,
-                              note=how, label=lab))
+        ctx, lab = self._port(ep.proto, ep.port)
+        p.checks.append(Check(K.check("connect.name_connect"), step, p.sock, ctx, p.sclass, label=lab))
 
     def _bind_checks(self, p: _Plan, step: str, ep: Endpoint) -> None:
         env = p.sc.env
         p.sockperm(step, "bind.bind")
         if env.requires_name_bind(ep.port):
-            ctx, lab, how = self._port(ep.proto, ep.port)
-            p.checks.append(Check(K.check("bind.name_bind"), step, p.sock, ctx, p.sclass,
-                                  note=how, label=lab))
-        nctx, nlab, nhow = self._node(ep.address)
-        p.checks.append(Check(K.check("bind.node_bind"), step, p.sock, nctx, p.sclass,
-                              note=nhow, label=nlab))
+            ctx, lab = self._port(ep.proto, ep.port)
+            p.checks.append(Check(K.check("bind.name_bind"), step, p.sock, ctx, p.sclass, label=lab))
+        nctx, nlab = self._node(ep.address)
+        p.checks.append(Check(K.check("bind.node_bind"), step, p.sock, nctx, p.sclass, label=nlab))
         if ep.proto in BIND_SERVICE_PROTOCOLS and env.requires_bind_service(ep.port):
             p.checks.append(self._cap(step, K.net_bind_service(ep.proto, ep.family),
                                       p.sc.domain, env))
@@ -411,28 +406,21 @@ class KernelModel:
         add = p.checks.append
         if direction == "rx":
             if peerlbl:
-                ictx, ilab, ihow = self._netif(ifname)
-                add(Check(K.check("rx.netif_ingress"), "rx", peer, ictx, "netif",
-                          note=f"{what}: peer label on {ihow}", label=ilab))
-                nctx, nlab, nhow = self._node(remote)
-                add(Check(K.check("rx.node_recvfrom"), "rx", peer, nctx, "node",
-                          note=f"{what}: peer label from source {nhow}", label=nlab))
-                add(Check(K.check("rx.peer_recv"), "rx", sock, peer, "peer",
-                          note=f"{what}: the peer label"))
+                ictx, ilab = self._netif(ifname)
+                add(Check(K.check("rx.netif_ingress"), "rx", peer, ictx, "netif", phase=what, label=ilab))
+                nctx, nlab = self._node(remote)
+                add(Check(K.check("rx.node_recvfrom"), "rx", peer, nctx, "node", phase=what, label=nlab))
+                add(Check(K.check("rx.peer_recv"), "rx", sock, peer, "peer", phase=what))
             if sm:
-                add(Check(K.check("rx.packet_recv"), "rx", sock, secmark, "packet",
-                          note=f"{what}: the packet's SECMARK label"))
+                add(Check(K.check("rx.packet_recv"), "rx", sock, secmark, "packet", phase=what))
         else:
             if sm:
-                add(Check(K.check("tx.packet_send"), "tx", sock, secmark, "packet",
-                          note=f"{what}: the packet's SECMARK label"))
+                add(Check(K.check("tx.packet_send"), "tx", sock, secmark, "packet", phase=what))
             if peerlbl:
-                ictx, ilab, ihow = self._netif(ifname)
-                add(Check(K.check("tx.netif_egress"), "tx", sock, ictx, "netif",
-                          note=f"{what}: {ihow}", label=ilab))
-                nctx, nlab, nhow = self._node(remote)
-                add(Check(K.check("tx.node_sendto"), "tx", sock, nctx, "node",
-                          note=f"{what}: destination {nhow}", label=nlab))
+                ictx, ilab = self._netif(ifname)
+                add(Check(K.check("tx.netif_egress"), "tx", sock, ictx, "netif", phase=what, label=ilab))
+                nctx, nlab = self._node(remote)
+                add(Check(K.check("tx.node_sendto"), "tx", sock, nctx, "node", phase=what, label=nlab))
 
     def _packets_compat(self, p: _Plan, direction: str, sock: Context, secmark: Context,
                         peer: Context, unlabeled: Context, what: str) -> None:
@@ -442,21 +430,17 @@ class KernelModel:
         secmark_on = env.secmark is not None or "always_check_network" in self.polcaps
         if direction == "rx":
             if secmark_on:
-                add(Check(K.check("rx.compat_packet_recv"), "rx", sock, secmark, "packet",
-                          note=f"{what}: SECMARK"))
+                add(Check(K.check("rx.compat_packet_recv"), "rx", sock, secmark, "packet", phase=what))
             if env.labeled == "netlabel":
-                add(Check(K.check("rx.compat_netlabel_recvfrom"), "rx", sock, peer, p.sclass,
-                          note=f"{what}: NetLabel peer label (compat path)"))
+                add(Check(K.check("rx.compat_netlabel_recvfrom"), "rx", sock, peer, p.sclass, phase=what))
             sa = peer if env.labeled == "ipsec" else unlabeled
-            add(Check(K.check("rx.compat_association_recvfrom"), "rx", sock, sa, "association",
-                      note=f"{what}: IPsec SA label, unlabeled without one (compat path)"))
+            add(Check(K.check("rx.compat_association_recvfrom"), "rx", sock, sa, "association", phase=what))
         else:
             if secmark_on:
-                add(Check(K.check("tx.compat_packet_send"), "tx", sock, secmark, "packet",
-                          note=f"{what}: SECMARK"))
+                add(Check(K.check("tx.compat_packet_send"), "tx", sock, secmark, "packet", phase=what))
             if env.labeled != "ipsec":
                 add(Check(K.check("tx.compat_association_sendto"), "tx", sock, unlabeled,
-                          "association", note=f"{what}: no labeled SA (compat path)"))
+                          "association", phase=what))
 
 
 def _mapped_loopback(addr: IPAddress) -> bool:

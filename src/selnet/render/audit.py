@@ -9,6 +9,7 @@ from selnet.audit.fixes import Fix
 from selnet.kernel.checks import KERNEL_VERSION, KernelCheck
 from selnet.kernel.classes import CLASS_PROTOCOL
 from selnet.render.chain import boolean_fix_json
+from selnet.render.notes import notes_text
 
 # What each role of a check (kernel/checks.py) is, in words.
 ROLE_WORDS = {
@@ -41,6 +42,22 @@ def _operation(d: Diagnosis, ck: KernelCheck) -> str:
         where = f" on {f['netif']}" if "netif" in f else ""
         return f"{ck.operation}: to {f.get('daddr', '?')}{where}"
     return ck.operation
+
+
+def constraint_detail(d: Diagnosis) -> str | None:
+    """Why a constraint (or typebounds) denies it, and why no allow rule helps."""
+    if d.bounded_by is not None:
+        return f"{d.domain} is bounded by {d.bounded_by}, which may not do this either"
+    if d.constraint_text is None or d.scon is None or d.tcon is None:
+        return None
+    stmt = d.constraint_text.rstrip("; ")  # setools ends statements with ';'
+    if d.constraint_mls:
+        return (f"MLS/MCS: subject level {d.scon.mls or '-'} vs target level {d.tcon.mls or '-'} "
+                f"fails the level relation required by {stmt}; no allow rule can help (change a "
+                "level, or grant an MLS-exempt attribute the constraint names)")
+    return (f"constraint: {stmt} fails for user/role/type {d.scon.user}/{d.scon.role}/"
+            f"{d.scon.type} -> {d.tcon.user}/{d.tcon.role}/{d.tcon.type}; an allow rule alone "
+            "will not help")
 
 
 def fix_json(f: Fix) -> dict[str, object]:
@@ -104,7 +121,7 @@ def explanation(g: Group) -> list[str]:
                                 "ports itself outside ip_local_port_range; fix the port range, "
                                 "not one rule per accidental type",
         "boolean-off": "an allow rule exists but a boolean is off",
-        "constraint": d.constraint_detail or "a constraint denies it",
+        "constraint": constraint_detail(d) or "a constraint denies it",
         "socket-owned-by-other-domain": "the socket belongs to another domain",
         "labeled-networking": "a per-packet check of labeled networking",
         "obsolete-permission": "the permission is obsolete on current kernels",
@@ -147,7 +164,7 @@ def explanation(g: Group) -> list[str]:
         out.append("socket address (SOCKADDR): " + " ".join(where))
     if e0.event_perms:
         out.append("the same event also logged: " + " ".join(e0.event_perms))
-    for n in d.notes:
+    for n in notes_text(d.notes):
         if n not in out:
             out.append(n)
     others = [s for s in d.situations if s != sit]
@@ -178,7 +195,7 @@ def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> d
              if v.decision else []}
             for v in d.verdicts
         ],
-        "notes": d.notes,
+        "notes": notes_text(d.notes),
     }
     if rec.packet_level:
         out["process_fields_meaningless"] = True
@@ -192,7 +209,7 @@ def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> d
     if d.foreign:
         out["foreign_policy"] = d.foreign
     if d.constraint_text:
-        out["constraint"] = {"statement": d.constraint_text, "detail": d.constraint_detail}
+        out["constraint"] = {"statement": d.constraint_text, "detail": constraint_detail(d)}
     return out
 
 

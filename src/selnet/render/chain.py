@@ -8,6 +8,7 @@ from selnet.decide.chain import ChainResult, CheckResult
 from selnet.decide.decision import BooleanFix, Grant
 from selnet.kernel.classes import obsolete_reason
 from selnet.policy.conditions import cond_booleans, infix
+from selnet.render.notes import notes_text, target_text
 
 
 def grant_json(g: Grant, bools: Mapping[str, bool], stype: str, ttype: str) -> dict[str, object]:
@@ -94,7 +95,7 @@ def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]
         "reason": d.reason,
         "explanation": reason_text(res, bools),
         "errno": c.errno if not d.allowed and d.enforced else None,
-        "note": c.note,
+        "note": target_text(c),
         "rules": [grant_json(g, bools, c.subject.type, c.target.type) for g in d.grants],
         "booleans": booleans,
         "boolean_fixes": [boolean_fix_json(f) for f in d.boolean_fixes],
@@ -124,7 +125,7 @@ def chain_json(chain: ChainResult) -> dict[str, object]:
         },
         "first_denial": None if first is None else chain.results.index(first),
         "checks": [check_json(r, chain.bools) for r in chain.results],
-        "notes": chain.plan.notes,
+        "notes": notes_text(chain.plan.notes),
     }
 
 
@@ -172,7 +173,7 @@ def chain_lines(chain: ChainResult) -> list[str]:
             else "succeeds (permissive domain)"
         )
         lines.append(f"verdict: DENIED by {c.tclass} {c.perm} on {_t(c.target)}; the syscall {how}")
-    for note in plan.notes:
+    for note in notes_text(plan.notes):
         lines.append(f"  note: {note}")
     return lines
 

@@ -18,6 +18,7 @@ from selnet.analyses.profiles import (
     ranges_text,
 )
 from selnet.render.facts import label_json
+from selnet.render.notes import notes_text
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def profile_json(p: DomainProfile) -> dict[str, object]:
             }
             for b in p.booleans
         ],
-        "notes": list(p.notes),
+        "notes": notes_text(p.notes),
     }
 
 
@@ -145,7 +146,7 @@ def port_json(r: PortReport) -> dict[str, object]:
         "inside_ip_local_port_range": r.ephemeral,
         "name_bind": {p: [_user_json(u) for u in us] for p, us in r.bind.items()},
         "name_connect": {p: [_user_json(u) for u in us] for p, us in r.connect.items()},
-        "notes": list(r.notes),
+        "notes": notes_text(r.notes),
     }
 
 
@@ -259,7 +260,7 @@ def profile_lines(p: DomainProfile) -> list[str]:
         lines.append(f"  {b.name} ({'on' if b.current else 'off'} now)")
         lines.extend(f"    on adds: {_change_text(c)}" for c in b.when_on)
         lines.extend(f"    off adds: {_change_text(c)}" for c in b.when_off)
-    lines += ["", "notes:"] + [f"  {n}" for n in p.notes]
+    lines += ["", "notes:"] + [f"  {n}" for n in notes_text(p.notes)]
     return lines
 
 
@@ -290,5 +291,5 @@ def port_lines(r: PortReport) -> list[str]:
     for proto, users in r.connect.items():
         lines.append(f"  may name_connect ({proto}):")
         lines.extend(_user_lines(users))
-    lines.extend(f"  note: {n}" for n in r.notes)
+    lines.extend(f"  note: {n}" for n in notes_text(r.notes))
     return lines

@@ -1,0 +1,113 @@
+"""Every note's sentence: notes are typed codes (selnet.notes) until they reach here."""
+
+from __future__ import annotations
+
+from selnet.model.plan import Check
+from selnet.notes import Note
+
+TEXT: dict[str, str] = {
+    # the kernel model (model/plan.py)
+    "kernel-sid-socket": "the socket has the kernel initial SID: sock_has_perm checks are skipped",
+    "socket-type-transition": "socket labeled {type} by a type_transition rule on {tclass}",
+    "socket-sockcreate": "socket labeled {context} by setsockcreatecon (needs process setsockcreate)",
+    "no-extended-socket-class": "no extended_socket_class policy capability: {proto} sockets are "
+    "rawip_socket",
+    "ping-group-range": "ping sockets need no capability; the group must be in "
+    "net.ipv4.ping_group_range",
+    "no-packet-checks": "no per-packet checks: no labeled networking, no SECMARK, no "
+    "always_check_network",
+    "implicit-bind": "connect() picks an ephemeral source port: the implicit bind checks nothing",
+    "no-name-connect": "{tclass} has no name_connect: the destination port is not checked",
+    "datagram-server": "datagram server: no listen/accept",
+    "accepted-socket-label": "the accepted socket carries the listening socket's label ({context})",
+    "autobind": "sendto() on an unbound socket autobinds an ephemeral port: no checks",
+    "fastopen": "TCP Fast Open: sendmsg is checked like connect (observed on 6.1)",
+    # profiles (analyses/profiles.py)
+    "profile-ephemeral": "ports inside ip_local_port_range ({low}-{high}) need no name_bind: "
+    "bind() there checks only bind and node_bind",
+    "profile-bind-service": "below ip_unprivileged_port_start ({start}) bind() also needs "
+    "capability net_bind_service",
+    "profile-socket-subject": "the subject of name_bind, node_bind and name_connect is the "
+    "socket's label",
+    "profile-compat": "no network_peer_controls: compat association checks apply to every packet",
+    "port-ephemeral": "{query} is inside ip_local_port_range {low}-{high}: bind() to it checks no "
+    "name_bind at all (only bind and node_bind), whatever its type",
+    "port-no-name-connect": "{proto}: no name_connect exists for {tclass}: clients are not "
+    "port-restricted by SELinux",
+    "port-mls-default-level": "domains are decided at their user's default level (constraints "
+    "apply)",
+    # diagnosis (audit/diagnose.py)
+    "log-not-mls": "the log has no MLS levels but this policy is MLS",
+    "softirq-process-fields": "pid/comm are meaningless here: per-packet checks run in softirq "
+    "context and name whatever process happened to be running",
+    "obsolete-record": "{tclass} {perm}: {reason}; a current kernel never checks it, so this "
+    "record comes from an old kernel (or a userspace object manager)",
+    "foreign-policy": "the log comes from another policy than the one given ({problems}): pass "
+    "that policy with --policy",
+    "no-portcon-for-class": "{tclass}: no portcon can match (the 'port' initial SID is used)",
+    "port-relabeled": "port {port}/{proto} is labeled {now} in this policy, but the AVC says "
+    "{logged}: relabeled since (a local semanage record) or the log comes from another policy",
+    "record-permissive": "permissive: the access went through, but it would have been denied in "
+    "enforcing mode",
+    "domain-permissive": "{domain} is a permissive domain in this policy",
+    "allowed-now": "the given policy allows this now (a boolean, label or rule changed since the "
+    "log was written)",
+    "socket-from-other-domain": "the socket was created by {creator} (e.g. systemd socket "
+    "activation or a container runtime) and passed to {domain}: the check is against the "
+    "socket's creator, not a port",
+    "dontaudit-hidden": "a dontaudit rule in this policy hides this denial (the AVC is not "
+    "logged); `semodule -DB` disables dontaudit rules to reveal it",
+    "subsystem-secmark": "subsystem: SECMARK (iptables/nftables SECMARK rules label packets; with "
+    "SECMARK active every packet is checked against its secmark)",
+    "subsystem-peer": "subsystem: peer labeling (NetLabel CIPSO/CALIPSO or fallback labels, or "
+    "labeled IPsec)",
+    "subsystem-ipsec": "subsystem: labeled IPsec (SPD/SA contexts)",
+    "subsystem-peer-active": "subsystem: peer labeling (NetLabel or labeled IPsec) is active",
+    "subsystem-peer-active-acn": "subsystem: peer labeling (NetLabel or labeled IPsec) is active, "
+    "or always_check_network",
+    "peer-is-subject": "the subject here ({domain}) is the PEER label of the packet, not the "
+    "receiving process: grant it to the peer label",
+    "subsystem-compat": "compat path (no network_peer_controls): NetLabel/IPsec peer label "
+    "checked against the socket",
+    "always-check-network": "the policy enables always_check_network: packets are checked even "
+    "without SECMARK/NetLabel configuration",
+    "unlabeled-means-none": "{type} means no label was supplied (unlabeled traffic: no "
+    "NetLabel/IPsec peer label, or no SECMARK on the packet)",
+}
+
+
+def note_text(n: Note) -> str:
+    return TEXT[n.code].format(**dict(n.args))
+
+
+def notes_text(notes: list[Note] | tuple[Note, ...]) -> list[str]:
+    return [note_text(n) for n in notes]
+
+
+def target_text(c: Check) -> str:
+    """What a check's target is, in words: the looked-up record, or the object's role."""
+    lab = c.label
+    role = c.spec.target
+    prefix = f"{c.phase}: " if c.phase and c.phase != "accepted" else ""
+    if role == "socket":
+        return "the accepted socket" if c.phase == "accepted" else "the socket"
+    if c.spec.subject == "task" and role == "task":
+        return f"CAP_{c.perm.upper()}"
+    if lab is not None:
+        how = lab.matched.describe() if lab.matched is not None else \
+            f"no {lab.kind}con: '{lab.kind}' initial SID"
+        what = {"port": f"port {lab.query}", "node": f"address {lab.query}",
+                "netif": f"interface {lab.query}"}[lab.kind]
+        if c.spec.subject == "peer":
+            where = "peer label on" if role == "netif" else "peer label from source"
+            return f"{prefix}{where} {what} ({how})"
+        if c.step == "tx" and role == "node":
+            return f"{prefix}destination {what} ({how})"
+        return f"{prefix}{what} ({how})"
+    words = {
+        "port": "no portcon can match this socket's protocol: the 'port' initial SID",
+        "peer": "the peer label",
+        "packet": "the packet's SECMARK label",
+        "sa": "the IPsec SA label (unlabeled without one)",
+    }
+    return prefix + words.get(role, role)
