@@ -122,7 +122,13 @@ class Decider:
         return tuple(sorted(fixes.values(), key=lambda f: (len(f.settings), f.settings)))
 
     # -- the decision -----------------------------------------------------------
-    def decide(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
+    def decide(self, scon: Context | str, tcon: Context | str, tclass: str, perm: str) -> Decision:
+        """Decide one check.  Contexts may be given as text: a domain type or a context for
+        the subject, an object type or a context for the target (checked against the policy)."""
+        if isinstance(scon, str):
+            scon = self.policy.context_for_domain(scon)
+        if isinstance(tcon, str):
+            tcon = self.policy.parse_context(tcon)
         snap = self.policy.snap
         stype, ttype = scon.type, tcon.type
         enforced = stype not in snap.permissive
