@@ -40,7 +40,9 @@ def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
         if not active:
             return "allowed by handle_unknown=allow (the policy does not define it)"
         g = active[0]
-        text = g.rule.sesearch()
+        # The rule as sesearch prints it, narrowed to the permission checked (what
+        # `sesearch -A -s S -t T -c C -p P` selects); JSON carries the whole rule.
+        text = g.rule._replace(perms=frozenset({res.check.perm})).sesearch()
         if g.rule.source != res.check.subject.type:
             text += f" (subject via attribute {g.rule.source})"
         if g.rule.target != res.check.target.type:
