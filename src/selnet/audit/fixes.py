@@ -49,6 +49,21 @@ TIERS = {"boolean": 0, "semanage-port": 1, "sysctl": 1, "interface": 2, "rule": 
 Denial = tuple[Context, Context, str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class BooleanBlast:
+    """What setting some booleans opens across the whole policy."""
+
+    gained_rules: int
+    revoked_rules: int
+    domains: tuple[str, ...]  # sources of the rules it activates, expanded
+    port_types: tuple[str, ...]
+    generic_port_types: tuple[str, ...]
+    port_numbers: int
+    breadth: int  # (domain, target, perm) triples, ports counted per number
+    sample: tuple[AVRule, ...]
+    broad: bool
+
+
 @dataclass(slots=True)
 class Fix:
     kind: str
@@ -145,7 +160,7 @@ class FixFinder:
         return max(1, self.facts.port_count(t)) if t in self.facts.port_types else 1
 
     # -- boolean fixes ---------------------------------------------------------------
-    def boolean_blast(self, settings: tuple[tuple[str, bool], ...]) -> dict[str, object]:
+    def boolean_blast(self, settings: tuple[tuple[str, bool], ...]) -> BooleanBlast:
         new = dict(self.bools)
         new.update(settings)
         gained: list[AVRule] = []
@@ -180,13 +195,9 @@ class FixFinder:
                         generic.add(t)
             breadth += len(srcs) * w * len(r.perms)
         ports = sum(self.facts.port_count(t) for t in port_types)
-        return {
-            "gained_rules": len(gained), "revoked_rules": len(lost),
-            "domains": sorted(domains), "port_types": sorted(port_types),
-            "generic_port_types": sorted(generic), "port_numbers": ports,
-            "breadth": breadth, "sample": [r.sesearch() for r in gained[:6]],
-            "broad": bool(generic) or breadth > NARROW_BOOLEAN_PAIRS,
-        }
+        return BooleanBlast(len(gained), len(lost), tuple(sorted(domains)),
+                            tuple(sorted(port_types)), tuple(sorted(generic)), ports, breadth,
+                            tuple(gained[:6]), bool(generic) or breadth > NARROW_BOOLEAN_PAIRS)
 
     def boolean_fixes(self, diags: list[Diagnosis], denials: list[Denial]) -> list[Fix]:
         options: dict[tuple[tuple[str, bool], ...], None] = {}
@@ -204,7 +215,7 @@ class FixFinder:
         if not covering and len(per_denial) > 1:  # combine: narrowest option per denial
             combo: dict[str, bool] = {}
             for opts in per_denial:
-                best = min(opts, key=lambda o: self.boolean_blast(o)["breadth"])  # type: ignore[arg-type, return-value]
+                best = min(opts, key=lambda o: self.boolean_blast(o).breadth)
                 combo.update(best)
             merged = tuple(sorted(combo.items()))
             if self._allowed_all(denials, merged):
@@ -215,28 +226,31 @@ class FixFinder:
             blast = self.boolean_blast(o)
             cmds = [f"setsebool -P {n} {'on' if v else 'off'}" for n, v in o]
             grants = []
-            doms = blast["domains"]
-            assert isinstance(doms, list)
-            others = [x for x in doms if x not in domains_denied]
-            grants.append(f"{blast['gained_rules']} allow rules become active")
-            if blast["port_types"]:
-                pts = blast["port_types"]
-                assert isinstance(pts, list)
+            others = [x for x in blast.domains if x not in domains_denied]
+            grants.append(f"{blast.gained_rules} allow rules become active")
+            if blast.port_types:
+                pts = blast.port_types
                 grants.append(f"port types: {', '.join(pts[:6])}"
                               + (f" (+{len(pts) - 6} more)" if len(pts) > 6 else "")
-                              + f" = {blast['port_numbers']} port numbers")
-            if blast["generic_port_types"]:
-                grants.append("GENERIC port types: " + ", ".join(blast["generic_port_types"]))  # type: ignore[arg-type]
+                              + f" = {blast.port_numbers} port numbers")
+            if blast.generic_port_types:
+                grants.append("GENERIC port types: " + ", ".join(blast.generic_port_types))
             if others:
                 grants.append(f"other domains: {', '.join(others[:6])}"
                               + (f" (+{len(others) - 6} more)" if len(others) > 6 else ""))
-            if blast["revoked_rules"]:
-                grants.append(f"and turns off {blast['revoked_rules']} rules")
+            if blast.revoked_rules:
+                grants.append(f"and turns off {blast.revoked_rules} rules")
             names = " + ".join(f"{n}={'on' if v else 'off'}" for n, v in o)
-            out.append(Fix("boolean", f"set boolean {names}", cmds, int(blast["breadth"]),  # type: ignore[call-overload]
+            out.append(Fix("boolean", f"set boolean {names}", cmds, blast.breadth,
                            True, "re-decided with the boolean set", grants, [],
-                           {"set": dict(o), **{k: v for k, v in blast.items() if k != "sample"},
-                            "sample_rules": blast["sample"]}, denials=denials))
+                           {"set": dict(o), "gained_rules": blast.gained_rules,
+                            "revoked_rules": blast.revoked_rules, "domains": list(blast.domains),
+                            "port_types": list(blast.port_types),
+                            "generic_port_types": list(blast.generic_port_types),
+                            "port_numbers": blast.port_numbers, "breadth": blast.breadth,
+                            "broad": blast.broad,
+                            "sample_rules": [r.sesearch() for r in blast.sample]},
+                           denials=denials))
         out.sort(key=lambda f: (f.tier, f.breadth, len(f.commands)))
         return out[:3]
 
