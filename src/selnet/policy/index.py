@@ -9,7 +9,8 @@ dictionary lookups instead of a scan ("attribute expansion in both directions":
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from selnet.errors import InputError
 from selnet.policy.conditions import eval_cond
@@ -23,26 +24,40 @@ from selnet.policy.snapshot import (
 )
 from selnet.policy.source import PolicySource
 
+if TYPE_CHECKING:
+    from selnet.policy.overlay import Change, Overlay
+
+_R = TypeVar("_R")
+_K = TypeVar("_K", bound=Hashable)
+
+
+def _grouped(records: Iterable[_R], key: Callable[[_R], _K]) -> dict[_K, list[_R]]:
+    out: dict[_K, list[_R]] = defaultdict(list)
+    for rec in records:
+        out[key(rec)].append(rec)
+    return dict(out)
+
 
 class Policy:
+    """A loaded policy, or a loaded policy with an :class:`~selnet.policy.overlay.Overlay` on it.
+
+    ``base`` is the policy as loaded (itself when no overlay is applied) and
+    ``overlay`` the changes applied to it (None for a loaded policy).  An
+    overlaid Policy shares every unchanged part of its base: see
+    :meth:`layered` and :mod:`selnet.policy.overlay`.
+    """
+
     Snapshot = PolicySnapshot
 
     def __init__(self, snap: PolicySnapshot, source: PolicySource, from_cache: bool) -> None:
         self.snap = snap
         self.source = source
         self.from_cache = from_cache
-        by: dict[tuple[str, str], list[AVRule]] = defaultdict(list)
-        for rule in snap.rules:
-            by[(rule.tclass, rule.source)].append(rule)
-        self._by_class_source = dict(by)
-        trans: dict[tuple[str, str], list[TypeTransition]] = defaultdict(list)
-        for tt in snap.transitions:
-            trans[(tt.tclass, tt.source)].append(tt)
-        self._transitions = dict(trans)
-        cons: dict[str, list[Constraint]] = defaultdict(list)
-        for c in snap.constraints:
-            cons[c.tclass].append(c)
-        self._constraints = dict(cons)
+        self.base: Policy = self
+        self.overlay: Overlay | None = None
+        self._by_class_source = _grouped(snap.rules, lambda r: (r.tclass, r.source))
+        self._transitions = _grouped(snap.transitions, lambda t: (t.tclass, t.source))
+        self._constraints = _grouped(snap.constraints, lambda c: c.tclass)
         self._names: dict[str, tuple[str, ...]] = {}
         self._domains: tuple[str, ...] | None = None
         self.levels = (
@@ -50,6 +65,83 @@ class Policy:
             if snap.mls
             else None
         )
+
+    @classmethod
+    def layered(
+        cls,
+        base: Policy,
+        snap: PolicySnapshot,
+        overlay: Overlay,
+        *,
+        new_rules: Sequence[AVRule] = (),
+        new_transitions: Sequence[TypeTransition] = (),
+    ) -> Policy:
+        """``base`` (a loaded policy) with ``overlay`` applied, without re-indexing.
+
+        ``snap`` is the base's snapshot with the changed fields replaced (see
+        :meth:`Overlay.apply`); ``new_rules`` and ``new_transitions`` are the
+        records it adds.  The indexes are the base's, layered with those: a key
+        the overlay does not touch maps to the base's own list.  The MLS level
+        parser is shared (an overlay declares no sensitivity or category).
+        """
+        if base.overlay is not None:
+            raise ValueError("layered() takes the loaded policy, not an overlaid one")
+        by = base._by_class_source
+        if new_rules:
+            by = dict(by)
+            for key, rules in _grouped(new_rules, lambda r: (r.tclass, r.source)).items():
+                by[key] = [*by.get(key, ()), *rules]
+        trans = base._transitions
+        if new_transitions:
+            trans = dict(trans)
+            for key, tts in _grouped(new_transitions, lambda t: (t.tclass, t.source)).items():
+                trans[key] = [*trans.get(key, ()), *tts]
+        cons = base._constraints
+        if snap.constraints is not base.snap.constraints:
+            cons = _grouped(snap.constraints, lambda c: c.tclass)
+        pol = cls.__new__(cls)
+        pol.snap = snap
+        pol.source = base.source
+        pol.from_cache = base.from_cache
+        pol.base = base
+        pol.overlay = overlay
+        pol._by_class_source = by
+        pol._transitions = trans
+        pol._constraints = cons
+        pol._names = {}
+        pol._domains = None
+        pol.levels = base.levels
+        return pol
+
+    # -- what this policy is --------------------------------------------------
+    def with_changes(self, *changes: Change) -> Policy:
+        """This policy with more changes applied (one call: see :class:`Overlay`)."""
+        from selnet.policy.overlay import Overlay
+
+        return Overlay(tuple(changes)).apply(self)
+
+    def name(self) -> str:
+        """The loaded policy's file (the first source for a compiled CIL/policy.conf)."""
+        src = self.source
+        return str(src.inputs[0]) if src.inputs else str(src.binary)
+
+    def describe(self) -> str:
+        """One line naming the policy and the changes a decision was made on."""
+        text = f"{self.name()} (sha256 {self.base.snap.sha256[:12]})"
+        if self.overlay is not None and self.overlay.changes:
+            n = len(self.overlay.changes)
+            text += f" with {n} change{'s' if n > 1 else ''}: " + "; ".join(
+                d.rstrip(";") for d in self.overlay.describe()
+            )
+        return text
+
+    def provenance(self) -> dict[str, object]:
+        """The same as :meth:`describe`, for JSON output."""
+        return {
+            "policy": self.name(),
+            "sha256": self.base.snap.sha256,
+            "changes": [] if self.overlay is None else self.overlay.describe(),
+        }
 
     # -- types and attributes ------------------------------------------------
     def names_of(self, type_name: str) -> tuple[str, ...]:
