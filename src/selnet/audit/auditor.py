@@ -164,12 +164,8 @@ class Auditor:
                 g = groups[gk] = Group(gk[0], gk[1], gk[2], gk[3], [])
             g.entries.append(e)
         out = sorted(groups.values(), key=lambda g: (not g.still_denied, g.domain, -g.count))
-        all_fixes: list[Fix] = []
         for g in out:
             self._fix_group(g)
-            all_fixes.extend(g.fixes)
-        self.finder.verify_compiled(all_fixes)
-        for g in out:
             g.fixes.sort(key=lambda f: (not f.verified, f.tier, f.breadth))
         broad = self._broad(out) if self.show_broad else None
         return AuditReport(self.policy, self.parser.stats, out, self.network, self.granted,

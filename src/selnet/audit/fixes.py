@@ -26,19 +26,14 @@ interface, a rule, and last a broad boolean.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis
-from selnet.decide.constraints import ConstraintEvaluator
 from selnet.model.env import NetEnv
 from selnet.policy.conditions import eval_cond
 from selnet.policy.index import Policy
+from selnet.policy.overlay import AddRule
 from selnet.policy.snapshot import AVRule, Context
 
 NARROW_BOOLEAN_PAIRS = 1024
@@ -117,7 +112,6 @@ class FixFinder:
         self.bools = diagnoser.bools
         self._ifx = interfaces
         self._ifx_loaded = interfaces is not None or not use_interfaces
-        self._cons = ConstraintEvaluator(self.policy.levels)
         self._by_bool: dict[str, list[AVRule]] = {}
         for r in self.policy.snap.rules:
             if r.cond is not None and r.ruletype == "allow":
@@ -357,19 +351,14 @@ class FixFinder:
                    data={"range": [lo, hi], "ports": ports})
 
     # -- rules and interfaces ----------------------------------------------------------
-    def _model_ok(self, denials: list[Denial]) -> bool:
+    def _allowed_with(self, changes: list[AddRule], denials: list[Denial]) -> bool:
+        """Apply the rules to the policy (the overlay) and decide every denial again:
+        constraints, typebounds and everything else the Decider knows still apply."""
         from selnet.decide.decision import Decider
 
-        dec = self._decider(())
-        assert isinstance(dec, Decider)
-        for s, t, c, p in denials:
-            for con in self.policy.constraints_for(c):
-                if p in con.perms and not self._cons.holds(con, s, t):
-                    return False
-            parent = self.policy.snap.bounds.get(s.type)
-            if parent is not None and not dec.te_allowed(parent, t.type, c, p):
-                return False
-        return True
+        changed = self.policy.with_changes(*changes)
+        dec = Decider(changed, self.bools)
+        return all(dec.decide(s, t, c, p).allowed for s, t, c, p in denials)
 
     def rule_fix(self, denials: list[Denial]) -> Fix | None:
         if not denials:
@@ -385,9 +374,11 @@ class FixFinder:
             te.append(f"allow {sname} {tname}:{c} {ptext};")
             cil.append(f"(allow {sname} {tname} ({c} ({' '.join(ps)})))")
             breadth += len(ps) * self._target_weight(tname)
-        ok = self._model_ok(denials)
+        changes = [AddRule("allow", sname, tname, c, frozenset(perms))
+                   for (sname, tname, c), perms in by.items()]
+        ok = self._allowed_with(changes, denials)
         return Fix("rule", "add the narrowest rule", [*cil, *(f"# TE: {x}" for x in te)], breadth,
-                   ok, "kernel model: TE rule added, constraints and typebounds evaluated"
+                   ok, "rule applied to the policy (overlay) and every denial decided again"
                    if ok else "a constraint or typebounds still denies it: not a fix",
                    [], [], {"cil": cil, "te": te}, cil=cil, denials=denials)
 
@@ -418,44 +409,13 @@ class FixFinder:
             for tgt, _, _ in m.grants:
                 if tgt != "self" and snap.resolve_type(tgt) is None and tgt not in snap.attr_types:
                     return None
-        ok = self._model_ok(denials)
+        ok = self._allowed_with([AddRule("allow", s0, tgt, c, frozenset({p}))
+                                 for m in plan.matches for tgt, c, p in m.grants], denials)
         calls = [m.call(s0) for m in plan.matches]
         extra = sum(len(m.extra) for m in plan.matches)
         breadth = sum(len(m.grants) for m in plan.matches)
         grants = [f"{m.name} also grants {len(m.extra)} other permission(s)"
                   for m in plan.matches if m.extra]
         return Fix("interface", "refpolicy interface", calls, breadth + extra, ok,
-                   "kernel model: the interface's grants added, constraints evaluated",
+                   "the interface's grants applied to the policy (overlay), decided again",
                    grants, [], {"interfaces": [m.name for m in plan.matches]}, denials=denials)
-
-    # -- compile verification for source policies ---------------------------------------
-    def verify_compiled(self, fixes: list[Fix]) -> None:
-        """Recompile CIL policies with every rule fix at once and re-decide."""
-        src = self.policy.source
-        rules = [f for f in fixes if f.kind == "rule" and f.cil]
-        if not rules or src.origin not in ("cil", "example"):
-            return
-        secilc = shutil.which("secilc")
-        if secilc is None:
-            return
-        from selnet.decide.decision import Decider
-        from selnet.policy.loader import load_policy
-
-        lines = sorted({r for f in rules for r in f.cil})
-        with tempfile.TemporaryDirectory() as tmp:
-            fix_cil = Path(tmp) / "selnet-fix.cil"
-            fix_cil.write_text("\n".join(lines) + "\n")
-            out = Path(tmp) / "policy"
-            proc = subprocess.run([secilc, "-o", str(out), "-f", os.devnull,
-                                   *map(str, src.inputs), str(fix_cil)],
-                                  capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                for f in rules:
-                    f.verify += " (secilc could not compile the rule on top: kept the model)"
-                return
-            newp = load_policy([str(out)], use_cache=False)
-        dec = Decider(newp, {k: v for k, v in self.bools.items() if k in newp.snap.booleans})
-        for f in rules:
-            f.verified = all(dec.decide(s, t, c, p).allowed for s, t, c, p in f.denials)
-            f.verify = ("recompiled with secilc (original sources + the rule) and re-decided"
-                        if f.verified else "recompiled with the rule and still denied")
