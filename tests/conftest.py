@@ -23,16 +23,39 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_CIL = ROOT / "tests" / "policies" / "base.cil"
 EXAMPLE_CIL = ROOT / "src" / "selnet" / "data" / "example.cil"
 
-# The reference-policy cache lives in the user's real cache; selnet's own index
-# cache goes to a per-session directory so tests never see a stale user cache.
-_REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-REFPOLICY_DIR = _REAL_CACHE / "selnet-refpolicy"
-_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="selnet-test-cache-"))
+# The reference policies (and the oracle's verdict cache) live in a stable per-machine
+# cache of the real user, ${XDG_CACHE_HOME:-~/.cache}/selnet-refpolicy, as
+# scripts/build-refpolicy defaults to; selnet's own index cache goes to a
+# per-session directory so tests never see a stale user cache.  The real path is
+# computed once, before XDG_CACHE_HOME is overridden, and handed down through
+# REFPOLICY_ENV: xdist workers (and any subprocess) inherit the overridden
+# XDG_CACHE_HOME, so they must not derive it again.  scripts/test sets it too.
+REFPOLICY_ENV = "SELNET_TEST_REFPOLICY_DIR"
+if not os.environ.get(REFPOLICY_ENV):
+    _xdg = os.environ.get("XDG_CACHE_HOME", "")
+    _real_cache = Path(_xdg) if os.path.isabs(_xdg) else Path.home() / ".cache"
+    os.environ[REFPOLICY_ENV] = str(_real_cache / "selnet-refpolicy")
+REFPOLICY_DIR = Path(os.environ[REFPOLICY_ENV])
+# One session directory for the whole run: xdist workers use their controller's
+# (selnet's cache writes are atomic), so a policy index is built once per run, not
+# once per worker; its creator removes it.
+_SESSION_ENV = "SELNET_TEST_SESSION_CACHE"
+_OWN_SESSION_CACHE = not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(_SESSION_ENV))
+if _OWN_SESSION_CACHE:
+    os.environ[_SESSION_ENV] = tempfile.mkdtemp(prefix="selnet-test-cache-")
+_SESSION_CACHE = Path(os.environ[_SESSION_ENV])
 os.environ["XDG_CACHE_HOME"] = str(_SESSION_CACHE)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+    if _OWN_SESSION_CACHE:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The long tests (the oracle shards) first, otherwise in collection order: the
+    # workers then share them out early and finish together on the short ones.
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
 CompileCil = Callable[..., Path]
@@ -73,6 +96,8 @@ def load() -> Callable[[Path], object]:
 
 
 def _refpolicy(flavour: str) -> Path:
+    # Idempotent and quick once built (scripts/test builds every flavour before
+    # pytest); serialised by build-refpolicy's own lock when workers race.
     script = ROOT / "scripts" / "build-refpolicy"
     proc = subprocess.run(
         [str(script), str(REFPOLICY_DIR)], capture_output=True, text=True, check=False,
@@ -101,3 +126,10 @@ def refpolicy_mcs() -> Path:
 def debian_local() -> Path:
     """Debian's modular policy plus local semanage port/node records (build-refpolicy)."""
     return _refpolicy("debian-local")
+
+
+@pytest.fixture(scope="session")
+def fixture_cache_dir() -> Path:
+    """The stable per-machine directory of the reference policies and derived caches."""
+    REFPOLICY_DIR.mkdir(parents=True, exist_ok=True)
+    return REFPOLICY_DIR

@@ -527,7 +527,7 @@ HTTPD = "system_u:system_r:httpd_t:s0"
 
 @pytest.mark.refpolicy
 def test_refpolicy_httpd_db_boolean(refpolicy) -> None:  # type: ignore[no-untyped-def]
-    from selnet.audit.interfaces import DEFAULT_INCLUDE_DIR
+    from selnet.fix.interfaces import DEFAULT_INCLUDE_DIR
 
     rep = run_audit(refpolicy, [(DATA / "refpolicy-mixed.log").read_text().splitlines()])
     g = group(rep, "boolean-off")
@@ -560,10 +560,7 @@ def test_refpolicy_exact_record_uses_m(refpolicy) -> None:  # type: ignore[no-un
     """`semanage port -a` adds a record and fails on a port that has one of its own;
     `-m` modifies that record.  (seinfo --portcon 8081: `portcon tcp 8081
     transproxy_port_t` besides `portcon tcp 1024-65535 unreserved_port_t`.)"""
-    import dataclasses
-
-    from selnet.policy.index import Policy
-    from selnet.policy.snapshot import Context, Portcon
+    from selnet.policy.overlay import ModifyPortcon
 
     # 8500/tcp has no record of its own, only the wide unreserved range: -a.
     g = group(_bind_denial(refpolicy, 8500, "unreserved_port_t"), "generic-port-type")
@@ -576,14 +573,10 @@ def test_refpolicy_exact_record_uses_m(refpolicy) -> None:  # type: ignore[no-un
     assert not [f for f in g.fixes if f.kind == "semanage-port"]
     assert g.fix is not None and g.fix.kind == "rule" and g.fix.verified
     assert g.fix.commands[0] == "(allow httpd_t transproxy_port_t (tcp_socket (name_bind)))"
-    # A live system where `semanage port -m -t unreserved_port_t -p tcp 8081` was run
-    # (libsemanage puts local records ahead of the policy's portcons): 8081 now has an
-    # exact record with a generic type, so relabeling it for httpd_t needs -m.
-    snap = refpolicy.snap
-    local = Portcon("tcp", 8081, 8081, Context("system_u", "object_r", "unreserved_port_t"), 0)
-    moved = [pc._replace(position=pc.position + 1) for pc in snap.portcons]
-    relabeled = Policy(dataclasses.replace(snap, portcons=[local, *moved]), refpolicy.source,
-                       from_cache=False)
+    # A live system where `semanage port -m -t unreserved_port_t -p tcp 8081` was run:
+    # 8081 keeps an exact record, now with a generic type, so relabeling it for
+    # httpd_t needs -m.
+    relabeled = refpolicy.with_changes(ModifyPortcon("tcp", 8081, 8081, "unreserved_port_t"))
     for logged in ("transproxy_port_t", "unreserved_port_t"):  # log from before or after
         g = group(_bind_denial(relabeled, 8081, logged), "generic-port-type")
         assert g.fix is not None and g.fix.kind == "semanage-port" and g.fix.verified
