@@ -22,6 +22,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from selnet.analyses.porttypes import PolicyFacts
 from selnet.audit.avclog import AvcRecord
 from selnet.decide.decision import Decider, Decision
 from selnet.kernel.checks import KernelCheck, for_avc
@@ -38,7 +39,6 @@ from selnet.notes import Note, note
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 
-GENERIC_RANGE = 256
 NETWORK_CAPS = frozenset({"net_bind_service", "net_raw", "net_admin", "net_broadcast"})
 PORT_PERMS = frozenset({"name_bind", "name_connect"})
 
@@ -128,39 +128,6 @@ class Diagnosis:
     def situation(self) -> str:
         return self.situations[0] if self.situations else "missing-rule"
 
-
-class PolicyFacts:
-    """Policy-derived sets used by diagnosis and fix search (computed once)."""
-
-    def __init__(self, policy: Policy) -> None:
-        snap = policy.snap
-        self.policy = policy
-        port_sid = snap.initial_sids.get("port")
-        self.port_sid_type = port_sid.type if port_sid is not None else None
-        self.portcons_of: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-        for pc in snap.portcons:
-            self.portcons_of[pc.context.type].append((pc.protocol, pc.low, pc.high))
-        labelled = set(self.portcons_of)
-        self.port_attrs = frozenset(
-            a for a, members in snap.attr_types.items()
-            if len(members) >= 3 and len(members & labelled) * 2 >= len(members)
-        )
-        pt = set(labelled)
-        for a in self.port_attrs:
-            pt |= snap.attr_types[a]
-        if self.port_sid_type:
-            pt.add(self.port_sid_type)
-        self.port_types = frozenset(pt)
-        self.generic = frozenset(
-            t for t, recs in self.portcons_of.items()
-            if any(hi - lo + 1 >= GENERIC_RANGE for _, lo, hi in recs)
-        ) | ({self.port_sid_type} if self.port_sid_type else set())
-        self.domains = frozenset(policy.domains())
-        unl = snap.initial_sids.get("unlabeled")
-        self.unlabeled_type = unl.type if unl is not None else None
-
-    def port_count(self, t: str) -> int:
-        return sum(hi - lo + 1 for _, lo, hi in self.portcons_of.get(t, ()))
 
 class Diagnoser:
     """Diagnoses records; results are cached per distinct (contexts, class, perms, port)."""
@@ -389,30 +356,13 @@ class Diagnoser:
         d.constraint_mls = con is not None and con.mls
 
     # -- used by fixes and situations -------------------------------------------------
-    def usable_port_types(self, domain: str, tclass: str, perm: str,
-                          bools: dict[str, bool] | None = None) -> dict[str, bool]:
+    def usable_port_types(self, domain: str, tclass: str, perm: str) -> dict[str, bool]:
         """Port types domain may ``perm`` now -> True when a rule names the type directly."""
-        from selnet.policy.conditions import eval_cond
-
-        if bools is None:
-            cached = self._usable.get((domain, tclass, perm))
-            if cached is not None:
-                return cached
-        b = bools or self.bools
-        out: dict[str, bool] = {}
-        for rule in self.policy.rules_from(tclass, domain):
-            if rule.ruletype != "allow" or perm not in rule.perms:
-                continue
-            if rule.cond is not None and eval_cond(rule.cond, b) != rule.branch:
-                continue
-            members = self.policy.expand(rule.target)
-            direct = rule.target not in self.policy.snap.attr_types
-            for t in members:
-                if t in self.facts.port_types:
-                    out[t] = out.get(t, False) or direct
-        if bools is None:
-            self._usable[(domain, tclass, perm)] = out
-        return out
+        key = (domain, tclass, perm)
+        got = self._usable.get(key)
+        if got is None:
+            got = self._usable[key] = self.facts.usable(domain, tclass, perm, self.bools)
+        return got
 
     def uninstalled_candidates(self, d: Diagnosis) -> list[str]:
         """Port types without any portcon the domain may use for this denial."""

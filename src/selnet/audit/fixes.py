@@ -143,7 +143,7 @@ class FixFinder:
         if not self._ifx_loaded:
             self._ifx_loaded = True
             try:
-                from selnet.audit.interfaces import InterfaceIndex
+                from selnet.fix.interfaces import InterfaceIndex
 
                 self._ifx = InterfaceIndex.load()
             except Exception:
@@ -386,7 +386,7 @@ class FixFinder:
         ifx = self._interfaces()
         if ifx is None or not denials:
             return None
-        from selnet.audit.interfaces import InterfaceIndex
+        from selnet.fix.interfaces import InterfaceIndex
 
         assert isinstance(ifx, InterfaceIndex)
         s0 = denials[0][0].type

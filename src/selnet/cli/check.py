@@ -47,8 +47,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     policy = load(args)
     bools = policy.bool_values(parse_bools(args.bool))
-    chain = evaluate(policy, build_scenario(policy, args, args.command), bools)
-    emit(args, lambda: chain_json(chain), lambda: chain_lines(chain))
+    scenario = build_scenario(policy, args, args.command)
+    chain = evaluate(policy, scenario, bools)
+    fixes = None
+    if not chain.allowed:
+        from selnet.fix.engine import FixEngine, fix_chain
+
+        engine = FixEngine(policy, bools, scenario.env, use_interfaces=not args.no_interfaces)
+        fixes = fix_chain(engine, chain)
+    emit(args, lambda: chain_json(chain, fixes), lambda: chain_lines(chain, fixes, args.fixes))
     return EXIT_OK if chain.allowed else EXIT_DENIED
 
 
@@ -62,6 +69,10 @@ def _check_parent() -> argparse.ArgumentParser:
     p.add_argument("--peer", metavar="CONTEXT", help="the peer label (default: unlabeled initial SID)")
     p.add_argument("--secmark", metavar="CONTEXT", help="SECMARK label of the packets (SECMARK active)")
     p.add_argument("--netif", metavar="NAME", help="interface for per-packet checks (default lo/eth0)")
+    p.add_argument("--fixes", type=int, default=0, metavar="N",
+                   help="show N more fixes after the best one (JSON always has them all)")
+    p.add_argument("--no-interfaces", action="store_true",
+                   help="do not look up refpolicy interfaces (selinux-policy-dev)")
     p.add_argument("--userns", action="store_true",
                    help="the network namespace belongs to a non-initial user namespace (cap_userns)")
     return p

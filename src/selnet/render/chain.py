@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 from selnet.decide.chain import ChainResult, CheckResult
 from selnet.decide.decision import BooleanFix, Grant
+from selnet.fix.engine import Fix
 from selnet.kernel.classes import obsolete_reason
 from selnet.policy.conditions import cond_booleans, infix
+from selnet.render.fixes import fix_json, fix_lines
 from selnet.render.notes import notes_text, target_text
 
 
@@ -52,10 +54,9 @@ def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
         return text
     parts: list[str] = []
     if d.reason == "boolean" and d.boolean_fixes:
-        fix = d.boolean_fixes[0]
-        sets = ", ".join(f"{n}={'on' if v else 'off'}" for n, v in fix.settings)
-        cond = infix(fix.rule.cond) if fix.rule.cond else ""
-        parts.append(f"needs {sets} (rule under [{cond}])")
+        # Every boolean that would allow it, unranked: the fixes below rank them.
+        names = sorted({n for f in d.boolean_fixes for n, _ in f.settings})
+        parts.append(f"the rules that allow it are under booleans that are off: {', '.join(names)}")
     elif d.reason == "constraint":
         parts.append(f"constraint: {d.constraint}")
     elif d.reason == "bounds":
@@ -107,7 +108,8 @@ def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]
     }
 
 
-def chain_json(chain: ChainResult) -> dict[str, object]:
+def chain_json(chain: ChainResult, fixes: Mapping[int, list[Fix]] | None = None
+               ) -> dict[str, object]:
     sc = chain.plan.scenario
     first = chain.first_denial
     return {
@@ -126,7 +128,9 @@ def chain_json(chain: ChainResult) -> dict[str, object]:
             "secmark": str(sc.env.secmark) if sc.env.secmark else None,
         },
         "first_denial": None if first is None else chain.results.index(first),
-        "checks": [check_json(r, chain.bools) for r in chain.results],
+        "checks": [{**check_json(r, chain.bools),
+                    **({"fixes": [fix_json(f) for f in fixes[i]]} if fixes and i in fixes else {})}
+                   for i, r in enumerate(chain.results)],
         "notes": notes_text(chain.plan.notes),
     }
 
@@ -137,7 +141,10 @@ def _t(ctx: object) -> str:
     return parts[2] if len(parts) >= 3 else s
 
 
-def chain_lines(chain: ChainResult) -> list[str]:
+def chain_lines(chain: ChainResult, fixes: Mapping[int, list[Fix]] | None = None,
+                more: int = 0) -> list[str]:
+    """The chain, one line per check, the verdict, then the best fix of each denied
+    check (and ``more`` alternatives)."""
     plan = chain.plan
     sc = plan.scenario
     head = (
@@ -175,6 +182,16 @@ def chain_lines(chain: ChainResult) -> list[str]:
             else "succeeds (permissive domain)"
         )
         lines.append(f"verdict: DENIED by {c.tclass} {c.perm} on {_t(c.target)}; the syscall {how}")
+    for i, found in sorted((fixes or {}).items()):
+        shown = [f for f in found if f.verified][: 1 + more]
+        c = chain.results[i].check
+        if not shown:
+            lines.append(f"  no verified fix for {c.tclass} {c.perm}")
+        for k, f in enumerate(shown):
+            lines += fix_lines(f, "  ", first=k == 0)
+        rest = len([f for f in found if f.verified]) - len(shown)
+        if rest > 0:
+            lines.append(f"  ({rest} more: --fixes {more + rest})")
     for note in notes_text(plan.notes):
         lines.append(f"  note: {note}")
     return lines

@@ -36,6 +36,19 @@ TEXT: dict[str, str] = {
     "port-restricted by SELinux",
     "port-mls-default-level": "domains are decided at their user's default level (constraints "
     "apply)",
+    # fixes (fix/engine.py)
+    "fix-boolean": "set {names}: a rule written for this access exists under it",
+    "fix-relabel-generic": "label port {ports}/{proto} {type} (now {old}, a generic type): a "
+    "port type {direct_words}",
+    "fix-relabel-service": "label port {ports}/{proto} {type} instead of {old} (semanage port "
+    "-m): serve on it as your own service's port",
+    "fix-new-port-type": "a port type of its own, {type}, for {ports}/{proto} (a local module "
+    "and semanage port)",
+    "fix-port-range": "the program picks its ports at random: let it pick inside "
+    "ip_local_port_range ({low}-{high} now; {new_low}-{new_high} covers them), where bind() "
+    "checks no name_bind, or configure it to bind a fixed port",
+    "fix-rule": "the narrowest rule for exactly this access",
+    "fix-interface": "the refpolicy interface that grants it: {names}",
     # diagnosis (audit/diagnose.py)
     "log-not-mls": "the log has no MLS levels but this policy is MLS",
     "softirq-process-fields": "pid/comm are meaningless here: per-packet checks run in softirq "
@@ -77,7 +90,11 @@ TEXT: dict[str, str] = {
 
 
 def note_text(n: Note) -> str:
-    return TEXT[n.code].format(**dict(n.args))
+    args = dict(n.args)
+    if n.code == "fix-relabel-generic":
+        args["direct_words"] = ("the domain's rules name directly" if args.get("direct") == "yes"
+                                else "the domain may use through an attribute")
+    return TEXT[n.code].format(**args)
 
 
 def notes_text(notes: list[Note] | tuple[Note, ...]) -> list[str]:
