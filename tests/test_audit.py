@@ -50,8 +50,9 @@ GEN = "system_u:object_r:gen_port_t"
 def test_generic_port_relabel_with_add(policy) -> None:  # type: ignore[no-untyped-def]
     rep = audit(policy, avc("name_bind", "src=8500", WEB, GEN))
     g = group(rep, "generic-port-type")
-    assert g.fix is not None and g.fix.kind == "semanage-port" and g.fix.verified
-    assert g.fix.commands == ["semanage port -a -t svc_port_t -p tcp 8500"]
+    assert g.fix is not None and g.fix.kind == "port-label" and g.fix.verified
+    assert g.fix.commands == ("semanage port -a -t svc_port_t -p tcp 8500",)
+    assert g.fix.tier == 0 and g.fix.opens is not None and g.fix.opens.port_numbers == 1
     assert rep.exit_denied
 
 
@@ -61,24 +62,26 @@ def test_boolean_narrowest_first(policy) -> None:  # type: ignore[no-untyped-def
     booleans = [f for f in g.fixes if f.kind == "boolean"]
     assert [f.commands[0] for f in booleans][:2] == [
         "setsebool -P web_connect_db on", "setsebool -P web_connect_any on"]
-    assert g.fix is not None and g.fix.commands == ["setsebool -P web_connect_db on"]
-    assert booleans[1].data["broad"] is True  # generic port types
-    assert not any(f.kind == "semanage-port" for f in g.fixes)  # a service's port keeps its label
+    assert g.fix is not None and g.fix.commands == ("setsebool -P web_connect_db on",)
+    assert booleans[1].broad and "generic" in booleans[1].flags  # generic port types
+    assert g.fixes.index(booleans[1]) > g.fixes.index(next(f for f in g.fixes if f.kind == "rule"))
+    assert not any(f.kind == "port-label" for f in g.fixes)  # a service's port keeps its label
 
 
 def test_rule_fix_verified_on_the_overlay(policy) -> None:  # type: ignore[no-untyped-def]
     rep = audit(policy, avc("name_bind", "src=5432", WEB, "system_u:object_r:db_port_t"))
     g = group(rep, "missing-service-port-rule")
     rule = next(f for f in g.fixes if f.kind == "rule")
-    assert rule.verified and "overlay" in rule.verify
-    assert rule.commands[0] == "(allow web_t db_port_t (tcp_socket (name_bind)))"
+    assert rule.verified and rule.changes  # applied through the overlay, decided again
+    assert rule.commands[0] == "allow web_t db_port_t:tcp_socket name_bind;"
+    assert rule.cil == ("(allow web_t db_port_t (tcp_socket (name_bind)))",)
 
 
 def test_port_label_not_installed(policy) -> None:  # type: ignore[no-untyped-def]
     rep = audit(policy, avc("name_bind", "src=9100", "system_u:system_r:worker_t", GEN))
     g = group(rep, "port-label-not-installed")
     assert g.fix is not None
-    assert g.fix.commands == ["semanage port -a -t pkg_port_t -p tcp 9100"]
+    assert g.fix.commands == ("semanage port -a -t pkg_port_t -p tcp 9100",)
 
 
 def test_constraint_no_rule_fix(policy) -> None:  # type: ignore[no-untyped-def]
@@ -95,15 +98,17 @@ def test_ephemeral_port_range(policy) -> None:  # type: ignore[no-untyped-def]
                                          (5432, "system_u:object_r:db_port_t")])]
     rep = audit(policy, "\n".join(lines))
     g = group(rep, "ephemeral-port-range")
-    assert g.fix is not None and g.fix.kind == "sysctl" and g.fix.verified
+    assert g.fix is not None and g.fix.kind == "port-range" and g.fix.verified
     assert 'net.ipv4.ip_local_port_range="32768 63999"' in g.fix.commands[-1]
+    # random ports are never relabeled one by one
+    assert not any(f.kind in ("port-label", "new-port-type") for f in g.fixes)
 
 
 def test_socket_owned_by_other_domain(policy) -> None:  # type: ignore[no-untyped-def]
     rep = audit(policy, avc("accept", "lport=80", WEB, "system_u:system_r:init_t"))
     g = group(rep, "socket-owned-by-other-domain")
     assert g.fix is not None and g.fix.kind == "rule"
-    assert g.fix.commands[0] == "(allow web_t init_t (tcp_socket (accept)))"
+    assert g.fix.commands[0] == "allow web_t init_t:tcp_socket accept;"
 
 
 def test_labeled_networking_peer_subject(policy) -> None:  # type: ignore[no-untyped-def]
@@ -136,7 +141,7 @@ def test_dontaudit_permissive_foreign_obsolete(policy) -> None:  # type: ignore[
     assert perm.entries[0].diag.situations == ["generic-port-type", "permissive"]
     assert perm.still_denied and perm.entries[0].diag.rec.permissive
     assert perm.fix is not None
-    assert perm.fix.commands == ["semanage port -a -t svc_port_t -p tcp 8600"]
+    assert perm.fix.commands == ("semanage port -a -t svc_port_t -p tcp 8600",)
     foreign = by_key[("tcp_socket", "http_port_t")]
     assert foreign.situation == "foreign-policy"
     assert "unknown type httpd_t" in " ".join(explanation(foreign))
@@ -146,10 +151,18 @@ def test_dontaudit_permissive_foreign_obsolete(policy) -> None:  # type: ignore[
 
 
 def test_label_changed_since(policy) -> None:  # type: ignore[no-untyped-def]
-    # The AVC says gen_port_t but this policy labels 8080 svc_port_t: allowed now.
+    # The AVC says gen_port_t but this policy labels 8080 svc_port_t.  The logged access
+    # (web_t -> gen_port_t) is still denied: exit 1, with both decisions; the fix gives the
+    # port, on the logging machine, the label this policy has.
     rep = audit(policy, avc("name_bind", "src=8080", WEB, GEN))
-    g = group(rep, "allowed-now")
-    assert g.entries[0].diag.label_changed and not rep.exit_denied
+    g = group(rep, "label-differs")
+    d = g.entries[0].diag
+    assert d.label_changed and rep.exit_denied and g.still_denied
+    [v] = d.verdicts
+    assert v.decision is not None and not v.decision.allowed and v.decided_target == "gen_port_t"
+    assert v.current is not None and v.current.allowed and v.current_target == "svc_port_t"
+    assert g.allowed_now
+    assert g.fix is not None and g.fix.commands == ("semanage port -m -t svc_port_t -p tcp 8080",)
 
 
 # -- every log format ------------------------------------------------------------------------
@@ -177,7 +190,7 @@ def test_formats(policy, fmt: str) -> None:  # type: ignore[no-untyped-def]
     rep = audit(policy, FORMATS[fmt])
     g = group(rep, "generic-port-type")
     assert g.fix is not None
-    assert g.fix.commands == ["semanage port -a -t svc_port_t -p tcp 8500"]
+    assert g.fix.commands == ("semanage port -a -t svc_port_t -p tcp 8500",)
 
 
 def test_grouping_repeats_and_counts(policy) -> None:  # type: ignore[no-untyped-def]
@@ -322,7 +335,7 @@ def test_dontaudit_hidden_exact(quiet_policy, port: int, target: str,  # type: i
     # the silence does not change what is needed: the verified rule fix is still offered
     rule = next(f for f in g.fixes if f.kind == "rule")
     assert rule.verified
-    assert rule.commands[0] == f"(allow web_t {target} (tcp_socket (name_bind)))"
+    assert rule.commands[0] == f"allow web_t {target}:tcp_socket name_bind;"
 
 
 def test_dontaudit_boolean_cli(quiet_policy, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -421,7 +434,7 @@ def test_mcs_levels_decide(mcs_policy) -> None:  # type: ignore[no-untyped-def]
                                 "system_u:system_r:bcli_t:s0-s0:c1", TENANT))
     [g] = rep.groups
     assert g.entries[0].diag.situations == ["boolean-off"]
-    assert g.fix is not None and g.fix.commands == ["setsebool -P bcli_tenant on"]
+    assert g.fix is not None and g.fix.commands == ("setsebool -P bcli_tenant on",)
 
 
 # -- companion records in ausearch -i and journald logs -----------------------------------------
@@ -468,7 +481,6 @@ def test_exit_status_allowed_now_vs_denied(tmp_path, capsys) -> None:  # type: i
     pol = ["--policy", str(BASE), "--policy", str(SNIPPET)]
     allowed = [
         avc("name_bind", "src=8080", WEB, "system_u:object_r:svc_port_t", serial=1),
-        avc("name_bind", "src=8080", WEB, GEN, serial=2),  # relabeled since: allowed now
         avc("name_connect", "dest=5432", WEB, "system_u:object_r:db_port_t", serial=3),
     ]
     log = tmp_path / "allowed.log"
@@ -476,14 +488,23 @@ def test_exit_status_allowed_now_vs_denied(tmp_path, capsys) -> None:  # type: i
     # with the boolean on, every network denial of the log is allowed now
     rc, out = _cli_json([*pol, "--bool", "web_connect_db=on", str(log)], capsys)
     assert rc == 0 and out["still_denied"] is False
-    # the two 8080 records decide against the same current label: one group
     assert sorted((g["situation"], g["target"], g["count"]) for g in out["groups"]) == [
-        ("allowed-now", "db_port_t", 1), ("allowed-now", "svc_port_t", 2)]
-    assert out["stats"]["network_denials"] == out["stats"]["distinct_network_denials"] == 3
+        ("allowed-now", "db_port_t", 1), ("allowed-now", "svc_port_t", 1)]
+    assert all(g["logged"]["allowed"] and g["current"]["allowed"] for g in out["groups"])
+    assert out["stats"]["network_denials"] == out["stats"]["distinct_network_denials"] == 2
     # the boolean as the policy sets it: one is still denied
     rc, out = _cli_json([*pol, str(log)], capsys)
     assert rc == 1 and out["still_denied"] is True
     assert [g["situation"] for g in out["groups"]] == ["boolean-off", "allowed-now"]
+    # Logged versus current: 8080 logged as gen_port_t (relabeled since).  The logged
+    # access is still denied (exit 1) although this policy's label would pass.
+    log.write_text(avc("name_bind", "src=8080", WEB, GEN, serial=2) + "\n")
+    rc, out = _cli_json([*pol, str(log)], capsys)
+    assert rc == 1 and out["still_denied"] is True
+    [g] = out["groups"]
+    assert g["situation"] == "label-differs"
+    assert g["logged"] == {"allowed": False, "target": "gen_port_t"}
+    assert g["current"] == {"allowed": True, "target": "svc_port_t"}
     # unreadable input: 2, before any output, even next to a good file
     assert main(["audit", *pol, str(log), str(tmp_path)]) == 2
     assert main(["audit", *pol, str(log), str(tmp_path / "missing.log")]) == 2
@@ -532,14 +553,15 @@ def test_refpolicy_httpd_db_boolean(refpolicy) -> None:  # type: ignore[no-untyp
     rep = run_audit(refpolicy, [(DATA / "refpolicy-mixed.log").read_text().splitlines()])
     g = group(rep, "boolean-off")
     assert g.fix is not None
-    assert g.fix.commands == ["setsebool -P httpd_can_network_connect_db on"]
+    assert g.fix.commands == ("setsebool -P httpd_can_network_connect_db on",)
     kinds = [f.kind for f in g.fixes]
     assert kinds.index("boolean") < kinds.index("rule")
-    broad = next(f for f in g.fixes if f.commands == ["setsebool -P httpd_can_network_connect on"])
-    assert broad.data["broad"] and g.fixes.index(broad) > g.fixes.index(g.fix)
+    broad = next(f for f in g.fixes if f.commands == ("setsebool -P httpd_can_network_connect on",))
+    assert broad.broad and "every-port" in broad.flags
+    assert g.fixes.index(broad) > g.fixes.index(g.fix)
     g2 = group(rep, "generic-port-type")
     assert g2.fix is not None
-    assert g2.fix.commands == ["semanage port -a -t http_port_t -p tcp 8500"]
+    assert g2.fix.commands == ("semanage port -a -t http_port_t -p tcp 8500",)
     # The refpolicy interface for the missing rule (selinux-policy-dev's headers, which
     # scripts/bootstrap installs): a broken interface lookup must fail, not pass quietly.
     ifaces = [f for f in g.fixes if f.kind == "interface"]
@@ -547,7 +569,7 @@ def test_refpolicy_httpd_db_boolean(refpolicy) -> None:  # type: ignore[no-untyp
         assert not ifaces
         pytest.skip(f"{DEFAULT_INCLUDE_DIR} is absent (selinux-policy-dev): interface fix unchecked")
     assert ifaces, [(f.kind, f.commands) for f in g.fixes]
-    assert ifaces[0].commands == ["corenet_tcp_connect_postgresql_port(httpd_t)"]
+    assert ifaces[0].commands == ("corenet_tcp_connect_postgresql_port(httpd_t)",)
 
 
 def _bind_denial(policy, port: int, logged_type: str) -> AuditReport:  # type: ignore[no-untyped-def]
@@ -564,26 +586,30 @@ def test_refpolicy_exact_record_uses_m(refpolicy) -> None:  # type: ignore[no-un
 
     # 8500/tcp has no record of its own, only the wide unreserved range: -a.
     g = group(_bind_denial(refpolicy, 8500, "unreserved_port_t"), "generic-port-type")
-    assert g.fix is not None and g.fix.kind == "semanage-port" and g.fix.verified
-    assert g.fix.commands == ["semanage port -a -t http_port_t -p tcp 8500"]
-    assert g.fix.data["verb"] == "-a"
-    # 8081/tcp has its exact record, a service's port type: it keeps its label (no
-    # relabel offered, neither -a nor -m); the fix is the missing rule.
+    assert g.fix is not None and g.fix.kind == "port-label" and g.fix.verified
+    assert g.fix.commands == ("semanage port -a -t http_port_t -p tcp 8500",)
+    # 8081/tcp has its exact record, a service's port type (transproxy_port_t): serving
+    # on it as a web server is `semanage port -m`, and the fix says who loses the old
+    # label; the missing rule is offered too.
     g = group(_bind_denial(refpolicy, 8081, "transproxy_port_t"), "missing-service-port-rule")
-    assert not [f for f in g.fixes if f.kind == "semanage-port"]
-    assert g.fix is not None and g.fix.kind == "rule" and g.fix.verified
-    assert g.fix.commands[0] == "(allow httpd_t transproxy_port_t (tcp_socket (name_bind)))"
+    relabel = next(f for f in g.fixes if f.commands ==
+                   ("semanage port -m -t http_port_t -p tcp 8081",))
+    assert relabel.verified and relabel.opens is not None and "loses-label" in relabel.flags
+    assert {x.target for x in relabel.opens.losses} == {"transproxy_port_t"}
+    assert "transproxy_t" in {x.subject for x in relabel.opens.losses}  # its server
+    rule = next(f for f in g.fixes if f.kind == "rule")
+    assert rule.verified
+    assert rule.commands[0] == "allow httpd_t transproxy_port_t:tcp_socket name_bind;"
     # A live system where `semanage port -m -t unreserved_port_t -p tcp 8081` was run:
     # 8081 keeps an exact record, now with a generic type, so relabeling it for
     # httpd_t needs -m.
     relabeled = refpolicy.with_changes(ModifyPortcon("tcp", 8081, 8081, "unreserved_port_t"))
     for logged in ("transproxy_port_t", "unreserved_port_t"):  # log from before or after
         g = group(_bind_denial(relabeled, 8081, logged), "generic-port-type")
-        assert g.fix is not None and g.fix.kind == "semanage-port" and g.fix.verified
-        assert g.fix.commands == ["semanage port -m -t http_port_t -p tcp 8081"]
-        assert g.fix.data["verb"] == "-m"
+        assert g.fix is not None and g.fix.kind == "port-label" and g.fix.verified
+        assert g.fix.commands == ("semanage port -m -t http_port_t -p tcp 8081",)
     g = group(_bind_denial(relabeled, 8500, "unreserved_port_t"), "generic-port-type")
-    assert g.fix is not None and g.fix.commands == ["semanage port -a -t http_port_t -p tcp 8500"]
+    assert g.fix is not None and g.fix.commands == ("semanage port -a -t http_port_t -p tcp 8500",)
 
 
 def _renumbered(lines: list[str], copies: int):  # type: ignore[no-untyped-def]

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from selnet.audit.avclog import AvcLogParser, Event, ParseStats, avc_key
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, is_network
-from selnet.audit.fixes import Fix, FixFinder, denials_of
+from selnet.fix.engine import Fix, FixEngine, Need, Situation
+from selnet.kernel.classes import PORT_PROTOCOLS
 from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
 
@@ -62,6 +63,11 @@ class Group:
         ok = [f for f in self.fixes if f.verified]
         return ok[0] if ok else None
 
+    @property
+    def allowed_now(self) -> bool:
+        """The same operations under the given policy's own labels."""
+        return all(v.allowed_now is not False for e in self.entries for v in e.diag.verdicts)
+
 
 @dataclass(slots=True)
 class AuditReport:
@@ -86,7 +92,8 @@ class Auditor:
         self.policy = policy
         self.env = env or NetEnv()
         self.dx = Diagnoser(policy, bools, self.env)
-        self.finder = FixFinder(self.dx, interfaces=interfaces, use_interfaces=use_interfaces)
+        self.engine = FixEngine(policy, self.dx.bools, self.env, facts=self.dx.facts,
+                                interfaces=interfaces, use_interfaces=use_interfaces)
         self.parser = AvcLogParser()
         self.entries: dict[object, Entry] = {}
         self.show_broad = show_broad
@@ -157,8 +164,7 @@ class Auditor:
                     d.situations.insert(0, "ephemeral-port-range")
                 gk = (d.domain, "ephemeral-port-range", d.tclass, eph_key[2])
             else:
-                target = d.tcon.type if d.tcon is not None else d.target_type
-                gk = (d.domain, d.situation, d.tclass, target)
+                gk = (d.domain, d.situation, d.tclass, d.target_type)
             g = groups.get(gk)
             if g is None:
                 g = groups[gk] = Group(gk[0], gk[1], gk[2], gk[3], [])
@@ -166,39 +172,24 @@ class Auditor:
         out = sorted(groups.values(), key=lambda g: (not g.still_denied, g.domain, -g.count))
         for g in out:
             self._fix_group(g)
-            g.fixes.sort(key=lambda f: (not f.verified, f.tier, f.breadth))
         broad = self._broad(out) if self.show_broad else None
         return AuditReport(self.policy, self.parser.stats, out, self.network, self.granted,
                            self.non_network, len(self.entries), broad)
 
     def _fix_group(self, g: Group) -> None:
         diags = [e.diag for e in g.entries]
-        d0 = diags[0]
-        denials = denials_of(diags)
-        if not g.still_denied or not denials:
+        if not g.still_denied:
             return
         if g.situation in ("foreign-policy", "obsolete-permission", "constraint"):
-            return
-        f = self.finder
+            return  # no label, boolean or rule helps (see the explanation)
+        situation = Situation()
         if g.situation == "ephemeral-port-range":
             # Widen over the generic-labeled ports only: a port that happens to carry a
             # service's label (an "accidental type") must not become ephemeral.
             generic = self.dx.facts.generic
-            ports = sorted({d.port for d in diags if d.port is not None
-                            and d.tcon is not None and d.tcon.type in generic})
-            if ports and any("name_bind" in d.perms for d in diags):
-                g.fixes.append(f.sysctl_fix(ports, self.env))
-            return
-        g.fixes.extend(f.boolean_fixes(diags, denials))
-        sem = f.semanage_fix(diags, denials) if d0.port is not None else None
-        if sem is not None:
-            g.fixes.append(sem)
-        ifx = f.interface_fix(denials)
-        if ifx is not None:
-            g.fixes.append(ifx)
-        rule = f.rule_fix(denials)
-        if rule is not None:
-            g.fixes.append(rule)
+            diags = [d for d in diags if d.port is not None and d.target_type in generic]
+            situation.ephemeral_ports = tuple(sorted({d.port for d in diags if d.port}))
+        g.fixes = self.engine.fixes(needs_of(diags), situation)
 
     def _broad(self, groups: list[Group]) -> dict[str, object]:
         per_domain: dict[str, int] = {}
@@ -238,3 +229,23 @@ def run_audit(policy: Policy, sources: Iterable[Iterable[str | bytes]],
     for lines in sources:
         a.feed(lines)
     return a.report()
+
+
+def needs_of(diags: Iterable[Diagnosis]) -> list[Need]:
+    """The logged accesses the policy still denies: each exactly as logged."""
+    out: dict[Need, None] = {}
+    for d in diags:
+        if d.scon is None or d.logged_tcon is None:
+            continue
+        for v in d.verdicts:
+            if v.decision is None or v.decision.allowed or v.obsolete is not None:
+                continue
+            port = d.port if v.perm in PORT_PERMS else None
+            proto = d.protocol if port is not None and d.protocol in PORT_PROTOCOLS else None
+            # Relabeled since and still denied under the given policy's label: fix the
+            # operation as it happens now; allowed under that label: fix the logged one.
+            tcon = d.tcon if v.current is not None and not v.current.allowed else d.logged_tcon
+            assert tcon is not None
+            out[Need(d.scon, tcon, d.tclass, v.perm, d.scon.type,
+                     port if proto else None, proto)] = None
+    return list(out)

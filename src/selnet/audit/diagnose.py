@@ -58,6 +58,7 @@ SITUATIONS = (
     "permissive",
     "missing-rule",
     "allowed-now",
+    "label-differs",
 )
 
 
@@ -79,9 +80,19 @@ def is_network(rec: AvcRecord) -> bool:
 @dataclass(slots=True)
 class PermVerdict:
     perm: str
-    decision: Decision | None  # None: could not be decided (foreign policy, obsolete)
-    decided_target: str  # the target type decided against (current label for ports)
+    decision: Decision | None  # the access exactly as logged; None: foreign policy, obsolete
+    decided_target: str  # the logged target type
     obsolete: str | None = None
+    # The same operation under the given policy's labels, when its label for the port
+    # differs from the logged one (a local record on the logging machine, or a relabel).
+    current: Decision | None = None
+    current_target: str | None = None
+
+    @property
+    def allowed_now(self) -> bool | None:
+        """Is the operation allowed under the given policy's own labels?"""
+        dec = self.current if self.current is not None else self.decision
+        return None if dec is None else dec.allowed
 
 
 @dataclass(slots=True)
@@ -96,8 +107,8 @@ class Diagnosis:
     notes: list[Note]
     verdicts: list[PermVerdict] = field(default_factory=list)
     scon: Context | None = None
-    tcon: Context | None = None  # the target as the kernel would resolve it NOW
-    logged_tcon: Context | None = None
+    tcon: Context | None = None  # the target under the given policy's labels
+    logged_tcon: Context | None = None  # the target exactly as logged
     foreign: list[str] = field(default_factory=list)
     port: int | None = None
     protocol: str | None = None
@@ -109,7 +120,7 @@ class Diagnosis:
 
     @property
     def still_denied(self) -> bool:
-        """The given policy still denies at least one permission (or cannot tell)."""
+        """The given policy still denies the logged access (or cannot tell)."""
         if self.foreign:
             return True
         return any(
@@ -257,11 +268,13 @@ class Diagnoser:
         # The verdicts.
         for p in rec.perms:
             if p in obsolete:
-                d.verdicts.append(PermVerdict(p, None, d.tcon.type, obsolete[p]))
+                d.verdicts.append(PermVerdict(p, None, tcon.type, obsolete[p]))
                 continue
-            target = d.tcon if p in PORT_PERMS else tcon
-            d.verdicts.append(PermVerdict(p, self.decide(scon, target, rec.tclass, p),
-                                          target.type))
+            v = PermVerdict(p, self.decide(scon, tcon, rec.tclass, p), tcon.type)
+            if p in PORT_PERMS and d.label_changed:
+                v.current = self.decide(scon, d.tcon, rec.tclass, p)
+                v.current_target = d.tcon.type
+            d.verdicts.append(v)
         self._situations(d)
         return d
 
@@ -296,7 +309,10 @@ class Diagnoser:
         if any(x.reason == "boolean" for x in denied):
             sit.append("boolean-off")
         if is_port:
-            ttype = d.tcon.type
+            assert d.logged_tcon is not None
+            # the label a fix will change: this policy's when it denies too, else the logged
+            now_denied = any(v.current is not None and not v.current.allowed for v in d.verdicts)
+            ttype = d.tcon.type if now_denied else d.logged_tcon.type
             if ttype in facts.generic:
                 if self.uninstalled_candidates(d):
                     # after a constraint (no label or rule helps past it), else first
@@ -316,6 +332,11 @@ class Diagnoser:
         if any(x.silent for x in denied):
             sit.append("dontaudit-hidden")
             d.notes.append(note("dontaudit-hidden"))
+        if d.label_changed and all(v.allowed_now for v in d.verdicts
+                                   if v.decision is not None and not v.decision.allowed):
+            sit.insert(0, "label-differs")
+            d.notes.append(note("label-differs", port=d.port, proto=d.protocol,
+                                logged=d.target_type, now=d.tcon.type))
         if not sit:
             sit.append("missing-rule")
         d.situations[:0] = [s for s in sit if s not in d.situations]

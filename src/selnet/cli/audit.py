@@ -67,7 +67,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for h in handles:
             if h is not sys.stdin:
                 h.close()
-    emit(args, lambda: report_json(report), lambda: report_lines(report))
+    emit(args, lambda: report_json(report), lambda: report_lines(report, args.fixes))
     return EXIT_DENIED if report.exit_denied else EXIT_OK
 
 
@@ -81,6 +81,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("files", nargs="*", metavar="FILE", help="audit.log, ausearch, journal, dmesg")
     p.add_argument("--show-broad", action="store_true",
                    help="also show the blast radius of a permissive domain / setenforce 0")
+    p.add_argument("--fixes", type=int, default=0, metavar="N",
+                   help="show N more fixes after the best one (JSON always has them all)")
     p.add_argument("--no-interfaces", action="store_true",
                    help="do not look up refpolicy interfaces (selinux-policy-dev)")
     p.set_defaults(func=cmd_audit)

@@ -226,26 +226,24 @@ class FixEngine:
         assert n0.proto is not None
         proto = n0.proto
         ports = sorted({n.port for n in port_needs if n.port is not None})
-        labels = {p: port_label(self.policy, proto, p) for p in ports}
-        generic = all(lab.type in self.facts.generic for lab in labels.values())
+        # The label the denial was decided against (as logged, for an AVC); the records of
+        # the given policy decide between -a and -m.
+        old_types = sorted({n.tcon.type for n in port_needs})
+        labels = {p: port_label(self.policy, proto, p, with_shadowed=False) for p in ports}
+        generic = all(t in self.facts.generic for t in old_types)
         # A port labeled for another service is relabeled only to serve on it (bind):
         # connecting to it means talking to that service.
         if not generic and n0.perm != "name_bind":
             return []
         out = []
         for rank, (t, direct) in enumerate(self._own_types(n0)[:4]):
-            if t in (lab.type for lab in labels.values()):
+            if t in old_types and all(lab.type == t for lab in labels.values()):
                 continue
-            changes: list[Change] = []
-            for p in ports:
-                rec = labels[p].matched
-                exact = isinstance(rec, Portcon) and rec.low == rec.high == p
-                changes.append(ModifyPortcon(proto, p, p, t) if exact else
-                               AddPortcon(proto, p, p, t))
+            changes: list[Change] = [self._label_change(proto, p, t) for p in ports]
             cmds = [c.describe() for c in changes]
-            old = sorted({lab.type for lab in labels.values()})
             why = note("fix-relabel-generic" if generic else "fix-relabel-service",
-                       ports=", ".join(map(str, ports)), proto=proto, type=t, old=", ".join(old),
+                       ports=", ".join(map(str, ports)), proto=proto, type=t,
+                       old=", ".join(old_types),
                        direct="yes" if direct else "no")
             fix = self._make("port-label", needs, want, cmds, why, changes,
                              accepted=generic and direct, preference=rank,
@@ -253,6 +251,13 @@ class FixEngine:
             if fix.verified:
                 out.append(fix)
         return out
+
+    def _label_change(self, proto: str, port: int, t: str) -> AddPortcon | ModifyPortcon:
+        """``semanage port -m`` for a port with a record of exactly its own (``-a`` would be
+        refused), ``-a`` otherwise: a local record the kernel sees first."""
+        rec = port_label(self.policy, proto, port).matched
+        exact = isinstance(rec, Portcon) and rec.low == rec.high == port
+        return ModifyPortcon(proto, port, port, t) if exact else AddPortcon(proto, port, port, t)
 
     def _new_port_type(self, needs: Sequence[Need], want: Want) -> list[Fix]:
         """A port type of the domain's own in a local module, and its semanage command."""
@@ -264,25 +269,25 @@ class FixEngine:
         if any(n.scon.type != n0.scon.type or n.proto != n0.proto for n in port_needs):
             return []
         ports = sorted({n.port for n in port_needs if n.port is not None})
-        labels = [port_label(self.policy, n0.proto, p) for p in ports]
-        if not all(lab.type in self.facts.generic for lab in labels):
+        old_types = sorted({n.tcon.type for n in port_needs})
+        if not all(t in self.facts.generic for t in old_types):
             return []
         name = n0.domain.removesuffix("_t") + "_port_t"
         if self.policy.snap.resolve_type(name) is not None:
             return []
         # The new type keeps the generic type's attributes: whoever reached the port
         # through them still does, and only the domain gains.
-        attrs = tuple(sorted(self.policy.snap.type_attrs.get(labels[0].type, ())))
+        attrs = tuple(sorted(self.policy.snap.type_attrs.get(old_types[0], ())))
         perms = sorted({n.perm for n in port_needs})
         changes: list[Change] = [AddType(name, attrs)]
         changes += [AddRule("allow", n0.scon.type, name, n0.tclass, frozenset(perms))]
-        changes += [AddPortcon(n0.proto, p, p, name) for p in ports]
+        changes += [self._label_change(n0.proto, p, name) for p in ports]
         cil = (f"(type {name})", *(f"(typeattributeset {a} ({name}))" for a in attrs),
                f"(allow {n0.scon.type} {name} ({n0.tclass} ({' '.join(perms)})))")
         ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
         te = (f"type {name};", *(f"typeattribute {name} {a};" for a in attrs),
               f"allow {n0.scon.type} {name}:{n0.tclass} {ptext};")
-        cmds = (*cil, *(f"semanage port -a -t {name} -p {n0.proto} {p}" for p in ports))
+        cmds = (*cil, *(c.describe() for c in changes if isinstance(c, AddPortcon | ModifyPortcon)))
         why = note("fix-new-port-type", type=name, ports=", ".join(map(str, ports)),
                    proto=n0.proto)
         fix = self._make("new-port-type", needs, want, cmds, why, changes, cil=cil, te=te,

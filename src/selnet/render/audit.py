@@ -5,11 +5,14 @@ from __future__ import annotations
 from selnet.audit.auditor import AuditReport, Group
 from selnet.audit.avclog import AvcRecord
 from selnet.audit.diagnose import Diagnosis
-from selnet.audit.fixes import Fix
 from selnet.kernel.checks import KERNEL_VERSION, KernelCheck
 from selnet.kernel.classes import CLASS_PROTOCOL
+from selnet.policy.snapshot import Context
 from selnet.render.chain import boolean_fix_json
+from selnet.render.fixes import fix_json, fix_lines
 from selnet.render.notes import notes_text
+
+_NO_TARGET = Context("", "", "?")
 
 # What each role of a check (kernel/checks.py) is, in words.
 ROLE_WORDS = {
@@ -58,15 +61,6 @@ def constraint_detail(d: Diagnosis) -> str | None:
     return (f"constraint: {stmt} fails for user/role/type {d.scon.user}/{d.scon.role}/"
             f"{d.scon.type} -> {d.tcon.user}/{d.tcon.role}/{d.tcon.type}; an allow rule alone "
             "will not help")
-
-
-def fix_json(f: Fix) -> dict[str, object]:
-    return {
-        "kind": f.kind, "title": f.title, "commands": f.commands,
-        "breadth": f.breadth, "verified": f.verified, "verification": f.verify,
-        "also_grants": f.grants, "alternatives": f.alternatives,
-        **({"details": f.data} if f.data else {}),
-    }
 
 
 def kernel_check_json(d: Diagnosis) -> dict[str, object]:
@@ -218,6 +212,11 @@ def group_json(g: Group) -> dict[str, object]:
     return {
         "domain": g.domain, "situation": g.situation, "tclass": g.tclass, "target": g.target,
         "count": g.count, "still_denied": g.still_denied,
+        "logged": {"allowed": not g.still_denied,
+                   "target": g.entries[0].diag.target_type},
+        "current": {"allowed": g.allowed_now,
+                    "target": (g.entries[0].diag.tcon or g.entries[0].diag.logged_tcon
+                               or _NO_TARGET).type},
         "explanation": explanation(g),
         "fix": fix_json(fix) if fix else None,
         "fixes": [fix_json(f) for f in g.fixes],
@@ -245,7 +244,7 @@ def report_json(r: AuditReport) -> dict[str, object]:
     }
 
 
-def report_lines(r: AuditReport) -> list[str]:
+def report_lines(r: AuditReport, more: int = 0) -> list[str]:
     st = r.stats
     out = [
         f"{st.lines} lines: {r.network_records} network denials ({r.distinct} distinct), "
@@ -261,25 +260,14 @@ def report_lines(r: AuditReport) -> list[str]:
                    f"({g.count} record{'s' if g.count != 1 else ''}, {state})")
         for line in explanation(g):
             out.append(f"    {line}")
-        fix = g.fix
-        if fix is not None:
-            out.append(f"  fix ({fix.kind}, verified: {fix.verify}): {fix.title}")
-            for c in fix.commands:
-                out.append(f"      {c}")
-            for gr in fix.grants:
-                out.append(f"      opens: {gr}")
-            for alt in fix.alternatives:
-                out.append(f"      alternative: {alt}")
-        elif g.still_denied:
+        shown = [f for f in g.fixes if f.verified][: 1 + more]
+        for k, f in enumerate(shown):
+            out += fix_lines(f, "  ", first=k == 0)
+        if not shown and g.still_denied:
             out.append("  no verified fix (see the explanation)")
-        rest = [f for f in g.fixes if f is not fix]
-        for f in rest:
-            mark = "verified" if f.verified else "NOT verified"
-            out.append(f"  other fix ({f.kind}, {mark}): {f.title}")
-            for c in f.commands:
-                out.append(f"      {c}")
-            for gr in f.grants[:3]:
-                out.append(f"      opens: {gr}")
+        rest = len([f for f in g.fixes if f.verified]) - len(shown)
+        if rest > 0:
+            out.append(f"  ({rest} more: --fixes {more + rest})")
     if r.broad is not None:
         out.append("")
         out.append("broad switches (blast radius only, never a fix):")

@@ -63,6 +63,9 @@ TEXT: dict[str, str] = {
     "record-permissive": "permissive: the access went through, but it would have been denied in "
     "enforcing mode",
     "domain-permissive": "{domain} is a permissive domain in this policy",
+    "label-differs": "as logged ({logged}) the access is still denied; under this policy's label "
+    "for {port}/{proto} ({now}) it would be allowed: give the port that label on the machine "
+    "that logged it",
     "allowed-now": "the given policy allows this now (a boolean, label or rule changed since the "
     "log was written)",
     "socket-from-other-domain": "the socket was created by {creator} (e.g. systemd socket "
