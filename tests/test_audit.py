@@ -294,8 +294,8 @@ def test_permissive_type_in_policy(quiet_policy, permissive: int) -> None:  # ty
     assert (v.decision.allowed, v.decision.enforced, v.decision.silent) == (False, False, False)
     assert g.still_denied and rep.exit_denied
     text = "\n".join(explanation(g))
-    assert "name_bind -> quiet_port_t: denied: no allow rule (lax_t is permissive: not enforced)" \
-        in text
+    assert ("name_bind -> quiet_port_t (as logged): denied: no allow rule (lax_t is permissive: "
+            "not enforced)") in text
     if not permissive:
         assert "lax_t is a permissive domain in this policy" in text
     assert "dontaudit" not in text  # the dontaudit rules are web_t's, not lax_t's

@@ -79,6 +79,7 @@ class AuditReport:
     non_network_records: int
     distinct: int
     broad: dict[str, object] | None = None
+    bools: dict[str, bool] = field(default_factory=dict)  # the values decided with
 
     @property
     def exit_denied(self) -> bool:
@@ -174,7 +175,7 @@ class Auditor:
             self._fix_group(g)
         broad = self._broad(out) if self.show_broad else None
         return AuditReport(self.policy, self.parser.stats, out, self.network, self.granted,
-                           self.non_network, len(self.entries), broad)
+                           self.non_network, len(self.entries), broad, dict(self.dx.bools))
 
     def _fix_group(self, g: Group) -> None:
         diags = [e.diag for e in g.entries]

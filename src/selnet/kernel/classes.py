@@ -37,15 +37,24 @@ PACKET_CLASSES = frozenset({"node", "netif", "peer", "packet", "association"})
 NETWORK_CLASSES = INET_SOCKET_CLASSES | PACKET_CLASSES | CAPABILITY_CLASSES
 
 # Why each obsolete permission does nothing today (section 9).
-_LEGACY = "legacy compat_net per-packet check, removed from the kernel in 2.6.30"
+# The compat_net checks (2.6.25-2.6.29 hooks.c; compat_net went in 2.6.30).  Inbound ones
+# were made on the receiving socket (selinux_sock_rcv_skb_iptables_compat), outbound ones
+# on the sending socket at postroute (selinux_ip_postroute_iptables_compat).  Today the
+# peer/netif/node/packet checks of labeled networking and SECMARK replace them.
+_LEGACY_IN = ("legacy compat_net inbound check, made against the RECEIVING socket "
+              "(selinux_sock_rcv_skb_iptables_compat); removed in 2.6.30, replaced by netif "
+              "ingress / node recvfrom / peer recv (labeled networking) and packet recv (SECMARK)")
+_LEGACY_OUT = ("legacy compat_net outbound check, made against the sending socket at postroute "
+               "(selinux_ip_postroute_iptables_compat); removed in 2.6.30, replaced by netif "
+               "egress / node sendto (labeled networking) and packet send (SECMARK)")
 OBSOLETE: dict[tuple[str, str], str] = {}
 for _cls in ("netif", "node"):
     for _proto in ("tcp", "udp", "rawip", "dccp"):
-        for _dir in ("recv", "send"):
-            OBSOLETE[(_cls, f"{_proto}_{_dir}")] = _LEGACY
+        OBSOLETE[(_cls, f"{_proto}_recv")] = _LEGACY_IN
+        OBSOLETE[(_cls, f"{_proto}_send")] = _LEGACY_OUT
 for _cls in INET_SOCKET_CLASSES:
-    OBSOLETE[(_cls, "recv_msg")] = _LEGACY
-    OBSOLETE[(_cls, "send_msg")] = _LEGACY
+    OBSOLETE[(_cls, "recv_msg")] = _LEGACY_IN
+    OBSOLETE[(_cls, "send_msg")] = _LEGACY_OUT
     OBSOLETE[(_cls, "sendto")] = "not checked for INET sockets (it is checked for unix_dgram_socket)"
 OBSOLETE[("node", "enforce_dest")] = "never checked by mainline"
 for _perm in ("connectto", "newconn", "acceptfrom"):

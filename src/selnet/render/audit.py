@@ -5,6 +5,7 @@ from __future__ import annotations
 from selnet.audit.auditor import AuditReport, Group
 from selnet.audit.avclog import AvcRecord
 from selnet.audit.diagnose import Diagnosis
+from selnet.decide.decision import Decision
 from selnet.kernel.checks import KERNEL_VERSION, KernelCheck
 from selnet.kernel.classes import CLASS_PROTOCOL
 from selnet.policy.snapshot import Context
@@ -45,6 +46,15 @@ def _operation(d: Diagnosis, ck: KernelCheck) -> str:
         where = f" on {f['netif']}" if "netif" in f else ""
         return f"{ck.operation}: to {f.get('daddr', '?')}{where}"
     return ck.operation
+
+
+def allowed_by(dec: Decision, perm: str) -> str:
+    """The rule that allows it now, with the boolean it sits under (the allowed-now case)."""
+    active = [g for g in dec.grants if g.active]
+    if not active:
+        return "handle_unknown=allow (the policy does not define it)"
+    rule = active[0].rule
+    return rule._replace(perms=frozenset({perm})).sesearch()
 
 
 def constraint_detail(d: Diagnosis) -> str | None:
@@ -140,7 +150,14 @@ def explanation(g: Group) -> list[str]:
                 why += " (dontaudit: would not be logged)"
             if not dec.enforced:
                 why += f" ({d.domain} is permissive: not enforced)"
-            verdicts.append(f"{v.perm} -> {v.decided_target}: {why}")
+            if dec.allowed:
+                why = "allowed by " + allowed_by(dec, v.perm)
+            text = f"{v.perm} -> {v.decided_target} (as logged): {why}"
+            if v.current is not None:
+                now = ("allowed by " + allowed_by(v.current, v.perm) if v.current.allowed
+                       else "denied")
+                text += f"; under this policy's label ({v.current_target}): {now}"
+            verdicts.append(text)
     if verdicts:
         out.append("this policy: " + "; ".join(verdicts))
     if rec.permissive:
