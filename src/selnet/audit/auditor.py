@@ -247,6 +247,7 @@ def needs_of(diags: Iterable[Diagnosis]) -> list[Need]:
             # operation as it happens now; allowed under that label: fix the logged one.
             tcon = d.tcon if v.current is not None and not v.current.allowed else d.logged_tcon
             assert tcon is not None
+            logged = d.logged_tcon.type if tcon is not d.logged_tcon else None
             out[Need(d.scon, tcon, d.tclass, v.perm, d.scon.type,
-                     port if proto else None, proto)] = None
+                     port if proto else None, proto, logged)] = None
     return list(out)

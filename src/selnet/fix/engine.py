@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from selnet.analyses.porttypes import PolicyFacts
 from selnet.decide.chain import ChainResult
 from selnet.decide.decision import Decider
+from selnet.errors import InputError
 from selnet.fix.opens import PORT_PERMS, Measurer, Opens, Want
+from selnet.kernel.classes import NETWORK_CLASSES
 from selnet.model.env import NetEnv
 from selnet.model.labels import port_label
 from selnet.notes import Note, note
@@ -57,6 +59,7 @@ class Need:
     domain: str  # the process's domain (interfaces are called with it)
     port: int | None = None  # the port behind name_bind/name_connect
     proto: str | None = None
+    logged_type: str | None = None  # the logged target type, when the policy labels it otherwise
 
     @property
     def port_check(self) -> bool:
@@ -161,7 +164,11 @@ class FixEngine:
               require: tuple[str, ...] = (),
               described: tuple[tuple[str, str], ...] = (), preference: int = 0,
               domain_limit: int = NARROW_DOMAINS) -> Fix:
-        changed, ok = self._verify(needs, changes, settings)
+        try:
+            changed, ok = self._verify(needs, changes, settings)
+        except InputError as exc:  # a change the policy refuses: never offered
+            return Fix(kind, tuple(commands), False, None, note("fix-refused", reason=str(exc)),
+                       3, ("refused",))
         opens = self.measurer.measure(changed, changes, settings, want)
         flags = _flags(opens, domain_limit)
         narrow = not flags or flags == ("loses-label",)
@@ -235,8 +242,14 @@ class FixEngine:
         # connecting to it means talking to that service.
         if not generic and n0.perm != "name_bind":
             return []
-        out = []
+        out = self._evidence_labels(port_needs, want, proto, ports, old_types)
+        if n0.perm == "name_connect":
+            return out
+        evidence = {f.changes[0].context for f in out
+                    if isinstance(f.changes[0], AddPortcon | ModifyPortcon)}
         for rank, (t, direct) in enumerate(self._own_types(n0)[:4]):
+            if t in evidence:
+                continue
             if t in old_types and all(lab.type == t for lab in labels.values()):
                 continue
             changes: list[Change] = [self._label_change(proto, p, t) for p in ports]
@@ -251,6 +264,52 @@ class FixEngine:
             if fix.verified:
                 out.append(fix)
         return out
+
+    def _evidence_labels(self, needs: Sequence[Need], want: Want, proto: str, ports: list[int],
+                         old_types: list[str]) -> list[Fix]:
+        """Relabels with evidence of what the port is: the label the log shows, or the port's
+        type on another protocol (udp 443 beside tcp 443 http_port_t).  A client's denial is
+        relabeled only so, never to some type the domain happens to reach.  When the domain
+        may not use that type either, the fix adds the narrow rule."""
+        n0 = needs[0]
+        evidence: dict[str, str] = {}
+        serving = n0.perm == "name_bind"
+        for n in needs:
+            # Who the remote service is, the log tells a client; a server serves on its own
+            # type, whatever another service's label the port had.
+            if n.logged_type and n.logged_type not in self.facts.generic and not serving:
+                evidence.setdefault(n.logged_type, "logged")
+        for p in ports:
+            for other in ("tcp", "udp", "sctp", "dccp"):
+                if other != proto:
+                    t = port_label(self.policy, other, p, with_shadowed=False).type
+                    if t in self.facts.generic or t in old_types:
+                        continue
+                    if serving and not self._serves_on(n0.scon.type, t):
+                        continue
+                    evidence.setdefault(t, f"{other}-label")
+        out = []
+        for rank, (t, source) in enumerate(evidence.items()):
+            changes: list[Change] = [self._label_change(proto, p, t) for p in ports]
+            cmds = [c.describe() for c in changes]
+            why = note("fix-relabel-evidence", ports=", ".join(map(str, ports)), proto=proto,
+                       type=t, old=", ".join(old_types), source=source)
+            fix = self._make("port-label", needs, want, cmds, why, changes, preference=rank,
+                             domain_limit=NARROW_RELABEL_DOMAINS, accepted=True)
+            if not fix.verified:
+                rule = AddRule("allow", n0.scon.type, t, n0.tclass, frozenset({n0.perm}))
+                te = f"allow {n0.scon.type} {t}:{n0.tclass} {n0.perm};"
+                fix = self._make("port-label", needs, want, (*cmds, te), why, (*changes, rule),
+                                 preference=rank, domain_limit=NARROW_RELABEL_DOMAINS,
+                                 te=(te,), require=(n0.scon.type, t), accepted=True)
+            if fix.verified:
+                out.append(fix)
+        return out
+
+    def _serves_on(self, domain: str, t: str) -> bool:
+        """Does a rule of the domain's own name port type ``t`` for name_bind (any protocol)?"""
+        return any(self.facts.usable(domain, c, "name_bind", self.bools).get(t, False)
+                   for c in ("tcp_socket", "udp_socket", "sctp_socket", "dccp_socket"))
 
     def _label_change(self, proto: str, port: int, t: str) -> AddPortcon | ModifyPortcon:
         """``semanage port -m`` for a port with a record of exactly its own (``-a`` would be
@@ -365,8 +424,8 @@ class FixEngine:
             for tgt, c, p in m.grants:
                 if tgt != "self" and snap.resolve_type(tgt) is None and tgt not in snap.attr_types:
                     return []  # an interface naming types this policy lacks
-                if c not in snap.classes or p not in snap.classes[c]:
-                    continue
+                if c not in NETWORK_CLASSES or c not in snap.classes or p not in snap.classes[c]:
+                    continue  # selnet decides the network classes; the rest is not its business
                 changes.append(AddRule("allow", d0, tgt, c, frozenset({p})))
             for a in m.joined_attributes:
                 if a in snap.attr_types:
@@ -390,6 +449,8 @@ def _flags(opens: Opens, domain_limit: int = NARROW_DOMAINS) -> tuple[str, ...]:
         flags.append("many-ports")
     if opens.losses:
         flags.append("loses-label")
+    if opens.takes_service_port:
+        flags.append("takes-service-port")
     return tuple(flags)
 
 

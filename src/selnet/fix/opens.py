@@ -61,10 +61,17 @@ class Opens:
     excess_domains: tuple[str, ...]  # subjects gaining the needed permission, other than those denied
     excess_port_numbers: int  # ports gained beyond the ones denied (any subject, any port perm)
     estimated: bool = False  # a rule too wide to decide pair by pair was counted
+    generic_types: frozenset[str] = frozenset()  # the policy's generic port types
 
     @property
     def every_port(self) -> bool:
         return self.port_numbers >= 60000
+
+    @property
+    def takes_service_port(self) -> bool:
+        """A relabel takes a port from another service's server (it may no longer bind it)."""
+        return any(g.perm == "name_bind" and g.target not in self.generic_types
+                   for g in self.losses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,4 +228,4 @@ class Measurer:
         generic = any(t in self.facts.generic for t in port_types)
         return Opens(tuple(gains), tuple(losses), tuple(domains), numbers,
                      tuple(sorted(port_types)), generic, tuple(excess), numbers - needed,
-                     estimated)
+                     estimated, self.facts.generic)

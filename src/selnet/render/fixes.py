@@ -13,6 +13,7 @@ FLAG_WORDS = {
     "many-ports": "many ports",
     "loses-label": "the old label's users lose the port",
     "system-wide": "system-wide setting",
+    "takes-service-port": "TAKES ANOTHER SERVICE'S PORT",
 }
 
 
@@ -62,7 +63,7 @@ def opens_text(o: Opens | None) -> str:
         parts.append("also " + ", ".join(o.excess_domains[:3]) + more)
     if o.losses:
         lost = sorted({g.subject for g in o.losses})
-        parts.append(f"{len(lost)} domain{'s' if len(lost) != 1 else ''} lose "
+        parts.append(f"{len(lost)} domain{'s lose' if len(lost) != 1 else ' loses'} "
                      f"{o.losses[0].target} there ({', '.join(lost[:3])}"
                      + (" ..." if len(lost) > 3 else "") + ")")
     return "opens: " + "; ".join(parts)

@@ -42,6 +42,9 @@ TEXT: dict[str, str] = {
     "port type {direct_words}",
     "fix-relabel-service": "label port {ports}/{proto} {type} instead of {old} (semanage port "
     "-m): serve on it as your own service's port",
+    "fix-relabel-evidence": "label port {ports}/{proto} {type} (now {old}): the {source_words} "
+    "says it is that service's port",
+    "fix-refused": "not applicable to this policy: {reason}",
     "fix-new-port-type": "a port type of its own, {type}, for {ports}/{proto} (a local module "
     "and semanage port)",
     "fix-port-range": "the program picks its ports at random: let it pick inside "
@@ -94,6 +97,10 @@ TEXT: dict[str, str] = {
 
 def note_text(n: Note) -> str:
     args = dict(n.args)
+    if n.code == "fix-relabel-evidence":
+        src = args.get("source", "")
+        args["source_words"] = ("log's label" if src == "logged"
+                                else f"port's {src.removesuffix('-label')} label")
     if n.code == "fix-relabel-generic":
         args["direct_words"] = ("the domain's rules name directly" if args.get("direct") == "yes"
                                 else "the domain may use through an attribute")
