@@ -238,12 +238,10 @@ class FixEngine:
         old_types = sorted({n.tcon.type for n in port_needs})
         labels = {p: port_label(self.policy, proto, p, with_shadowed=False) for p in ports}
         generic = all(t in self.facts.generic for t in old_types)
+        out = self._evidence_labels(port_needs, want, proto, ports, old_types)
         # A port labeled for another service is relabeled only to serve on it (bind):
         # connecting to it means talking to that service.
-        if not generic and n0.perm != "name_bind":
-            return []
-        out = self._evidence_labels(port_needs, want, proto, ports, old_types)
-        if n0.perm == "name_connect":
+        if n0.perm == "name_connect" or (not generic and n0.perm != "name_bind"):
             return out
         evidence = {f.changes[0].context for f in out
                     if isinstance(f.changes[0], AddPortcon | ModifyPortcon)}
@@ -280,6 +278,10 @@ class FixEngine:
             if n.logged_type and n.logged_type not in self.facts.generic and not serving:
                 evidence.setdefault(n.logged_type, "logged")
         for p in ports:
+            # the given policy's own label, when the log shows another (label-differs)
+            here = port_label(self.policy, proto, p, with_shadowed=False).type
+            if here not in old_types and here not in self.facts.generic:
+                evidence.setdefault(here, "policy-label")
             for other in ("tcp", "udp", "sctp", "dccp"):
                 if other != proto:
                     t = port_label(self.policy, other, p, with_shadowed=False).type

@@ -133,6 +133,8 @@ def explanation(g: Group) -> list[str]:
         "dontaudit-hidden": "a dontaudit rule would hide this denial",
         "permissive": "the record was permissive=1: it would have been denied",
         "allowed-now": "the given policy allows this now",
+        "label-differs": "the log and this policy label the port differently: denied as logged, "
+                         "allowed under this policy's label",
         "missing-rule": f"no allow rule gives {d.domain} this access",
     }
     out.append("problem: " + texts.get(sit, sit))

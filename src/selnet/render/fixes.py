@@ -53,6 +53,8 @@ def fix_json(f: Fix) -> dict[str, object]:
 def opens_text(o: Opens | None) -> str:
     if o is None:
         return "opens no policy access"
+    if not o.gains and not o.losses:
+        return "opens: nothing beyond the denied access in this policy"
     parts = [f"{len(o.domains)} domain{'s' if len(o.domains) != 1 else ''}"]
     if o.port_numbers:
         pts = ", ".join(o.port_types[:4]) + (f" +{len(o.port_types) - 4}" if len(o.port_types) > 4

@@ -99,7 +99,8 @@ def note_text(n: Note) -> str:
     args = dict(n.args)
     if n.code == "fix-relabel-evidence":
         src = args.get("source", "")
-        args["source_words"] = ("log's label" if src == "logged"
+        args["source_words"] = ("log's label" if src == "logged" else "given policy's label"
+                                if src == "policy-label"
                                 else f"port's {src.removesuffix('-label')} label")
     if n.code == "fix-relabel-generic":
         args["direct_words"] = ("the domain's rules name directly" if args.get("direct") == "yes"
