@@ -658,3 +658,26 @@ def test_refpolicy_large_log_counts_scale(refpolicy) -> None:  # type: ignore[no
     # bounded: as many events open at once for 2000 copies as for 20
     assert s.peak_open_events == few.stats.peak_open_events <= 2 * s1.events
     assert len(s.malformed_samples) < s.malformed
+
+
+def test_legacy_tcp_recv_is_an_inbound_check(policy) -> None:  # type: ignore[no-untyped-def]
+    # netif tcp_recv was a compat_net check against the RECEIVING socket, not postroute.
+    line = avc("tcp_recv", "netif=eth0", WEB, "system_u:object_r:netif_t", tclass="netif")
+    rep = audit(policy, line)
+    [g] = rep.groups
+    text = " ".join(explanation(g))
+    assert g.situation == "obsolete-permission"
+    assert "RECEIVING socket" in text and "2.6.30" in text and "postroute" not in text
+    out = audit(policy, avc("tcp_send", "netif=eth0", WEB, "system_u:object_r:netif_t",
+                            tclass="netif"))
+    assert "outbound" in " ".join(explanation(out.groups[0]))
+
+
+def test_allowed_now_names_the_boolean_rule(policy) -> None:  # type: ignore[no-untyped-def]
+    rep = audit(policy, avc("name_connect", "dest=5432", WEB, "system_u:object_r:db_port_t"),
+                bools={"web_connect_db": True})
+    g = group(rep, "allowed-now")
+    line = next(x for x in explanation(g) if x.startswith("this policy: "))
+    assert "allowed by allow web_t db_port_t:tcp_socket name_connect; [ web_connect_db ]:True" \
+        in line
+    assert not rep.exit_denied

@@ -224,7 +224,6 @@ class LabeledGrant:
     subject: str  # the domain or one of its socket types
     targets: tuple[str, ...]
     condition: str  # "" unconditional
-    meaning: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,28 +278,6 @@ class _Entry:
     access: Access = field(default=Access(False, None, "no-rule", None))
 
 
-LABELED_MEANING: dict[tuple[str, str], str] = {
-    ("netif", "egress"): "packets out through an interface of this type (socket is the subject; "
-    "checked only with labeled networking and network_peer_controls)",
-    ("netif", "ingress"): "subject is the PEER label, not the domain: means something only if "
-    "this domain is itself a peer label (e.g. labeled loopback)",
-    ("node", "sendto"): "packets to addresses of this node type (socket is the subject; labeled "
-    "networking only)",
-    (
-        "node",
-        "recvfrom",
-    ): "subject is the PEER label: only meaningful when this type is a peer label",
-    ("peer", "recv"): "receive from peers with this label (checked once peer labeling is active)",
-    ("packet", "send"): "send packets SECMARK-labeled with this type (SECMARK active)",
-    ("packet", "recv"): "receive packets SECMARK-labeled with this type (SECMARK active)",
-    ("packet", "forward_in"): "forwarded packets in (subject is the peer label)",
-    ("packet", "forward_out"): "forwarded packets out (subject is the peer label)",
-    ("packet", "relabelto"): "set SECMARK labels of this type (netfilter rules)",
-    ("association", "sendto"): "labeled IPsec SA / compat unlabeled association out",
-    ("association", "recvfrom"): "labeled IPsec SA / compat unlabeled association in",
-    ("association", "polmatch"): "match IPsec SPD entries of this type",
-    ("association", "setcontext"): "set the context of an IPsec SA",
-}
 
 
 class _Profiler:
@@ -448,7 +425,7 @@ class _Profiler:
                             key = (cls, perm, subj, cond)
                             out.setdefault(key, set()).update(self.policy.expand(rule.target))
         return [
-            LabeledGrant(c, p, s, tuple(sorted(t)), cond, LABELED_MEANING.get((c, p), ""))
+            LabeledGrant(c, p, s, tuple(sorted(t)), cond)
             for (c, p, s, cond), t in sorted(out.items())
         ]
 

@@ -69,6 +69,21 @@ class Group:
         return all(v.allowed_now is not False for e in self.entries for v in e.diag.verdicts)
 
 
+@dataclass(frozen=True, slots=True)
+class PermissiveSwitch:
+    """`semanage permissive -a DOMAIN`: its blast radius, for comparison (never a fix)."""
+
+    domain: str
+    silenced: int  # denials of this log it would silence
+    port_pairs_gained: int  # (port type, class/perm) pairs the domain may not use today
+
+
+@dataclass(frozen=True, slots=True)
+class BroadSwitches:
+    permissive: tuple[PermissiveSwitch, ...]
+    silenced_by_setenforce: int
+
+
 @dataclass(slots=True)
 class AuditReport:
     policy: Policy
@@ -78,7 +93,7 @@ class AuditReport:
     granted_records: int
     non_network_records: int
     distinct: int
-    broad: dict[str, object] | None = None
+    broad: BroadSwitches | None = None
     bools: dict[str, bool] = field(default_factory=dict)  # the values decided with
 
     @property
@@ -192,33 +207,22 @@ class Auditor:
             situation.ephemeral_ports = tuple(sorted({d.port for d in diags if d.port}))
         g.fixes = self.engine.fixes(needs_of(diags), situation)
 
-    def _broad(self, groups: list[Group]) -> dict[str, object]:
+    def _broad(self, groups: list[Group]) -> BroadSwitches:
         per_domain: dict[str, int] = {}
         total = 0
         for g in groups:
             if g.still_denied:
                 per_domain[g.domain] = per_domain.get(g.domain, 0) + g.count
                 total += g.count
-        doms = {}
+        doms = []
         for dom, n in per_domain.items():
             gain = 0
             for cls, perm in (("tcp_socket", "name_connect"), ("tcp_socket", "name_bind"),
                               ("udp_socket", "name_bind")):
                 usable = self.dx.usable_port_types(dom, cls, perm)
                 gain += len(self.dx.facts.port_types - set(usable))
-            doms[dom] = {
-                "command": f"semanage permissive -a {dom}",
-                "silences_denials_in_log": n,
-                "gains": f"every check of {dom} stops being enforced (network alone: "
-                         f"{gain} (port type, class/perm) pairs it may not use today)",
-            }
-        return {
-            "note": "shown for their blast radius only; never a fix",
-            "permissive_domain": doms,
-            "disable_selinux": {"command": "setenforce 0",
-                                "silences_denials_in_log": total,
-                                "gains": "every domain, every check"},
-        }
+            doms.append(PermissiveSwitch(dom, n, gain))
+        return BroadSwitches(tuple(doms), total)
 
 
 def run_audit(policy: Policy, sources: Iterable[Iterable[str | bytes]],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selnet.audit.auditor import AuditReport, Group
+from selnet.audit.auditor import AuditReport, BroadSwitches, Group, PermissiveSwitch
 from selnet.audit.avclog import AvcRecord
 from selnet.audit.diagnose import Diagnosis
 from selnet.decide.decision import Decision
@@ -243,6 +243,23 @@ def group_json(g: Group) -> dict[str, object]:
     }
 
 
+def _permissive_gains(p: PermissiveSwitch) -> str:
+    return (f"every check of {p.domain} stops being enforced (network alone: "
+            f"{p.port_pairs_gained} (port type, class/perm) pairs it may not use today)")
+
+
+def broad_json(b: BroadSwitches) -> dict[str, object]:
+    return {
+        "note": "shown for their blast radius only; never a fix",
+        "permissive_domain": {p.domain: {"command": f"semanage permissive -a {p.domain}",
+                                         "silences_denials_in_log": p.silenced,
+                                         "gains": _permissive_gains(p)} for p in b.permissive},
+        "disable_selinux": {"command": "setenforce 0",
+                            "silences_denials_in_log": b.silenced_by_setenforce,
+                            "gains": "every domain, every check"},
+    }
+
+
 def report_json(r: AuditReport) -> dict[str, object]:
     st = r.stats
     src = r.policy.source
@@ -259,7 +276,7 @@ def report_json(r: AuditReport) -> dict[str, object]:
         },
         "groups": [group_json(g) for g in r.groups],
         "still_denied": r.exit_denied,
-        **({"broad": r.broad} if r.broad is not None else {}),
+        **({"broad": broad_json(r.broad)} if r.broad is not None else {}),
     }
 
 
@@ -290,13 +307,9 @@ def report_lines(r: AuditReport, more: int = 0) -> list[str]:
     if r.broad is not None:
         out.append("")
         out.append("broad switches (blast radius only, never a fix):")
-        perm = r.broad.get("permissive_domain", {})
-        assert isinstance(perm, dict)
-        for _dom, info in perm.items():
-            out.append(f"  {info['command']}: silences {info['silences_denials_in_log']} "
-                       f"denial(s) in this log; {info['gains']}")
-        dis = r.broad.get("disable_selinux", {})
-        assert isinstance(dis, dict)
-        out.append(f"  {dis.get('command')}: silences {dis.get('silences_denials_in_log')} "
-                   f"denial(s) in this log; {dis.get('gains')}")
+        for p in r.broad.permissive:
+            out.append(f"  semanage permissive -a {p.domain}: silences {p.silenced} denial(s) in "
+                       f"this log; {_permissive_gains(p)}")
+        out.append(f"  setenforce 0: silences {r.broad.silenced_by_setenforce} denial(s) in this "
+                   "log; every domain, every check")
     return out

@@ -31,6 +31,30 @@ def access_json(a: Access) -> dict[str, object]:
         "boolean_fixes": [dict(f) for f in a.fixes],
     }
 
+LABELED_MEANING: dict[tuple[str, str], str] = {
+    ("netif", "egress"): "packets out through an interface of this type (socket is the subject; "
+    "checked only with labeled networking and network_peer_controls)",
+    ("netif", "ingress"): "subject is the PEER label, not the domain: means something only if "
+    "this domain is itself a peer label (e.g. labeled loopback)",
+    ("node", "sendto"): "packets to addresses of this node type (socket is the subject; labeled "
+    "networking only)",
+    (
+        "node",
+        "recvfrom",
+    ): "subject is the PEER label: only meaningful when this type is a peer label",
+    ("peer", "recv"): "receive from peers with this label (checked once peer labeling is active)",
+    ("packet", "send"): "send packets SECMARK-labeled with this type (SECMARK active)",
+    ("packet", "recv"): "receive packets SECMARK-labeled with this type (SECMARK active)",
+    ("packet", "forward_in"): "forwarded packets in (subject is the peer label)",
+    ("packet", "forward_out"): "forwarded packets out (subject is the peer label)",
+    ("packet", "relabelto"): "set SECMARK labels of this type (netfilter rules)",
+    ("association", "sendto"): "labeled IPsec SA / compat unlabeled association out",
+    ("association", "recvfrom"): "labeled IPsec SA / compat unlabeled association in",
+    ("association", "polmatch"): "match IPsec SPD entries of this type",
+    ("association", "setcontext"): "set the context of an IPsec SA",
+}
+
+
 
 def _ranges_json(ranges: Iterable[Range]) -> list[list[int]]:
     return [[lo, hi] for lo, hi in ranges]
@@ -109,7 +133,7 @@ def profile_json(p: DomainProfile) -> dict[str, object]:
                 "subject": g.subject,
                 "targets": list(g.targets),
                 "condition": g.condition or None,
-                "meaning": g.meaning,
+                "meaning": LABELED_MEANING.get((g.tclass, g.perm), ""),
             }
             for g in p.labeled
         ],
@@ -245,7 +269,8 @@ def profile_lines(p: DomainProfile) -> list[str]:
         targets = ", ".join(g.targets[:6]) + (
             f" +{len(g.targets) - 6}" if len(g.targets) > 6 else ""
         )
-        lines.append(f"  {g.tclass} {g.perm} ({g.subject} -> {targets}){cond}: {g.meaning}")
+        meaning = LABELED_MEANING.get((g.tclass, g.perm), "")
+        lines.append(f"  {g.tclass} {g.perm} ({g.subject} -> {targets}){cond}: {meaning}")
     if p.obsolete:
         lines += ["", "obsolete permissions granted (never checked by a current kernel):"]
         seen = set()
