@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from selnet.cli.options import emit, load
+from selnet.cli.options import bool_parent, emit, env_of, load, parse_bools, sysctl_parent
 from selnet.errors import EXIT_OK, InputError
 
 # (title, operation, domain, endpoint) — the story of the bundled example policy.
@@ -16,6 +16,8 @@ DEMO = [
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.domain:
+        return _explain_domain(args)
     from selnet.decide.chain import evaluate
     from selnet.model.env import NetEnv
     from selnet.model.plan import Scenario, parse_endpoint
@@ -36,8 +38,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _explain_domain(args: argparse.Namespace) -> int:
+    from selnet.explain.domain import explain_domain
+    from selnet.render.explain import explain_json, explain_lines
+
+    overrides = parse_bools(args.bool)
+    policy = load(args)
+    e = explain_domain(policy, args.domain, policy.bool_values(overrides), env_of(policy, args))
+    emit(args, lambda: explain_json(e), lambda: explain_lines(e, args.full))
+    return EXIT_OK
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
              common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("explain", parents=[common],
-                       help="demo: a client and a server chain side by side")
+    p = sub.add_parser("explain", parents=[bool_parent(), sysctl_parent(), common],
+                       help="a domain's network access layer by layer (no DOMAIN: the demo)")
+    p.add_argument("domain", nargs="?", help="a domain type (httpd_t); none: the bundled demo")
+    p.add_argument("--full", action="store_true", help="every macro and rule, not one page")
     p.set_defaults(func=cmd_explain)
