@@ -6,11 +6,7 @@ from selnet.analyses.profiles import ranges_text
 from selnet.generate.module import Generated
 from selnet.render.chain import chain_json
 from selnet.render.fixes import opens_json, opens_text
-
-
-def _perms(perms: frozenset[str]) -> str:
-    ps = sorted(perms)
-    return ps[0] if len(ps) == 1 else "{ " + " ".join(ps) + " }"
+from selnet.render.module import perms_text as _perms
 
 
 def te_text(g: Generated) -> str:
