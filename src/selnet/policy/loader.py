@@ -1,14 +1,22 @@
-"""One call from ``--policy`` arguments to a ready :class:`Policy`."""
+"""One call from ``--policy`` arguments to a ready :class:`Policy`.
+
+``--policy BASE --policy MODULE...`` layers modules on a base (see
+:mod:`selnet.policy.modules`): on a CIL base they are compiled together with
+secilc; on a binary or a policy.conf they are applied as an overlay and the
+result, a :class:`~selnet.policy.modules.LayeredPolicy`, lists what was not
+applied in ``unapplied``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from selnet.policy.cache import get_or_build
 from selnet.policy.extract import extract
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import PolicySnapshot
-from selnet.policy.source import PolicySource, resolve
+from selnet.policy.source import PolicySource, compile_cil, is_cil_base, resolve, split_layers
 
 
 def load_policy(
@@ -17,8 +25,27 @@ def load_policy(
     use_cache: bool = True,
     on_build: Callable[[], None] | None = None,
 ) -> Policy:
-    source = resolve(paths)
-    return load_source(source, use_cache=use_cache, on_build=on_build)
+    base_paths, module_paths = split_layers(list(paths or []))
+    source = resolve(base_paths or None)
+    if not module_paths:
+        return load_source(source, use_cache=use_cache, on_build=on_build)
+
+    from selnet.policy.modules import LayeredPolicy, apply_modules, gen_require_shim, prepare
+
+    modules = [prepare(Path(p)) for p in module_paths]
+    if is_cil_base(source):
+        # Exact: the base's CIL and every module's, compiled together.
+        together = compile_cil(
+            [*source.inputs, *gen_require_shim(source.inputs, modules), *(m.cil for m in modules)],
+            origin=source.origin,
+            inputs=(*source.inputs, *(m.path for m in modules)),
+        )
+        loaded = load_source(together, use_cache=use_cache, on_build=on_build)
+        return LayeredPolicy.wrap(loaded, tuple(modules), (), exact=True, module_changes=0)
+    # The base's index is cached by its own sha256; the overlay is applied in
+    # memory and nothing is cached for the combination.
+    base = load_source(source, use_cache=use_cache, on_build=on_build)
+    return apply_modules(base, modules)
 
 
 def load_source(

@@ -65,7 +65,7 @@ def resolve(paths: list[str] | None) -> PolicySource:
     if not paths:
         if selinux_enabled():
             return _binary(LIVE_POLICY, origin="live")
-        return _compile_cil([example_policy_path()], origin="example")
+        return compile_cil([example_policy_path()], origin="example")
     files = [Path(p) for p in paths]
     for f in files:
         if not f.exists():
@@ -75,16 +75,33 @@ def resolve(paths: list[str] | None) -> PolicySource:
     if len(files) == 1 and _is_binary(files[0]):
         return _binary(files[0], origin="binary")
     if all(f.suffix == ".cil" for f in files):
-        return _compile_cil(files, origin="cil")
+        return compile_cil(files, origin="cil")
     if len(files) == 1 and _looks_like_conf(files[0]):
         return _compile_conf(files[0])
     if len(files) == 1 and _looks_like_cil(files[0]):
-        return _compile_cil(files, origin="cil")
+        return compile_cil(files, origin="cil")
     if len(files) == 1:
         raise PolicyError(
             f"{files[0]}: not a policy (expected a compiled policy, CIL or policy.conf)"
         )
-    raise PolicyError("several --policy files must all be CIL (.cil)")
+    raise PolicyError("several --policy files: give the base first, then its modules "
+                      "(see selnet.policy.loader.load_policy)")
+
+
+def split_layers(paths: list[str]) -> tuple[list[str], list[str]]:
+    """``--policy`` arguments as (base, modules).
+
+    Every file CIL: they are all the base, compiled together (as before).
+    Otherwise the first is the base and the rest are modules.
+    """
+    if len(paths) <= 1 or all(Path(p).suffix == ".cil" for p in paths):
+        return list(paths), []
+    return [paths[0]], list(paths[1:])
+
+
+def is_cil_base(source: PolicySource) -> bool:
+    """Whether the base was compiled from CIL (so modules compile with it, exactly)."""
+    return source.origin in ("cil", "example")
 
 
 def _is_binary(path: Path) -> bool:
@@ -125,10 +142,10 @@ def _digest_inputs(files: list[Path], tag: str) -> str:
     return h.hexdigest()
 
 
-def _tool(name: str) -> str:
+def _tool(name: str, package: str | None = None) -> str:
     exe = shutil.which(name)
     if exe is None:
-        raise ToolMissingError(f"{name} is not installed (Debian package {name})")
+        raise ToolMissingError(f"{name} is not installed (Debian package {package or name})")
     return exe
 
 
@@ -138,29 +155,41 @@ def _compiled_path(key: str) -> Path:
     return d / f"{key}.policy"
 
 
+def first_error_line(output: str, returncode: int) -> str:
+    """A compiler's most useful line: the first error, not the final "failed" line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "rror" in ln] or lines
+    return errs[0] if errs else f"exit status {returncode}"
+
+
 def _run_compiler(cmd: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        # The most useful line is usually the first error, not the final "failed" line.
-        errs = [ln for ln in lines if "rror" in ln] or lines
-        msg = errs[0] if errs else f"exit status {proc.returncode}"
+        msg = first_error_line(proc.stderr + proc.stdout, proc.returncode)
         raise PolicyError(f"{what} does not compile: {msg}")
 
 
-def _compile_cil(files: list[Path], origin: str) -> PolicySource:
+def compile_cil(
+    files: list[Path], origin: str, inputs: tuple[Path, ...] | None = None
+) -> PolicySource:
+    """Compile CIL files together with secilc (cached by their content).
+
+    ``inputs`` are the files to report as the sources (default: ``files``); a
+    layered compile names the user's modules, not their converted CIL.
+    """
     key = _digest_inputs(files, "cil-v1")
     out = _compiled_path(key)
     if not out.exists():
         secilc = _tool("secilc")
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_out = Path(tmp) / "policy"
-            names = " ".join(str(f) for f in files)
+            names = " ".join(str(f) for f in (files if inputs is None else inputs))
             _run_compiler(
                 [secilc, "-o", str(tmp_out), "-f", os.devnull, *map(str, files)], names
             )
             os.replace(tmp_out, out)
-    return PolicySource(out, origin, tuple(files), sha256_file(out))
+    return PolicySource(out, origin, tuple(files) if inputs is None else inputs,
+                        sha256_file(out))
 
 
 def _compile_conf(conf: Path) -> PolicySource:
