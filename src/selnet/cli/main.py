@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from selnet.cli import audit, check, explain, generate, info, profiles
+from selnet.cli import audit, check, explain, generate, info, lint, profiles
 from selnet.cli.options import Handler, policy_parent
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
-GROUPS = (info, check, profiles, audit, explain, generate)
+GROUPS = (info, check, profiles, audit, explain, generate, lint)
 
 
 def build_parser() -> argparse.ArgumentParser:
