@@ -79,7 +79,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 h.close()
     if args.module:
         return _module(args, policy, report)
-    emit(args, lambda: report_json(report), lambda: report_lines(report, args.fixes))
+    emit(args, lambda: report_json(report), lambda: report_lines(report, args.fixes), policy)
     return EXIT_DENIED if report.exit_denied else EXIT_OK
 
 

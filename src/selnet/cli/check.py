@@ -55,7 +55,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         engine = FixEngine(policy, bools, scenario.env, use_interfaces=not args.no_interfaces)
         fixes = fix_chain(engine, chain)
-    emit(args, lambda: chain_json(chain, fixes), lambda: chain_lines(chain, fixes, args.fixes))
+    emit(args, lambda: chain_json(chain, fixes), lambda: chain_lines(chain, fixes, args.fixes),
+         policy)
     return EXIT_OK if chain.allowed else EXIT_DENIED
 
 

@@ -45,7 +45,7 @@ def _explain_domain(args: argparse.Namespace) -> int:
     overrides = parse_bools(args.bool)
     policy = load(args)
     e = explain_domain(policy, args.domain, policy.bool_values(overrides), env_of(policy, args))
-    emit(args, lambda: explain_json(e), lambda: explain_lines(e, args.full))
+    emit(args, lambda: explain_json(e), lambda: explain_lines(e, args.full), policy)
     return EXIT_OK
 
 

@@ -48,7 +48,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for fname, text in files.items():
         write_text(outdir / fname, text)
     paths = [str(outdir / f) for f in files]
-    emit(args, lambda: generate_json(g, paths), lambda: generate_lines(g, paths))
+    emit(args, lambda: generate_json(g, paths), lambda: generate_lines(g, paths), policy)
     return EXIT_OK if g.all_allowed and not g.beyond_spec else EXIT_DENIED
 
 

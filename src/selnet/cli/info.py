@@ -35,7 +35,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         res = labels.node_label(policy, addr)
     else:
         res = labels.netif_label(policy, args.value)
-    emit(args, lambda: label_json(res), lambda: label_lines(res))
+    emit(args, lambda: label_json(res), lambda: label_lines(res), policy)
     return EXIT_OK
 
 

@@ -75,11 +75,20 @@ def env_of(policy: Policy, args: argparse.Namespace) -> NetEnv:
 
 
 def emit(args: argparse.Namespace, as_json: Callable[[], object],
-         lines: Callable[[], Sequence[str]]) -> None:
-    """JSON under --json, else text lines: rendering is always the last step."""
+         lines: Callable[[], Sequence[str]], policy: Policy | None = None) -> None:
+    """JSON under --json, else text lines: rendering is always the last step.  Every JSON
+    answer names the policy (and modules, and changes) it was decided on."""
+    from selnet.render.facts import policy_json, policy_lines
+
     if args.json:
         from selnet.render.jsonout import emit_json
 
-        emit_json(as_json())
+        obj = as_json()
+        if isinstance(obj, dict):
+            obj = {"schema_version": 1, **obj}
+            if policy is not None and "policy" not in obj:
+                obj["policy"] = policy_json(policy)
+        emit_json(obj)
     else:
-        sys.stdout.write("\n".join(lines()) + "\n")
+        head = policy_lines(policy) if policy is not None else []
+        sys.stdout.write("\n".join([*head, *lines()]) + "\n")

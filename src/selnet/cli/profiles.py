@@ -20,7 +20,7 @@ def cmd_domain(args: argparse.Namespace) -> int:
     overrides = parse_bools(args.bool)
     policy = load(args)
     prof = domain_profile(policy, args.domain, policy.bool_values(overrides), env_of(policy, args))
-    emit(args, lambda: profile_json(prof), lambda: profile_lines(prof))
+    emit(args, lambda: profile_json(prof), lambda: profile_lines(prof), policy)
     return EXIT_OK
 
 
@@ -40,7 +40,7 @@ def cmd_port(args: argparse.Namespace) -> int:
         rep = port_report(policy, parsed[0], parsed[1], bools, env)
     else:
         rep = type_report(policy, args.type, bools, env)
-    emit(args, lambda: port_json(rep), lambda: port_lines(rep))
+    emit(args, lambda: port_json(rep), lambda: port_lines(rep), policy)
     return EXIT_OK
 
 

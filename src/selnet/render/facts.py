@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from selnet.analyses.info import NetworkFacts
 from selnet.model.labels import LabelResult, Record
+from selnet.policy.index import Policy
 from selnet.policy.snapshot import Nodecon, Portcon
 
 
@@ -108,3 +109,19 @@ def label_json(res: LabelResult) -> dict[str, object]:
             {"record": record_json(s.record), "reason": s.reason} for s in res.shadowed
         ],
     }
+
+
+def policy_json(policy: Policy) -> dict[str, object]:
+    """The policy an answer was decided on: file, sha256, modules, changes, unapplied."""
+    return policy.provenance()
+
+
+def policy_lines(policy: Policy) -> list[str]:
+    """For a layered policy (modules or changes), which one, and what was not applied."""
+    if policy.overlay is None and not getattr(policy, "modules", ()):
+        return []
+    out = [f"policy: {policy.describe()}"]
+    for u in getattr(policy, "unapplied", ()):
+        if u.matters:
+            out.append(f"  not applied (can matter for networking): {u.describe()}")
+    return out
