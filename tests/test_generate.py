@@ -51,6 +51,30 @@ def test_reference_policy_listen_connect(refpolicy_standard: Path) -> None:
     assert "send_msg" not in cil and "tcp_send" not in cil and "recv_msg" not in cil
 
 
+@pytest.mark.refpolicy
+@pytest.mark.parametrize("flavour", ["refpolicy_mcs", "debian_local"])
+def test_mcs_and_debian_policies(flavour: str, request: pytest.FixtureRequest) -> None:
+    base = load_policy([str(request.getfixturevalue(flavour))])
+    g, cil = generate(base, "myapp", parse_ops(["8443/tcp"], ["5432/tcp"], []))
+    assert g.all_allowed
+    p = _layered(base, cil, g.labels)
+    assert _decide(p, "listen", "0.0.0.0:8443") and _decide(p, "connect", "127.0.0.1:5432")
+    assert not _decide(p, "connect", "127.0.0.1:3306")
+
+
+def test_layered_cli_on_generated_module(tmp_path: Path, capsys: Any) -> None:
+    """The generated CIL, layered with --policy BASE --policy MODULE, as every command takes it."""
+    base = example_policy_path()
+    assert main(["generate", "myapp", "--connect", "5432/tcp", "--policy", str(base),
+                 "-o", str(tmp_path)]) == 0
+    capsys.readouterr()
+    mod = str(tmp_path / "myapp.cil")
+    assert main(["connect", "myapp_t", "127.0.0.1:5432", "--policy", str(base),
+                 "--policy", mod]) == 0
+    assert main(["connect", "myapp_t", "127.0.0.1:80", "--policy", str(base),
+                 "--policy", mod]) == 1
+
+
 def test_cil_base_module_compiles_with_secilc(tmp_path: Path, capsys: Any) -> None:
     base = example_policy_path()
     rc = main(["generate", "myapp", "--bind", "8443/tcp", "--connect", "5432/tcp",
