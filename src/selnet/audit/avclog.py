@@ -46,8 +46,13 @@ values contain spaces, a break inside such a value is glued only when the
 record's lines show a fixed wrap width.
 
 The parser never raises on input: unparseable AVC text is counted in
-``ParseStats.malformed`` (with up to 20 samples) and skipped; other audit
-records are counted by type; anything else is counted as ignored.
+``ParseStats.malformed`` (with up to 20 samples, each cut to 200 characters) and
+skipped; other audit records are counted by type; anything else is counted as
+ignored.  Bounds: a physical line longer than ``MAX_LINE_CHARS`` (1 MiB) is
+malformed and skipped without being kept (a file is read with a size limit, so
+such a line is never built whole); a record joined from several lines stops at
+``MAX_RECORD_CHARS``; an AVC whose port field has more than 10 digits is
+malformed (one line, never the run).
 """
 
 from __future__ import annotations
@@ -83,6 +88,16 @@ DEFAULT_MAX_AGE = 5.0  # seconds: one event's records are written within one sys
 MAX_AVCS_PER_EVENT = 1024
 MAX_RECORD_CHARS = 16384  # the kernel caps one record near 8970 bytes
 MAX_SAMPLES = 20
+# A physical line longer than this is counted as malformed and skipped, never kept: read
+# from a file, only MAX_LINE_CHARS + 1 characters of it are ever in memory at once.
+MAX_LINE_CHARS = 1 << 20
+MAX_SAMPLE_CHARS = 200  # a malformed sample's reason is cut to this
+MAX_NUMBER_DIGITS = 10  # a port field with more digits is malformed
+# AVC fields that are port numbers, which diagnosis reads as int: a longer digit string
+# makes the record malformed (int() refuses more than 4300 digits; no port has more than
+# 5).  Other numbers (pid, serial) are kept as text or read only when short.
+_NUMERIC_FIELDS = ("src", "dest", "lport", "fport", "sport", "dport")
+_READ_CHUNK = 1 << 16
 _AMBIGUOUS = "?"  # a separator decided once the whole record is seen
 _WRAP_MIN_LEN = 50  # shorter lines were not wrapped by a terminal or mailer
 
@@ -151,6 +166,8 @@ class ParseStats:
     def add_malformed(self, line_no: int, reason: str) -> None:
         self.malformed += 1
         if len(self.malformed_samples) < MAX_SAMPLES:
+            if len(reason) > MAX_SAMPLE_CHARS:
+                reason = reason[: MAX_SAMPLE_CHARS - 3] + "..."
             self.malformed_samples.append((line_no, reason))
 
 
@@ -344,6 +361,39 @@ def _parse_stamp(stamp: str) -> tuple[float | None, int | None, bool]:
 def _serial(text: str) -> int | None:
     # ASCII digits only, and short: int() refuses more than 4300 digits
     return int(text) if len(text) <= 20 and text.isascii() and text.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Oversized:
+    """A physical line longer than MAX_LINE_CHARS: only its length is kept."""
+
+    chars: int
+
+
+def _bounded_lines(lines: Iterable[str | bytes]) -> Iterator[str | bytes | _Oversized]:
+    """The input's lines, none longer than MAX_LINE_CHARS.  A file (anything with
+    ``readline``) is read with a size limit, so an endless line is skipped a chunk at a
+    time and never built; other iterables have their long items replaced."""
+    readline = getattr(lines, "readline", None)
+    if readline is None:
+        for item in lines:
+            yield _Oversized(len(item)) if len(item) > MAX_LINE_CHARS + 2 else item
+        return
+    while True:
+        chunk: str | bytes = readline(MAX_LINE_CHARS + 1)
+        if not chunk:
+            return
+        if len(chunk) <= MAX_LINE_CHARS or chunk[-1:] in ("\n", b"\n"):
+            yield chunk
+            continue
+        n = len(chunk)
+        del chunk
+        while True:  # skip to the end of this physical line
+            rest: str | bytes = readline(_READ_CHUNK)
+            n += len(rest)
+            if not rest or rest[-1:] in ("\n", b"\n"):
+                break
+        yield _Oversized(n)
 
 
 def _human_epoch(h: re.Match[str]) -> float | None:
@@ -562,13 +612,19 @@ class AvcLogParser:
         self._reset()
         ready = self._ready
         feed = self._feed
-        for item in lines:
+        for item in _bounded_lines(lines):
             try:
+                if isinstance(item, _Oversized):
+                    self._oversized(item.chars)
+                    continue
                 text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
                 text = text.rstrip("\r\n")
                 if "\n" in text or "\r" in text:
                     for sub in re.split(r"\r\n|\r|\n", text):
-                        feed(sub)
+                        if len(sub) > MAX_LINE_CHARS:
+                            self._oversized(len(sub))
+                        else:
+                            feed(sub)
                 else:
                     feed(text)
             except Exception as exc:  # never raise on input
@@ -582,6 +638,14 @@ class AvcLogParser:
         ready.clear()
 
     # -- line classification -----------------------------------------------
+
+    def _oversized(self, chars: int) -> None:
+        """A line too long to be a record: it ends the record before it, and is counted."""
+        self._finish_pending()
+        st = self.stats
+        st.lines += 1
+        st.add_malformed(
+            st.lines, f"line of {chars:,} characters, longer than {MAX_LINE_CHARS:,}: skipped")
 
     def _feed(self, text: str) -> None:
         st = self.stats
@@ -849,6 +913,12 @@ class AvcLogParser:
         if "trawcon" in fields:
             fields["tcontext_translated"] = tcon
             tcon = fields["trawcon"]
+        for key in _NUMERIC_FIELDS:
+            value = fields.get(key)
+            if value is not None and len(value) > MAX_NUMBER_DIGITS and value.isdigit():
+                self.stats.add_malformed(
+                    p.line_no, f"AVC field {key}= is a number of {len(value):,} digits")
+                return None
         flag = pop("permissive", None)
         stamp = p.stamp
         if p.fmt == "journald":

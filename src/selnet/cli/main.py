@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
 from selnet.cli import audit, check, explain, generate, info, lint, profiles
-from selnet.cli.options import Handler, policy_parent
+from selnet.cli.options import Handler, policy_parent, validate_args
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
 GROUPS = (info, check, profiles, audit, explain, generate, lint)
+EXIT_INTERNAL = 70
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,22 +32,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """After a failed write to stdout, point it at /dev/null so the interpreter's final
+    flush of what is still buffered neither fails again nor prints a traceback."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a descriptor: nothing the interpreter flushes at exit can fail on it
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except OSError:
+        pass
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """One line on stderr; under --json the same error as JSON on stdout too."""
+    print(f"selnet: {message}", file=sys.stderr)
+    if getattr(args, "json", False) and sys.stdout is not None:
+        from selnet.render.jsonout import error_json
+
+        try:
+            error_json(message, code)
+            sys.stdout.flush()
+        except OSError:
+            _silence_stdout()
+    return code
+
+
+def _write_error(exc: OSError) -> int:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        _silence_stdout()
+        return EXIT_OK
+    reason = exc.strerror or os.strerror(exc.errno or 0) or str(exc)
+    print(f"selnet: cannot write the output: {reason}", file=sys.stderr)
+    _silence_stdout()
+    return EXIT_BAD_INPUT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed a one-line usage error
         return EXIT_OK if exc.code == 0 else EXIT_BAD_INPUT
+    if sys.stdout is None:  # started with stdout closed
+        print("selnet: cannot write the output: standard output is closed", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
+        validate_args(args)
         func: Handler = args.func
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a full disk or a closed descriptor shows here: one line, exit 2
+        return code
     except SelnetError as exc:
-        print(f"selnet: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EBADF, errno.EPIPE, errno.EIO, errno.EDQUOT,
+                         errno.EFBIG):
+            return _write_error(exc)
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)
     except Exception as exc:  # never a traceback for the user; keep the cause on one line
-        print(f"selnet: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 70
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)

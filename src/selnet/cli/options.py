@@ -45,6 +45,29 @@ def sysctl_parent(helptext: str = "") -> argparse.ArgumentParser:
     return p
 
 
+_NONEMPTY = ("sockcreate", "peer", "secmark", "netif", "remote", "bind", "type")
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    """Checks on the arguments that need no policy, before any work: an empty value is
+    refused (never silently ignored), and an explicit bind's address family must be the
+    destination's (bind() of another family is EINVAL/EAFNOSUPPORT in the kernel)."""
+    for name in _NONEMPTY:
+        if getattr(args, name, None) == "":
+            raise InputError(f"--{name} needs a value, got ''")
+    bind, endpoint = getattr(args, "bind", None), getattr(args, "endpoint", None)
+    if bind and isinstance(endpoint, str):
+        from selnet.model.plan import parse_bind, parse_endpoint
+
+        dest = parse_endpoint(endpoint)
+        local = parse_bind(bind, dest.proto)
+        if local.address.version != dest.address.version:
+            raise InputError(
+                f"--bind {local.address} is an IPv{local.address.version} address but the "
+                f"destination {dest.address} is IPv{dest.address.version}: bind() of another "
+                "address family fails (EINVAL/EAFNOSUPPORT)")
+
+
 def load(args: argparse.Namespace) -> Policy:
     from selnet.policy.loader import load_policy
 

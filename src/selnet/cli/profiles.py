@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selnet.cli.options import bool_parent, emit, env_of, load, parse_bools, sysctl_parent
+from selnet.cli.output import atomic_file, atomic_path, check_target
 from selnet.errors import EXIT_OK, InputError
 
 
@@ -64,25 +65,30 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     fmt = args.format or ("jsonl" if args.json and not args.output else "csv")
     if fmt == "sqlite" and not args.output:
         raise InputError("--format sqlite needs --output FILE")
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        check_target(output)  # before any work: a device, FIFO or directory is refused
     overrides = parse_bools(args.bool)
     policy = load(args)
+    bools = policy.bool_values(overrides)
+    for d in args.domain or []:
+        policy.context_for_domain(d)  # an unknown name, an attribute, a non-domain: exit 2
     start = time.perf_counter()
-    rows = matrix_rows(policy, policy.bool_values(overrides), _progress(), args.domain)
+    rows = matrix_rows(policy, bools, _progress(), args.domain)
     if fmt == "sqlite":
+        assert output is not None
         meta = {
             "policy": str(policy.source.binary),
             "sha256": policy.snap.sha256,
             "booleans": json.dumps(overrides, sort_keys=True),
         }
-        n = write_sqlite(rows, Path(args.output), meta)
+        with atomic_path(output) as tmp:
+            n = write_sqlite(rows, tmp, meta)
     else:
         writer = write_csv if fmt == "csv" else write_jsonl
-        if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8", newline="") as fh:
-                    n = writer(rows, fh)
-            except OSError as exc:
-                raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+        if output is not None:
+            with atomic_file(output) as fh:
+                n = writer(rows, fh)
         else:
             n = writer(rows, sys.stdout)
     if args.output and args.json:

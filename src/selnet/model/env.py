@@ -20,6 +20,14 @@ _SYSCTL_ALIASES = {
 }
 
 
+_MAX_DIGITS = 10  # int() of a huge digit string raises (more than 4300 digits)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``repr`` of user input for a one-line message, cut when it is long."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 @dataclass(frozen=True, slots=True)
 class NetEnv:
     local_port_range: tuple[int, int] = DEFAULT_LOCAL_PORT_RANGE
@@ -50,21 +58,25 @@ def parse_sysctls(items: list[str], base: NetEnv | None = None) -> NetEnv:
         name = _SYSCTL_ALIASES.get(key.strip().replace("/", "."))
         if not eq or name is None:
             raise InputError(
-                f"unsupported --sysctl {item!r} (net.ipv4.ip_local_port_range=\"LOW HIGH\" "
+                f"unsupported --sysctl {_shown(item)} (net.ipv4.ip_local_port_range=\"LOW HIGH\" "
                 "or net.ipv4.ip_unprivileged_port_start=N)"
             )
         value = value.strip().strip("\"'")
         if name == "ip_local_port_range":
             m = re.fullmatch(r"([0-9]+)\s*[\s,:-]\s*([0-9]+)", value)
             if not m:
-                raise InputError(f"ip_local_port_range needs 'LOW HIGH', got {value!r}")
+                raise InputError(f"ip_local_port_range needs 'LOW HIGH', got {_shown(value)}")
+            if len(m.group(1)) > _MAX_DIGITS or len(m.group(2)) > _MAX_DIGITS:
+                raise InputError(f"ip_local_port_range {_shown(value)} is not a valid range")
             low, high = int(m.group(1)), int(m.group(2))
             if not (1 <= low <= high <= 65535):
                 raise InputError(f"ip_local_port_range {low} {high} is not a valid range")
             lpr = (low, high)
         else:
-            if not (value.isascii() and value.isdigit()) or int(value) > 65535:
-                raise InputError(f"ip_unprivileged_port_start needs 0-65535, got {value!r}")
+            if (not (value.isascii() and value.isdigit()) or len(value) > _MAX_DIGITS
+                    or int(value) > 65535):
+                raise InputError(
+                    f"ip_unprivileged_port_start needs 0-65535, got {_shown(value)}")
             ups = int(value)
     return replace(env, local_port_range=lpr, unprivileged_port_start=ups)
 

@@ -67,9 +67,21 @@ def _attrs(policy: Policy, type_name: str) -> tuple[str, ...]:
 
 
 # -- ports -------------------------------------------------------------------
-def is_number(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts '¹' and other digits int() rejects."""
-    return text.isascii() and text.isdigit()
+MAX_DIGITS = 10  # enough for any port, pid or serial; int() refuses more than 4300 digits
+
+
+def is_number(text: str, max_digits: int = MAX_DIGITS) -> bool:
+    """ASCII digits only, and at most ``max_digits`` of them: str.isdigit() also accepts
+    '¹' and other digits int() rejects, and int() of a huge digit string raises (or costs
+    quadratic time), so a caller may int() the text whenever this is True."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``repr`` of user input for a one-line message, cut when it is long."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
@@ -77,9 +89,12 @@ def parse_port(text: str, default_proto: str = "tcp") -> tuple[int, str]:
     num, _, proto = text.strip().partition("/")
     proto = (proto or default_proto).lower()
     if proto not in PORT_PROTOCOLS:
-        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PORT_PROTOCOLS)})")
+        raise InputError(
+            f"unknown protocol {shown(proto)} (expected one of {', '.join(PORT_PROTOCOLS)})")
     if not is_number(num):
-        raise InputError(f"not a port number: {num!r}")
+        if num.isascii() and num.isdigit():
+            raise InputError(f"port {shown(num)} out of range 1-65535")
+        raise InputError(f"not a port number: {shown(num)}")
     port = int(num)
     if not 1 <= port <= 65535:
         raise InputError(f"port {port} out of range 1-65535")
@@ -206,7 +221,7 @@ def parse_address(text: str) -> IPAddress:
     try:
         return ipaddress.ip_address(t)
     except ValueError:
-        raise InputError(f"not an IPv4 or IPv6 address: {text!r}") from None
+        raise InputError(f"not an IPv4 or IPv6 address: {shown(text)}") from None
 
 
 def node_label(policy: Policy, address: IPAddress) -> LabelResult:
@@ -255,7 +270,7 @@ def match_wildcard(pattern: str, name: str) -> bool:
 
 def check_netif_name(name: str) -> str:
     if not name or len(name) > 15 or "/" in name or any(c.isspace() for c in name):
-        raise InputError(f"not a network interface name: {name!r}")
+        raise InputError(f"not a network interface name: {shown(name)}")
     return name
 
 

@@ -33,6 +33,7 @@ from selnet.model.labels import (
     node_label,
     parse_address,
     port_label,
+    shown,
 )
 from selnet.notes import Note, note
 from selnet.policy.index import Policy
@@ -63,26 +64,29 @@ def parse_endpoint(text: str, default_proto: str = "tcp", need_port: bool = True
         body, proto = text.strip(), default_proto
     proto = proto.lower()
     if proto not in PROTOCOLS:
-        raise InputError(f"unknown protocol {proto!r} (expected one of {', '.join(PROTOCOLS)})")
+        raise InputError(
+            f"unknown protocol {shown(proto)} (expected one of {', '.join(PROTOCOLS)})")
     if body.startswith("["):
         addr_text, _, rest = body[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else rest
         if rest and not rest.startswith(":"):
-            raise InputError(f"malformed address {text!r} (use [IPv6]:PORT)")
+            raise InputError(f"malformed address {shown(text)} (use [IPv6]:PORT)")
     elif body.count(":") == 1:
         addr_text, _, port_text = body.partition(":")
     elif body.count(":") > 1:
-        raise InputError(f"malformed address {text!r}: write IPv6 addresses as [ADDR]:PORT")
+        raise InputError(f"malformed address {shown(text)}: write IPv6 addresses as [ADDR]:PORT")
     else:
         addr_text, port_text = body, ""
     addr = parse_address(addr_text)
     if not port_text:
         if need_port and proto not in ("raw", "icmp"):
-            raise InputError(f"{text!r}: a port is needed (ADDR:PORT)")
+            raise InputError(f"{shown(text)}: a port is needed (ADDR:PORT)")
         port = 0
     else:
         if not is_number(port_text):
-            raise InputError(f"not a port number: {port_text!r}")
+            if port_text.isascii() and port_text.isdigit():
+                raise InputError(f"port {shown(port_text)} out of range 0-65535")
+            raise InputError(f"not a port number: {shown(port_text)}")
         port = int(port_text)
         if port > 65535:
             raise InputError(f"port {port} out of range 0-65535")

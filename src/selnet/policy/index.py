@@ -8,6 +8,7 @@ dictionary lookups instead of a scan ("attribute expansion in both directions":
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -29,6 +30,27 @@ if TYPE_CHECKING:
 
 _R = TypeVar("_R")
 _K = TypeVar("_K", bound=Hashable)
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``repr`` of user input for a one-line message, cut when it is long."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`` (did you mean a, b?)`` with the policy's nearest names, or ``""``."""
+    if not name or len(name) > 200:
+        return ""
+    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.75)
+    if not close:
+        return ""
+
+    def score(other: str) -> float:
+        return difflib.SequenceMatcher(None, name, other).ratio()
+
+    best = score(close[0])  # the nearest, and only those as near
+    close = [c for c in close if score(c) >= best - 1e-9]
+    return f" (did you mean {' or '.join(close)}?)"
 
 
 def _grouped(records: Iterable[_R], key: Callable[[_R], _K]) -> dict[_K, list[_R]]:
@@ -179,8 +201,15 @@ class Policy:
     def require_type(self, name: str, what: str = "type") -> str:
         t = self.snap.resolve_type(name)
         if t is None:
-            hint = " (it is an attribute)" if name in self.snap.attr_types else ""
-            raise InputError(f"unknown {what} {name!r} in this policy{hint}")
+            if name in self.snap.attr_types:
+                hint = " (it is an attribute)"
+            else:
+                pool: Iterable[str] = (
+                    self.domains() if what == "domain"
+                    else (*self.snap.type_attrs, *self.snap.aliases)
+                )
+                hint = did_you_mean(name, pool)
+            raise InputError(f"unknown {what} {_shown(name)} in this policy{hint}")
         return t
 
     # -- booleans -------------------------------------------------------------
@@ -188,7 +217,8 @@ class Policy:
         values = dict(self.snap.booleans)
         for name, val in (overrides or {}).items():
             if name not in values:
-                raise InputError(f"unknown boolean {name!r} in this policy")
+                raise InputError(
+                    f"unknown boolean {_shown(name)} in this policy{did_you_mean(name, values)}")
             values[name] = val
         return values
 
@@ -239,6 +269,11 @@ class Policy:
             return self._checked_context(ctx)
         t = self.require_type(text, "domain")
         roles = [r for r, types in self.snap.role_types.items() if t in types and r != "object_r"]
+        if not roles and self._roles_list_types():
+            # Only object_r admits the type: no process can run as it (a port, file or
+            # socket type), and no context with it as the subject is valid.
+            raise InputError(f"{t!r} is not a domain: no role other than object_r may have it"
+                             f"{did_you_mean(t, self.domains())}")
         user_roles = {r: sorted(u for u, i in self.snap.users.items() if r in i.roles) for r in roles}
         usable = [r for r in roles if user_roles[r]]
         if usable:
@@ -266,12 +301,26 @@ class Policy:
         mls = self.snap.users[user].level if self.snap.mls else ""
         return Context(user, "object_r", t, mls)
 
+    def _roles_list_types(self) -> bool:
+        """Whether some role other than object_r lists types (a policy whose roles list
+        none gets analysis contexts: see :meth:`domains`)."""
+        return any(types for r, types in self.snap.role_types.items() if r != "object_r")
+
     def _checked_context(self, ctx: Context) -> Context:
         t = self.require_type(ctx.type)
         if ctx.user not in self.snap.users:
-            raise InputError(f"unknown user {ctx.user!r} in context {ctx}")
+            raise InputError(f"unknown user {_shown(ctx.user)} in context {ctx}"
+                             f"{did_you_mean(ctx.user, self.snap.users)}")
         if ctx.role not in self.snap.role_types:
-            raise InputError(f"unknown role {ctx.role!r} in context {ctx}")
+            raise InputError(f"unknown role {_shown(ctx.role)} in context {ctx}"
+                             f"{did_you_mean(ctx.role, self.snap.role_types)}")
+        if ctx.role != "object_r" and self._roles_list_types():
+            # policydb_context_isvalid: outside object_r, the role must have the type
+            # and the user must have the role.
+            if t not in self.snap.role_types[ctx.role]:
+                raise InputError(f"role {ctx.role} may not have type {t} in context {ctx}")
+            if ctx.role not in self.snap.users[ctx.user].roles:
+                raise InputError(f"user {ctx.user} may not have role {ctx.role} in context {ctx}")
         mls = ctx.mls
         if self.snap.mls:
             if not mls:

@@ -42,6 +42,10 @@ class LevelParser:
                 if lo not in self._cats or (dot and hi not in self._cats):
                     raise ValueError(f"unknown category in {part!r}")
                 if dot:
+                    # mls_context_to_sid: the range's first category must come before
+                    # its last (c5.c2, and c2.c2, are invalid, -EINVAL).
+                    if self._cats[lo] >= self._cats[hi]:
+                        raise ValueError(f"category range {part!r}: {lo} does not come before {hi}")
                     out.update(range(self._cats[lo], self._cats[hi] + 1))
                 else:
                     out.add(self._cats[lo])

@@ -13,3 +13,8 @@ def emit_json(obj: object, out: TextIO | None = None) -> None:
     # uses the C encoder, ~10x faster on large reports (audit, matrix summaries).
     indent = 2 if stream.isatty() else None
     stream.write(json.dumps(obj, indent=indent) + "\n")
+
+
+def error_json(message: str, exit_code: int, out: TextIO | None = None) -> None:
+    """An error under --json: the same one line, as JSON, with the exit status."""
+    emit_json({"schema_version": 1, "error": message, "exit": exit_code}, out)

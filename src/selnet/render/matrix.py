@@ -43,8 +43,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 
 
 def write_sqlite(rows: Iterable[MatrixRow], path: Path, meta: dict[str, str]) -> int:
-    if path.exists():
-        path.unlink()
+    """Write the database at ``path``, which must be a new or empty file: the caller gives
+    a temporary file and renames it into place (cli/output.atomic_path)."""
     con = sqlite3.connect(path)
     try:
         con.executescript(_SCHEMA)
