@@ -20,14 +20,14 @@ def _assert_clean(part: harness.Part) -> None:
         f"{k}: {v}" for k, v in part.examples.items())
 
 
-def test_mutated_arguments_keep_the_contract(ws: harness.Workspace) -> None:
+@pytest.mark.parametrize("seed", [20261201, 20261202])
+def test_mutated_arguments_keep_the_contract(ws: harness.Workspace, seed: int) -> None:
     """FIFOs only as outputs here; a FIFO as an input is test_fifo_policy_is_refused."""
-    part = cli.run(ws, random.Random(20261201), 150, jobs=2, timeout=4, fifo_inputs=False)
-    assert part.cases == 150
+    part = cli.run(ws, random.Random(seed), 40, jobs=2, timeout=4, fifo_inputs=False)
+    assert part.cases == 40
     _assert_clean(part)
 
 
-@pytest.mark.xfail(strict=False, reason="being fixed in src/: --policy FIFO blocks reading it")
 def test_fifo_policy_is_refused(ws: harness.Workspace) -> None:
     sh = cli.setup(ws) if not hasattr(ws, "_cli") else ws._cli  # type: ignore[attr-defined]
     ws._cli = sh  # type: ignore[attr-defined]
