@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 from pathlib import Path
 
-from selnet.policy import cache
+import pytest
+
+from selnet.cli import main
+from selnet.policy import cache, source
 from selnet.policy.loader import load_policy
 from selnet.policy.source import resolve
+from tests.conftest import EXAMPLE_CIL
 
 
 def test_second_load_comes_from_cache(compile_cil) -> None:  # type: ignore[no-untyped-def]
@@ -50,3 +57,136 @@ def test_source_policies_compile_once(tmp_path: Path) -> None:
     two = resolve([str(BASE_CIL), str(snippet)])
     assert two.binary == one.binary and two.binary.stat().st_mtime_ns == mtime
     assert one.origin == "cil" and one.from_source
+
+
+# -- hardening: integrity, no code in the cache, safe directories ------------------------
+SNIPPET = "(handleunknown deny) (type h_t) (roletype system_r h_t)"
+
+
+@pytest.fixture()
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private XDG_CACHE_HOME for one test; the unsafe-directory note not yet given."""
+    home = tmp_path / "xdg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    monkeypatch.setattr(source, "_noted_unsafe", False)
+    return home
+
+
+def test_every_flipped_bit_of_the_payload_is_caught(compile_cil, own_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    path = compile_cil(SNIPPET)
+    pol = load_policy([str(path)])
+    entry = cache.snapshot_path(pol.snap.sha256)
+    good = entry.read_bytes()
+    assert good.startswith(b"selnet-snapshot ") and b"h_t" in good
+    header_end = good.index(b"\n") + 1
+    for pos in (0, header_end - 2, header_end, header_end + 1, len(good) // 2, len(good) - 1,
+                good.index(b"h_t")):
+        flipped = bytearray(good)
+        flipped[pos] ^= 0x01
+        entry.write_bytes(bytes(flipped))
+        assert cache.load_cached(pol.snap.sha256) is None, pos
+    entry.write_bytes(good)
+    assert cache.load_cached(pol.snap.sha256) == pol.snap
+
+
+def test_the_cache_never_runs_code(compile_cil, own_cache: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = compile_cil(SNIPPET)
+    pol = load_policy([str(path)])
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (open, (str(marker), "w"))
+
+    # A pickle under a header whose every field (policy, payload sha256, length) is right.
+    payload = pickle.dumps(Evil())
+    digest = hashlib.sha256(payload).hexdigest()
+    header = f"selnet-snapshot {cache._FORMAT} {pol.snap.sha256} {digest} {len(payload)}\n"
+    cache.snapshot_path(pol.snap.sha256).write_bytes(header.encode() + payload)
+    again = load_policy([str(path)])
+    assert not again.from_cache and not marker.exists()
+
+
+def test_a_cache_dir_others_can_write_is_not_used(compile_cil, own_cache: Path,  # type: ignore[no-untyped-def]
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    path = compile_cil(SNIPPET)
+    (own_cache / "selnet").mkdir(mode=0o700)
+    (own_cache / "selnet").chmod(0o777)
+    for _ in range(2):
+        assert not load_policy([str(path)]).from_cache
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is writable by others" in err[0], err
+    assert os.listdir(own_cache / "selnet") == []
+
+
+def test_an_ancestor_others_can_write_is_not_used(compile_cil, own_cache: Path,  # type: ignore[no-untyped-def]
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    own_cache.chmod(0o777)  # not sticky: anyone could swap selnet/ for their own
+    assert not load_policy([str(compile_cil(SNIPPET))]).from_cache
+    assert "not using the cache" in capfd.readouterr().err
+    assert not (own_cache / "selnet").exists()
+    own_cache.chmod(0o1777)  # sticky, as /tmp: fine
+    assert load_policy([str(compile_cil(SNIPPET))]).from_cache is False
+    assert load_policy([str(compile_cil(SNIPPET))]).from_cache
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory away")
+def test_a_cache_dir_of_another_user_is_not_used(compile_cil, own_cache: Path,  # type: ignore[no-untyped-def]
+                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    (own_cache / "selnet").mkdir(mode=0o700)
+    os.chown(own_cache / "selnet", 65534, 65534)
+    assert not load_policy([str(compile_cil(SNIPPET))]).from_cache
+    assert "is not owned by you" in capfd.readouterr().err
+    assert os.listdir(own_cache / "selnet") == []
+
+
+def test_cache_home_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                   compile_cil, capfd: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(f))
+    assert main(["info", "--policy", str(EXAMPLE_CIL)]) == 0
+    assert main(["info", "--policy", str(compile_cil(SNIPPET))]) == 0
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_read_only_cache_dir(own_cache: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    (own_cache / "selnet").mkdir(mode=0o500)
+    assert main(["info", "--policy", str(EXAMPLE_CIL)]) == 0
+    assert capfd.readouterr().err == ""
+
+
+# -- the compiled-source cache -------------------------------------------------------------
+def _compiled(own_cache: Path) -> list[Path]:
+    return sorted((own_cache / "selnet" / "compiled").glob("*.policy"))
+
+
+def test_a_damaged_compiled_binary_is_compiled_again(own_cache: Path, compile_cil) -> None:  # type: ignore[no-untyped-def]
+    first = resolve([str(EXAMPLE_CIL)])
+    good = first.binary.read_bytes()
+    first.binary.write_bytes(good[: len(good) // 2])  # truncated
+    again = resolve([str(EXAMPLE_CIL)])
+    assert again.binary.read_bytes() == good and again.sha256 == first.sha256
+    # Another policy's binary put in its place.
+    other = compile_cil(SNIPPET)
+    first.binary.write_bytes(other.read_bytes())
+    assert resolve([str(EXAMPLE_CIL)]).binary.read_bytes() == good
+    # Its record damaged.
+    record = first.binary.with_suffix(".sha256")
+    record.write_text(record.read_text().replace("1", "2", 1))
+    third = resolve([str(EXAMPLE_CIL)])
+    assert third.binary.read_bytes() == good and third.scratch is None
+
+
+def test_no_cache_writes_nothing(own_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch_root))
+    pol = load_policy([str(EXAMPLE_CIL)], use_cache=False)
+    assert "web_t" in pol.snap.type_attrs
+    assert not (own_cache / "selnet").exists()
+    assert os.listdir(scratch_root) == []  # the scratch compile is gone too
+    assert main(["info", "--no-cache", "--policy", str(EXAMPLE_CIL)]) == 0
+    assert not (own_cache / "selnet").exists() and os.listdir(scratch_root) == []

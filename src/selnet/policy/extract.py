@@ -7,7 +7,13 @@ result is cached), so it favours completeness over speed.
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from selnet.errors import PolicyError
@@ -44,8 +50,66 @@ def _cond(rule: Any) -> tuple[tuple[str, ...] | None, bool]:
     return tuple(str(tok) for tok in cond.expression()), bool(rule.conditional_block)
 
 
-def load_setools_policy(path: str) -> Any:
-    """Open a binary policy with setools, turning its failures into PolicyError."""
+class _Captured:
+    """What libsepol and setools said while captured."""
+
+    text = ""
+
+    def first_libsepol_line(self) -> str | None:
+        for line in self.text.splitlines():
+            line = line.strip()
+            if line.startswith("libsepol."):
+                return line.removeprefix("libsepol.")
+        return None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[_Captured]:
+    """Capture fd 2 (libsepol writes there itself), sys.stderr and unraisable-exception
+    reports (setools' logging callback fails on non-UTF-8 messages), and silence
+    setools' logger: a corrupt policy must not print before selnet's one line."""
+    captured = _Captured()
+    logger = logging.getLogger("setools")
+    was_disabled, logger.disabled = logger.disabled, True
+    old_hook, old_stderr = sys.unraisablehook, sys.stderr
+    sys.unraisablehook = lambda _unraisable: None
+    buffer = io.StringIO()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved: int | None = None
+    with tempfile.TemporaryFile() as tmp:
+        try:
+            try:
+                saved = os.dup(2)
+                os.dup2(tmp.fileno(), 2)
+            except OSError:  # no fd 2 to redirect: capture what Python prints only
+                saved = None
+            sys.stderr = buffer
+            yield captured
+        finally:
+            sys.stderr = old_stderr
+            sys.unraisablehook = old_hook
+            logger.disabled = was_disabled
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+            tmp.seek(0)
+            raw = tmp.read(65536).decode("utf-8", errors="replace")
+            captured.text = raw + "\n" + buffer.getvalue()
+
+
+def _invalid(path: str, captured: _Captured, exc: BaseException | None = None) -> PolicyError:
+    reason = captured.first_libsepol_line()
+    if reason is not None:
+        return PolicyError(f"{path}: not a valid compiled policy (libsepol: {reason})")
+    detail = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else ""
+    if exc is None or type(exc).__name__ == "InvalidPolicy" or not detail:
+        # setools' InvalidPolicy text ("A binary policy must be specified...") misleads.
+        return PolicyError(f"{path}: not a valid compiled policy (libsepol could not read it)")
+    return PolicyError(f"{path}: not a valid compiled policy ({detail})")
+
+
+def _import_setools() -> Any:
     try:
         import setools
     except ImportError as exc:  # pragma: no cover - environment problem
@@ -53,21 +117,32 @@ def load_setools_policy(path: str) -> Any:
             "setools is not importable: install python3-setools and use a venv made "
             "with --system-site-packages (scripts/bootstrap does both)"
         ) from exc
-    try:
-        return setools.SELinuxPolicy(path)
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PolicyError(f"{path}: not a readable SELinux policy ({msg})") from exc
+    return setools
+
+
+def load_setools_policy(path: str) -> Any:
+    """Open a binary policy with setools, turning its failures into one PolicyError line."""
+    setools = _import_setools()
+    with _quiet() as captured:
+        try:
+            return setools.SELinuxPolicy(path)
+        except Exception as exc:
+            failure: Exception = exc
+    raise _invalid(path, captured, failure) from failure
 
 
 def extract(path: str, sha256: str) -> PolicySnapshot:
-    p = load_setools_policy(path)
-    try:
-        return _extract(p, path, sha256)
-    except PolicyError:
-        raise
-    except Exception as exc:  # a truncated file can load lazily and fail here
-        raise PolicyError(f"{path}: policy could not be read ({exc})") from exc
+    setools = _import_setools()
+    failure: Exception | None = None
+    with _quiet() as captured:
+        try:
+            p = setools.SELinuxPolicy(path)
+            return _extract(p, path, sha256)
+        except PolicyError:
+            raise
+        except Exception as exc:  # a truncated file can load lazily and fail here
+            failure = exc
+    raise _invalid(path, captured, failure) from failure
 
 
 def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:

@@ -26,7 +26,20 @@ def load_policy(
     on_build: Callable[[], None] | None = None,
 ) -> Policy:
     base_paths, module_paths = split_layers(list(paths or []))
-    source = resolve(base_paths or None)
+    source = resolve(base_paths or None, use_cache=use_cache)
+    try:
+        return _load_layers(source, module_paths, use_cache=use_cache, on_build=on_build)
+    finally:
+        source.cleanup()  # a policy compiled without the cache leaves nothing behind
+
+
+def _load_layers(
+    source: PolicySource,
+    module_paths: list[str],
+    *,
+    use_cache: bool,
+    on_build: Callable[[], None] | None,
+) -> Policy:
     if not module_paths:
         return load_source(source, use_cache=use_cache, on_build=on_build)
 
@@ -39,8 +52,12 @@ def load_policy(
             [*source.inputs, *gen_require_shim(source.inputs, modules), *(m.cil for m in modules)],
             origin=source.origin,
             inputs=(*source.inputs, *(m.path for m in modules)),
+            use_cache=use_cache,
         )
-        loaded = load_source(together, use_cache=use_cache, on_build=on_build)
+        try:
+            loaded = load_source(together, use_cache=use_cache, on_build=on_build)
+        finally:
+            together.cleanup()
         return LayeredPolicy.wrap(loaded, tuple(modules), (), exact=True, module_changes=0)
     # The base's index is cached by its own sha256; the overlay is applied in
     # memory and nothing is cached for the combination.

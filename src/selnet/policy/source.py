@@ -2,7 +2,11 @@
 
 Sources are compiled with the distribution's own compilers (secilc,
 checkpolicy) into the user's cache directory, keyed by the sources' hash, so a
-second run reuses the binary.  Nothing here writes outside that cache.
+second run reuses the binary.  A compiled binary is trusted only while its
+sidecar record (the sources' key and the binary's sha256) matches it.  Without
+the cache (``use_cache=False``, or a cache directory that cannot be used
+safely) sources compile into a scratch directory that the caller deletes
+(:attr:`PolicySource.scratch`).  Nothing here writes outside those.
 """
 
 from __future__ import annotations
@@ -10,13 +14,21 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 from selnet.errors import PolicyError, ToolMissingError
+
+
+class CompileFn(Protocol):
+    def __call__(self, out: Path) -> None: ...
+
 
 LIVE_POLICY = Path("/sys/fs/selinux/policy")
 _SELINUXFS_ENFORCE = Path("/sys/fs/selinux/enforce")
@@ -31,6 +43,62 @@ def cache_dir() -> Path:
     return base / "selnet"
 
 
+_noted_unsafe = False
+
+
+def _note_unsafe(path: Path, why: str) -> None:
+    global _noted_unsafe
+    if not _noted_unsafe:
+        _noted_unsafe = True
+        print(f"selnet: note: not using the cache: {path} {why}", file=sys.stderr)
+
+
+def _dir_problem(path: Path, st: os.stat_result, own: bool) -> str | None:
+    """Why a directory may not hold selnet's cache (None: it may).
+
+    ``own``: selnet's own directories must belong to the user and be writable
+    by nobody else; their ancestors may also belong to root and may be
+    writable by others when sticky (as /tmp), like ssh's StrictModes.
+    """
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    euid = os.geteuid()
+    if st.st_uid != euid and (own or st.st_uid != 0):
+        return "is not owned by you"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and (own or not st.st_mode & stat.S_ISVTX):
+        return "is writable by others"
+    return None
+
+
+def private_cache_dir(sub: str) -> Path | None:
+    """``cache_dir()/sub``, created (mode 0700) if missing, or None when it cannot be
+    used: not creatable (read-only, ``XDG_CACHE_HOME`` a file) silently, unsafe
+    (writable by others, not the user's) with one note on stderr per process."""
+    base = cache_dir()
+    target = base / sub
+    created = False
+    for path in (*reversed(target.parents), target):
+        own = created or path == base or base in path.parents
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            try:
+                os.mkdir(path, 0o700)
+                st = os.stat(path)
+            except OSError:
+                return None
+            created = own = True
+        except OSError:
+            return None
+        why = _dir_problem(path, st, own=own)
+        if why == "is not a directory":
+            return None
+        if why is not None:
+            _note_unsafe(path, why)
+            return None
+    return target
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySource:
     """A compiled policy file and where it came from."""
@@ -39,10 +107,18 @@ class PolicySource:
     origin: str  # binary, cil, conf, live, example
     inputs: tuple[Path, ...]  # the files the user named (the binary itself for binaries)
     sha256: str
+    # A scratch directory holding ``binary`` (compiled without the cache): the
+    # caller removes it with :meth:`cleanup` once the policy is read.
+    scratch: Path | None = None
 
     @property
     def from_source(self) -> bool:
         return self.origin in ("cil", "conf", "example")
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -60,26 +136,73 @@ def selinux_enabled() -> bool:
     return _SELINUXFS_ENFORCE.exists() and LIVE_POLICY.exists()
 
 
-def resolve(paths: list[str] | None) -> PolicySource:
-    """Turn ``--policy`` arguments (or their absence) into a compiled policy."""
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def refuse_special(path: Path) -> None:
+    """PolicyError for a FIFO, device or socket: reading one could block forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: reported by whoever opens it
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            raise PolicyError(f"{path}: is {kind}, not a policy file")
+
+
+def _check_policy_file(f: Path) -> None:
+    try:
+        mode = os.stat(f).st_mode
+    except FileNotFoundError:
+        raise PolicyError(f"{f}: no such policy file") from None
+    except OSError as exc:
+        raise PolicyError(f"{f}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise PolicyError(f"{f}: is a directory, not a policy file")
+    refuse_special(f)
+    if not stat.S_ISREG(mode):
+        raise PolicyError(f"{f}: not a regular file")
+    try:
+        fd = os.open(f, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PolicyError(f"{f}: cannot read ({exc.strerror})") from None
+    os.close(fd)
+
+
+def resolve(paths: list[str] | None, *, use_cache: bool = True) -> PolicySource:
+    """Turn ``--policy`` arguments (or their absence) into a compiled policy.
+
+    A source compiled without the cache lives in ``scratch``: call
+    :meth:`PolicySource.cleanup` once it is read.
+    """
     if not paths:
         if selinux_enabled():
             return _binary(LIVE_POLICY, origin="live")
-        return compile_cil([example_policy_path()], origin="example")
+        return compile_cil([example_policy_path()], origin="example", use_cache=use_cache)
     files = [Path(p) for p in paths]
     for f in files:
-        if not f.exists():
-            raise PolicyError(f"{f}: no such policy file")
-        if f.is_dir():
-            raise PolicyError(f"{f}: is a directory, not a policy file")
+        _check_policy_file(f)
+    try:
+        return _resolve_files(files, use_cache)
+    except OSError as exc:  # a file changed under us, or a read error
+        name = exc.filename or files[0]
+        raise PolicyError(f"{name}: cannot read ({exc.strerror})") from None
+
+
+def _resolve_files(files: list[Path], use_cache: bool) -> PolicySource:
     if len(files) == 1 and _is_binary(files[0]):
         return _binary(files[0], origin="binary")
     if all(f.suffix == ".cil" for f in files):
-        return compile_cil(files, origin="cil")
+        return compile_cil(files, origin="cil", use_cache=use_cache)
     if len(files) == 1 and _looks_like_conf(files[0]):
-        return _compile_conf(files[0])
+        return _compile_conf(files[0], use_cache=use_cache)
     if len(files) == 1 and _looks_like_cil(files[0]):
-        return compile_cil(files, origin="cil")
+        return compile_cil(files, origin="cil", use_cache=use_cache)
     if len(files) == 1:
         raise PolicyError(
             f"{files[0]}: not a policy (expected a compiled policy, CIL or policy.conf)"
@@ -92,8 +215,11 @@ def split_layers(paths: list[str]) -> tuple[list[str], list[str]]:
     """``--policy`` arguments as (base, modules).
 
     Every file CIL: they are all the base, compiled together (as before).
-    Otherwise the first is the base and the rest are modules.
+    Otherwise the first is the base and the rest are modules.  A FIFO, device
+    or socket among them is refused here, before anything opens it.
     """
+    for p in paths:
+        refuse_special(Path(p))
     if len(paths) <= 1 or all(Path(p).suffix == ".cil" for p in paths):
         return list(paths), []
     return [paths[0]], list(paths[1:])
@@ -149,10 +275,67 @@ def _tool(name: str, package: str | None = None) -> str:
     return exe
 
 
-def _compiled_path(key: str) -> Path:
-    d = cache_dir() / "compiled"
-    d.mkdir(parents=True, exist_ok=True)
-    return d / f"{key}.policy"
+_COMPILED_RECORD = "selnet-compiled 1"
+
+
+def _compiled_cached(d: Path, key: str) -> tuple[Path, str] | None:
+    """A compiled binary for ``key`` and its sha256, if the cache holds a verified one.
+
+    ``compiled/<key>.policy`` is trusted only while ``compiled/<key>.sha256``
+    names the same key and the binary's current sha256; anything else
+    (truncated, replaced, from an older selnet) is compiled again.
+    """
+    out = d / f"{key}.policy"
+    try:
+        record = (d / f"{key}.sha256").read_text(encoding="ascii").split()
+        digest = sha256_file(out)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if record != [*_COMPILED_RECORD.split(), key, digest]:
+        return None
+    return out, digest
+
+
+def _compile(key: str, use_cache: bool, run: CompileFn) -> tuple[Path, str, Path | None]:
+    """(binary, its sha256, scratch dir to delete or None): from the cache, or compiled."""
+    d = private_cache_dir("compiled") if use_cache else None
+    tmp: Path | None = None
+    if d is not None:
+        hit = _compiled_cached(d, key)
+        if hit is not None:
+            return hit[0], hit[1], None
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=d, prefix=".tmp-"))
+        except OSError:  # a read-only cache only costs speed
+            tmp = None
+    if d is None or tmp is None:
+        scratch = Path(tempfile.mkdtemp(prefix="selnet-compile-"))
+        try:
+            out = scratch / "policy"
+            run(out)
+            return out, sha256_file(out), scratch
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+    keep_tmp = False
+    try:
+        tmp_out = tmp / "policy"
+        run(tmp_out)
+        digest = sha256_file(tmp_out)
+        out = d / f"{key}.policy"
+        try:
+            record = tmp / "record"
+            record.write_text(f"{_COMPILED_RECORD} {key} {digest}\n", encoding="ascii")
+            os.replace(tmp_out, out)
+            os.replace(record, d / f"{key}.sha256")
+        except OSError:
+            if tmp_out.exists():  # not kept: use it from the scratch directory
+                keep_tmp = True
+                return tmp_out, digest, tmp
+        return out, digest, None
+    finally:
+        if not keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def first_error_line(output: str, returncode: int) -> str:
@@ -170,7 +353,8 @@ def _run_compiler(cmd: list[str], what: str) -> None:
 
 
 def compile_cil(
-    files: list[Path], origin: str, inputs: tuple[Path, ...] | None = None
+    files: list[Path], origin: str, inputs: tuple[Path, ...] | None = None,
+    *, use_cache: bool = True,
 ) -> PolicySource:
     """Compile CIL files together with secilc (cached by their content).
 
@@ -178,31 +362,27 @@ def compile_cil(
     layered compile names the user's modules, not their converted CIL.
     """
     key = _digest_inputs(files, "cil-v1")
-    out = _compiled_path(key)
-    if not out.exists():
+    names = " ".join(str(f) for f in (files if inputs is None else inputs))
+
+    def run(out: Path) -> None:
         secilc = _tool("secilc")
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            tmp_out = Path(tmp) / "policy"
-            names = " ".join(str(f) for f in (files if inputs is None else inputs))
-            _run_compiler(
-                [secilc, "-o", str(tmp_out), "-f", os.devnull, *map(str, files)], names
-            )
-            os.replace(tmp_out, out)
-    return PolicySource(out, origin, tuple(files) if inputs is None else inputs,
-                        sha256_file(out))
+        _run_compiler([secilc, "-o", str(out), "-f", os.devnull, *map(str, files)], names)
+
+    out, digest, scratch = _compile(key, use_cache, run)
+    return PolicySource(out, origin, tuple(files) if inputs is None else inputs, digest,
+                        scratch)
 
 
-def _compile_conf(conf: Path) -> PolicySource:
+def _compile_conf(conf: Path, *, use_cache: bool = True) -> PolicySource:
     key = _digest_inputs([conf], "conf-v1")
-    out = _compiled_path(key)
-    if not out.exists():
+
+    def run(out: Path) -> None:
         checkpolicy = _tool("checkpolicy")
         mls = ["-M"] if _conf_is_mls(conf) else []
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            tmp_out = Path(tmp) / "policy"
-            _run_compiler([checkpolicy, *mls, "-o", str(tmp_out), str(conf)], str(conf))
-            os.replace(tmp_out, out)
-    return PolicySource(out, "conf", (conf,), sha256_file(out))
+        _run_compiler([checkpolicy, *mls, "-o", str(out), str(conf)], str(conf))
+
+    out, digest, scratch = _compile(key, use_cache, run)
+    return PolicySource(out, "conf", (conf,), digest, scratch)
 
 
 def _conf_is_mls(conf: Path) -> bool:
