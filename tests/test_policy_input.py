@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,27 @@ def test_bit_flipped_policies_print_one_line(tmp_path: Path, compile_cil: Compil
     assert reasons, "no flip made the policy invalid"
     # libsepol's own reason is passed on, once, in selnet's line.
     assert any("(libsepol: " in r for r in reasons), reasons
+
+
+def test_a_hanging_read_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                               compile_cil: Any, capfd: Any) -> None:
+    """libsepol can spin forever on some corrupt binaries: the first read runs in a child
+    process with a time limit, so selnet still answers with one line and exit 2."""
+    import time
+
+    from selnet.cli import main
+    from selnet.policy import loader
+
+    policy = compile_cil("")
+
+    def hang(path: str, sha256: str) -> object:
+        time.sleep(60)
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(loader, "extract", hang)
+    monkeypatch.setattr(loader, "LOAD_TIMEOUT", 1.0)
+    start = time.monotonic()
+    assert main(["info", "--policy", str(policy), "--no-cache"]) == 2
+    assert time.monotonic() - start < 20
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not finish reading it" in err[0]

@@ -9,9 +9,14 @@ applied in ``unapplied``.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+from selnet.errors import PolicyError, SelnetError
 from selnet.policy.cache import get_or_build
 from selnet.policy.extract import extract
 from selnet.policy.index import Policy
@@ -71,10 +76,65 @@ def load_source(
     def build() -> PolicySnapshot:
         if on_build is not None:
             on_build()
-        return extract(str(source.binary), source.sha256)
+        return extract_guarded(str(source.binary), source.sha256)
 
     if use_cache:
         snap, cached = get_or_build(source.sha256, build)
     else:
         snap, cached = build(), False
     return Policy(snap, source, from_cache=cached)
+
+
+# libsepol can spin forever on some corrupt binaries (a bit flip in the right place): the
+# first read of a policy, the only one that runs libsepol, happens in a child process
+# that is killed after this many seconds.  A cached policy never runs libsepol at all.
+LOAD_TIMEOUT = float(os.environ.get("SELNET_LOAD_TIMEOUT", "300"))
+
+
+def _child(conn: multiprocessing.connection.Connection, path: str, sha256: str) -> None:
+    try:
+        result: tuple[str, object] = ("ok", extract(path, sha256))
+    except SelnetError as exc:
+        result = ("error", (type(exc).__name__, str(exc)))
+    except Exception as exc:  # the parent reports it on one line
+        result = ("error", ("PolicyError", f"{path}: cannot read the policy ({exc})"))
+    conn.send_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    conn.close()
+
+
+def extract_guarded(path: str, sha256: str, timeout: float | None = None) -> PolicySnapshot:
+    """:func:`extract` in a forked child with a time limit: a hang in libsepol becomes one
+    clear error line instead of a process that never returns.  (The data comes back over
+    a pipe from our own child, never from a file another user could write.)"""
+    limit = LOAD_TIMEOUT if timeout is None else timeout
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: read it here
+        return extract(path, sha256)
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, path, sha256), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(limit):
+            proc.kill()
+            raise PolicyError(f"{path}: libsepol did not finish reading it in {limit:g} s "
+                              "(a corrupt policy)")
+        kind, value = pickle.loads(parent.recv_bytes())
+    except EOFError:
+        raise PolicyError(f"{path}: reading the policy crashed libsepol (a corrupt "
+                          "policy)") from None
+    finally:
+        parent.close()
+        proc.join(1)
+        if proc.is_alive():
+            proc.kill()
+    if kind == "ok":
+        assert isinstance(value, PolicySnapshot)
+        return value
+    name, message = value
+    from selnet import errors
+
+    cls = getattr(errors, str(name), PolicyError)
+    raise cls(str(message)) if isinstance(cls, type) and issubclass(cls, SelnetError) else \
+        PolicyError(str(message))
