@@ -300,7 +300,7 @@ class FixEngine:
                              domain_limit=NARROW_RELABEL_DOMAINS, accepted=True)
             if not fix.verified:
                 rule = AddRule("allow", n0.scon.type, t, n0.tclass, frozenset({n0.perm}))
-                te = f"allow {n0.scon.type} {t}:{n0.tclass} {n0.perm};"
+                te = rule.te()
                 fix = self._make("port-label", needs, want, (*cmds, te), why, (*changes, rule),
                                  preference=rank, domain_limit=NARROW_RELABEL_DOMAINS,
                                  te=(te,), require=(n0.scon.type, t), accepted=True)
@@ -340,14 +340,12 @@ class FixEngine:
         # through them still does, and only the domain gains.
         attrs = tuple(sorted(self.policy.snap.type_attrs.get(old_types[0], ())))
         perms = sorted({n.perm for n in port_needs})
-        changes: list[Change] = [AddType(name, attrs)]
-        changes += [AddRule("allow", n0.scon.type, name, n0.tclass, frozenset(perms))]
+        decl = AddType(name, attrs)
+        rule = AddRule("allow", n0.scon.type, name, n0.tclass, frozenset(perms))
+        changes: list[Change] = [decl, rule]
         changes += [self._label_change(n0.proto, p, name) for p in ports]
-        cil = (f"(type {name})", *(f"(typeattributeset {a} ({name}))" for a in attrs),
-               f"(allow {n0.scon.type} {name} ({n0.tclass} ({' '.join(perms)})))")
-        ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
-        te = (f"type {name};", *(f"typeattribute {name} {a};" for a in attrs),
-              f"allow {n0.scon.type} {name}:{n0.tclass} {ptext};")
+        cil = (*decl.cil(), rule.cil())
+        te = (*decl.te(), rule.te())
         cmds = (*cil, *(c.describe() for c in changes if isinstance(c, AddPortcon | ModifyPortcon)))
         why = note("fix-new-port-type", type=name, ports=", ".join(map(str, ports)),
                    proto=n0.proto)
@@ -376,14 +374,10 @@ class FixEngine:
         by: dict[tuple[str, str, str], set[str]] = {}
         for n in needs:
             by.setdefault((n.scon.type, n.tcon.type, n.tclass), set()).add(n.perm)
-        changes: list[Change] = []
-        te, cil = [], []
-        for (s, t, c), perms in by.items():
-            ps = sorted(perms)
-            ptext = ps[0] if len(ps) == 1 else "{ " + " ".join(ps) + " }"
-            te.append(f"allow {s} {t}:{c} {ptext};")
-            cil.append(f"(allow {s} {t} ({c} ({' '.join(ps)})))")
-            changes.append(AddRule("allow", s, t, c, frozenset(ps)))
+        rules = [AddRule("allow", s, t, c, frozenset(perms)) for (s, t, c), perms in by.items()]
+        changes: list[Change] = list(rules)
+        te = [r.te() for r in rules]
+        cil = [r.cil() for r in rules]
         requires = sorted({x for s, t, _ in by for x in (s, t)})
         fix = self._make("rule", needs, want, (*te, *(f"; CIL: {x}" for x in cil)),
                          note("fix-rule"), changes, cil=tuple(cil), te=tuple(te),

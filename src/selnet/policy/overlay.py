@@ -406,6 +406,13 @@ class AddRule:
         ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
         return f"{self.ruletype} {self.source} {self.target}:{self.tclass} {ptext};"
 
+    def cil(self) -> str:
+        """The rule as a CIL statement (unconditional rules: what a module writes)."""
+        if self.cond is not None:
+            raise ValueError("a conditional rule has no single-statement CIL form")
+        perms = " ".join(sorted(self.perms))
+        return f"({self.ruletype} {self.source} {self.target} ({self.tclass} ({perms})))"
+
     def describe(self) -> str:
         text = self.te()
         if self.cond is not None:
@@ -422,6 +429,14 @@ class AddType:
         _check_name(self.name, "type")
         attrs = self.attributes
         object.__setattr__(self, "attributes", (attrs,) if isinstance(attrs, str) else tuple(attrs))
+
+    def te(self) -> tuple[str, ...]:
+        """The declaration as TE statements: the type, then one line per attribute."""
+        return (f"type {self.name};", *(f"typeattribute {self.name} {a};" for a in self.attributes))
+
+    def cil(self) -> tuple[str, ...]:
+        return (f"(type {self.name})", *(f"(typeattributeset {a} ({self.name}))"
+                                         for a in self.attributes))
 
     def describe(self) -> str:
         text = f"type {self.name}"
@@ -466,6 +481,9 @@ class AddRoleType:
 
     role: str
     type: str
+
+    def cil(self) -> str:
+        return f"(roletype {self.role} {self.type})"
 
     def describe(self) -> str:
         return f"role {self.role} types {self.type};"

@@ -6,7 +6,6 @@ from selnet.analyses.profiles import ranges_text
 from selnet.generate.module import Generated
 from selnet.render.chain import chain_json
 from selnet.render.fixes import opens_json, opens_text
-from selnet.render.module import perms_text as _perms
 
 
 def te_text(g: Generated) -> str:
@@ -17,9 +16,7 @@ def te_text(g: Generated) -> str:
     lines += [f"\tattribute {a};" for a in attrs]
     lines += [f"\trole {g.role};", "')", ""]
     for t in g.types:
-        lines.append(f"type {t.name};")
-        if t.attributes:
-            lines.append(f"typeattribute {t.name} {', '.join(t.attributes)};")
+        lines += t.te()
     lines += [f"role {g.role} types {g.domain};", ""]
     covered = bool(g.interfaces)
     lines += list(g.interfaces)
@@ -27,7 +24,7 @@ def te_text(g: Generated) -> str:
     for r in g.rules:
         if covered and r.target != "self" and r.target not in own:
             continue  # given by the interfaces above
-        lines.append(f"allow {r.source} {r.target}:{r.tclass} {_perms(r.perms)};")
+        lines.append(r.te())
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ from selnet.fix.module import ModuleCheck, ModulePlan
 from selnet.policy.index import Policy
 
 
-def perms_text(perms: frozenset[str]) -> str:
+def _perms(perms: frozenset[str]) -> str:
     """A TE permission set: one name, or ``{ a b }``."""
     ps = sorted(perms)
     return ps[0] if len(ps) == 1 else "{ " + " ".join(ps) + " }"
@@ -30,25 +30,22 @@ def te_text(plan: ModulePlan, policy: Policy) -> str:
     lines = [f"module {plan.name} 1.0;", ""]
     require = [f"\ttype {t};" for t in sorted(types)]
     require += [f"\tattribute {a};" for a in sorted(attrs)]
-    require += [f"\tclass {c} {perms_text(frozenset(p))};" for c, p in sorted(classes.items())]
+    require += [f"\tclass {c} {_perms(frozenset(p))};" for c, p in sorted(classes.items())]
     if require:  # checkmodule rejects an empty block
         lines += ["require {", *require, "}", ""]
     for t in plan.types:
-        lines.append(f"type {t.name};")
-        lines += [f"typeattribute {t.name} {a};" for a in t.attributes]
+        lines += t.te()
     if plan.from_interfaces:
         lines.append("# the grants of " + ", ".join(plan.from_interfaces) + ", spelled out")
-    lines += [f"allow {r.source} {r.target}:{r.tclass} {perms_text(r.perms)};" for r in plan.rules]
+    lines += [r.te() for r in plan.rules]
     return "\n".join(lines) + "\n"
 
 
 def cil_text(plan: ModulePlan) -> str:
     lines = [f"; module {plan.name}: written and verified by selnet"]
     for t in plan.types:
-        lines.append(f"(type {t.name})")
-        lines += [f"(typeattributeset {a} ({t.name}))" for a in t.attributes]
-    for r in plan.rules:
-        lines.append(f"({r.ruletype} {r.source} {r.target} ({r.tclass} ({' '.join(sorted(r.perms))})))")
+        lines += t.cil()
+    lines += [r.cil() for r in plan.rules]
     return "\n".join(lines) + "\n"
 
 
