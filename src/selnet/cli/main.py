@@ -8,11 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from selnet.cli import audit, check, explain, generate, info, lint, profiles
+from selnet.cli import audit, check, explain, generate, info, lint, profiles, review_graph
 from selnet.cli.options import Handler, policy_parent, validate_args
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
-GROUPS = (info, check, profiles, audit, explain, generate, lint)
+GROUPS = (info, check, profiles, audit, explain, generate, lint, review_graph)
 EXIT_INTERNAL = 70
 
 
