@@ -109,7 +109,7 @@ def _module(args: argparse.Namespace, policy: Policy, report: AuditReport) -> in
         files[f"{name}.pp"] = ""
     result = check_module(policy, report.bools, plan, cil, needs)
     emit(args, lambda: module_json(plan, result, outdir, list(files), pp_error),
-         lambda: module_lines(plan, result, outdir, list(files), pp_error))
+         lambda: module_lines(plan, result, outdir, list(files), pp_error), policy)
     return EXIT_OK if result.ok else EXIT_DENIED
 
 

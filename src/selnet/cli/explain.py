@@ -34,7 +34,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not chains:
         raise InputError("this policy lacks the example's domains (web_t, client_t); "
                          "try selnet connect/listen with your own")
-    emit(args, lambda: demo_json(chains), lambda: demo_lines(chains))
+    emit(args, lambda: {"demo": demo_json(chains)}, lambda: demo_lines(chains), policy)
     return EXIT_OK
 
 

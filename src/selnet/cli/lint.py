@@ -22,7 +22,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if args.sarif:
         emit_json(lint_sarif(report))
     elif args.json:
-        emit_json(lint_json(report))
+        from selnet.cli.options import emit
+
+        emit(args, lambda: lint_json(report), lambda: [], policy)
     else:
         sys.stdout.write("\n".join(lint_lines(report)) + "\n")
     return EXIT_DENIED if report.findings else EXIT_OK

@@ -77,7 +77,18 @@ def load(args: argparse.Namespace) -> Policy:
             print("selnet: indexing the policy (first run on it; cached afterwards)...",
                   file=sys.stderr, flush=True)
 
-    return load_policy(args.policy, use_cache=not args.no_cache, on_build=progress)
+    policy = load_policy(args.policy, use_cache=not args.no_cache, on_build=progress)
+    if not args.policy and policy.source.origin == "example":
+        # An answer about a toy policy must never pass for one about this machine.
+        print(example_note(), file=sys.stderr)
+    return policy
+
+
+def example_note() -> str:
+    from selnet.policy.source import example_policy_path
+
+    return ("selnet: no --policy and no running SELinux policy: using the bundled example "
+            f"policy ({example_policy_path()}); pass --policy to choose one")
 
 
 def parse_bools(items: list[str] | None) -> dict[str, bool]:
@@ -104,11 +115,11 @@ def emit(args: argparse.Namespace, as_json: Callable[[], object],
     from selnet.render.facts import policy_json, policy_lines
 
     if args.json:
-        from selnet.render.jsonout import emit_json
+        from selnet.render.jsonout import SCHEMA_VERSION, emit_json
 
         obj = as_json()
         if isinstance(obj, dict):
-            obj = {"schema_version": 1, **obj}
+            obj = {"schema_version": SCHEMA_VERSION, **obj}
             if policy is not None and "policy" not in obj:
                 obj["policy"] = policy_json(policy)
         emit_json(obj)

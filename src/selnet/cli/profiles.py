@@ -92,10 +92,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         else:
             n = writer(rows, sys.stdout)
     if args.output and args.json:
-        from selnet.render.jsonout import emit_json
-
-        emit_json({"rows": n, "format": fmt, "output": args.output,
-                   "seconds": round(time.perf_counter() - start, 3)})
+        seconds = round(time.perf_counter() - start, 3)
+        emit(args, lambda: {"rows": n, "format": fmt, "output": args.output, "seconds": seconds},
+             lambda: [], policy)
     return EXIT_OK
 
 

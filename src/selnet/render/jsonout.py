@@ -6,6 +6,10 @@ import json
 import sys
 from typing import TextIO
 
+# The version of every JSON answer's shape (docs/schemas/): raised when a key changes
+# meaning or goes away, not when one is added.
+SCHEMA_VERSION = 1
+
 
 def emit_json(obj: object, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
@@ -17,4 +21,4 @@ def emit_json(obj: object, out: TextIO | None = None) -> None:
 
 def error_json(message: str, exit_code: int, out: TextIO | None = None) -> None:
     """An error under --json: the same one line, as JSON, with the exit status."""
-    emit_json({"schema_version": 1, "error": message, "exit": exit_code}, out)
+    emit_json({"schema_version": SCHEMA_VERSION, "error": message, "exit": exit_code}, out)
