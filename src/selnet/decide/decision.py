@@ -79,7 +79,7 @@ class Decider:
     def te_allowed(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
         return any(g.active for g in self._grants(stype, ttype, tclass, perm)["allow"])
 
-    def _bounded_ok(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
+    def bounded_ok(self, stype: str, ttype: str, tclass: str, perm: str) -> bool:
         """typebounds: a bounded child may not exceed what its parent may do."""
         bounds = self.policy.snap.bounds
         if stype not in bounds and ttype not in bounds:
@@ -88,9 +88,10 @@ class Decider:
         pt = bounds.get(ttype, ttype)
         return self.te_allowed(ps, pt, tclass, perm)
 
-    def _failing_constraint(
+    def failing_constraint(
         self, scon: Context, tcon: Context, tclass: str, perm: str
     ) -> str | None:
+        """The first constraint on (tclass, perm) that this pair does not satisfy."""
         for con in self.policy.constraints_for(tclass):
             if perm in con.perms and not self._constraints.holds(con, scon, tcon):
                 return con.text
@@ -143,8 +144,8 @@ class Decider:
         matching = self._grants(stype, ttype, tclass, perm)
         grants = matching["allow"]
         te_ok = any(g.active for g in grants)
-        failing = self._failing_constraint(scon, tcon, tclass, perm)
-        if te_ok and failing is None and self._bounded_ok(stype, ttype, tclass, perm):
+        failing = self.failing_constraint(scon, tcon, tclass, perm)
+        if te_ok and failing is None and self.bounded_ok(stype, ttype, tclass, perm):
             audited = any(g.active for g in matching["auditallow"])
             return Decision(True, "allowed", enforced, False, audited, tuple(grants))
         dontaudit = tuple(g.rule for g in matching["dontaudit"] if g.active)

@@ -243,6 +243,10 @@ class Policy:
             out.extend(self._by_class_source.get((tclass, sname), ()))
         return out
 
+    def rules_named(self, tclass: str, source: str) -> Sequence[AVRule]:
+        """The rules of tclass written with exactly this source name (type or attribute)."""
+        return self._by_class_source.get((tclass, source), ())
+
     def transition(
         self, stype: str, ttype: str, tclass: str, bools: Mapping[str, bool]
     ) -> TypeTransition | None:
