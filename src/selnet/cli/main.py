@@ -8,11 +8,21 @@ import os
 import sys
 from collections.abc import Sequence
 
-from selnet.cli import audit, check, explain, generate, info, lint, profiles, review_graph
+from selnet.cli import (
+    audit,
+    check,
+    completion,
+    explain,
+    generate,
+    info,
+    lint,
+    profiles,
+    review_graph,
+)
 from selnet.cli.options import Handler, policy_parent, validate_args
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
-GROUPS = (info, check, profiles, audit, explain, generate, lint, review_graph)
+GROUPS = (info, check, profiles, audit, explain, generate, lint, review_graph, completion)
 EXIT_INTERNAL = 70
 
 
