@@ -271,3 +271,40 @@ def test_suggestion_on_the_reference_policy(capsys: pytest.CaptureFixture[str],
                  "--policy", str(refpolicy_standard)])
     assert code == 2
     one_line_error(capsys.readouterr().err, "may not have type httpd_t")
+
+
+# -- 5. answers name the inputs, never a deleted scratch compile ------------------------
+def test_no_cache_answers_name_the_cil_files(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """--no-cache compiles CIL into a scratch directory that is gone once the policy is
+    read: audit --json and the matrix's SQLite metadata must name the CIL file."""
+    import sqlite3
+
+    from selnet.policy.loader import load_policy
+
+    cil = example_policy_path()
+    pol = load_policy([str(cil)], use_cache=False)
+    assert pol.source.binary == cil and pol.source.scratch is None
+    log = tmp_path / "audit.log"
+    log.write_text(DENIAL.format(serial=1, port=5432))
+    assert main(["audit", str(log), "--json", "--no-cache", "--no-interfaces", *POLICY]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["policy"]["path"] == str(cil) and out["policy"]["inputs"] == [str(cil)]
+    db = tmp_path / "m.sqlite"
+    assert main(["matrix", "--format", "sqlite", "-o", str(db), "--no-cache",
+                 "--domain", "web_t", *POLICY]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(db) as con:
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["policy"] == str(cil)
+    # An unusable cache (writable by others) compiles into scratch too: the same answer.
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o777)
+    os.chmod(xdg, 0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    monkeypatch.setattr("selnet.policy.source._noted_unsafe", False)
+    assert main(["audit", str(log), "--json", "--no-interfaces", *POLICY]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["policy"]["path"] == str(cil)
+    assert "not using the cache" in captured.err

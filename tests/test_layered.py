@@ -7,6 +7,7 @@ with the base by secilc.  The overlay must decide exactly like secilc's compile.
 from __future__ import annotations
 
 import bz2
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -207,3 +208,90 @@ def test_cli(refpolicy_standard: Path, capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and "no_such_port_t" in err
+
+
+# -- --no-cache: nothing written outside a scratch directory that is removed ------------
+def _exmod_pp(tmp_path: Path) -> Path:
+    """A .pp built by checkmodule and semodule_package: web_t may bind exmod_port_t."""
+    te = tmp_path / "exmod.te"
+    te.write_text("module exmod 1.0;\n"
+                  "require { type web_t; class tcp_socket { name_bind }; }\n"
+                  "type exmod_port_t;\n"
+                  "allow web_t exmod_port_t:tcp_socket name_bind;\n")
+    mod, pp = tmp_path / "exmod.mod", tmp_path / "exmod.pp"
+    subprocess.run(["checkmodule", "-M", "-m", "-o", str(mod), str(te)], check=True,
+                   capture_output=True)
+    subprocess.run(["semodule_package", "-o", str(pp), "-m", str(mod)], check=True,
+                   capture_output=True)
+    return pp
+
+
+@pytest.fixture()
+def empty_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(XDG_CACHE_HOME, the temporary directory), both empty; tempfile and the tools
+    selnet runs (TMPDIR) use the second."""
+    xdg, tmp = tmp_path / "xdg", tmp_path / "tmp"
+    xdg.mkdir(mode=0o700)
+    tmp.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp))
+    return xdg, tmp
+
+
+def _empty(*dirs: Path) -> bool:
+    return all(list(d.iterdir()) == [] for d in dirs)
+
+
+def test_no_cache_pp_module_writes_nothing(example_binary: Path, tmp_path: Path,
+                                           empty_dirs: tuple[Path, Path],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    pp = _exmod_pp(tmp_path)
+    # On a CIL base (compiled with secilc, with the cil_gen_require declaration) and on a
+    # binary base (the overlay): the module's answer, and nothing left anywhere.
+    for base in (example_policy_path(), example_binary):
+        pol = load_policy([str(base), str(pp)], use_cache=False)
+        assert isinstance(pol, LayeredPolicy) and pol.exact == (base.suffix == ".cil")
+        assert name_bind(pol, "web_t", "exmod_port_t")
+        assert not name_bind(pol, "db_t", "exmod_port_t")
+        assert pol.modules[0].scratch and not pol.modules[0].cil.exists()
+        assert _empty(*empty_dirs), [list(d.iterdir()) for d in empty_dirs]
+        rc = main(["port", "--type", "exmod_port_t", "--policy", str(base), "--policy", str(pp),
+                   "--no-cache", "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert rc == 0
+        assert [m["path"] for m in out["policy"]["modules"]] == [str(pp)]
+        assert _empty(*empty_dirs)
+    # The same calls with the cache do write it: the test would see a write.
+    load_policy([str(example_binary), str(pp)])
+    assert list((empty_dirs[0] / "selnet" / "modules").glob("*.cil"))
+
+
+@needs_devel
+def test_no_cache_te_module_writes_nothing(refpolicy_standard: Path,
+                                           empty_dirs: tuple[Path, Path]) -> None:
+    te = load_policy([str(refpolicy_standard), str(MOD_TE)], use_cache=False)
+    assert isinstance(te, LayeredPolicy) and te.modules[0].kind == "te"
+    assert name_bind(te, "myapp_t", "myapp_port_t")
+    assert not name_bind(te, "myapp_t", "http_port_t")
+    assert _empty(*empty_dirs), [list(d.iterdir()) for d in empty_dirs]
+
+
+def test_a_damaged_converted_module_is_converted_again(example_binary: Path, tmp_path: Path,
+                                                       empty_dirs: tuple[Path, Path]) -> None:
+    pp = _exmod_pp(tmp_path)
+    first = load_policy([str(example_binary), str(pp)])
+    assert isinstance(first, LayeredPolicy)
+    entry = first.modules[0].cil
+    assert entry.parent == empty_dirs[0] / "selnet" / "modules" and not first.modules[0].scratch
+    good = entry.read_bytes()
+    # The CIL edited behind its header, another module's CIL, a truncated entry: each
+    # would change the answer (or fail) if it were trusted.
+    damaged = [good.replace(b"exmod_port_t", b"nothere_port_t", 1),
+               b"; selnet-module v1 " + b"0" * 64 + b"\n" + MOD_CIL.read_bytes(),
+               good[: len(good) // 2]]
+    for data in damaged:
+        entry.write_bytes(data)
+        again = load_policy([str(example_binary), str(pp)])
+        assert name_bind(again, "web_t", "exmod_port_t")
+        assert entry.read_bytes() == good

@@ -103,9 +103,19 @@ def test_a_hanging_read_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
         raise AssertionError("not reached")
 
     monkeypatch.setattr(loader, "extract", hang)
-    monkeypatch.setattr(loader, "LOAD_TIMEOUT", 1.0)
+    # Read at each load, as the fuzz campaign sets it after importing selnet.
+    monkeypatch.setenv("SELNET_LOAD_TIMEOUT", "1")
     start = time.monotonic()
     assert main(["info", "--policy", str(policy), "--no-cache"]) == 2
     assert time.monotonic() - start < 20
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did not finish reading it" in err[0]
+
+
+@pytest.mark.parametrize(("value", "limit"), [("2.5", 2.5), ("", 300.0), ("soon", 300.0),
+                                               ("-1", 300.0), ("nan", 300.0), ("inf", 300.0)])
+def test_load_timeout_setting(monkeypatch: pytest.MonkeyPatch, value: str, limit: float) -> None:
+    from selnet.policy import loader
+
+    monkeypatch.setenv("SELNET_LOAD_TIMEOUT", value)
+    assert loader.load_timeout() == limit

@@ -48,26 +48,36 @@ def _load_layers(
     if not module_paths:
         return load_source(source, use_cache=use_cache, on_build=on_build)
 
-    from selnet.policy.modules import LayeredPolicy, apply_modules, gen_require_shim, prepare
+    from selnet.policy.modules import (
+        LayeredPolicy,
+        ModuleStore,
+        apply_modules,
+        gen_require_shim,
+        prepare,
+    )
 
-    modules = [prepare(Path(p)) for p in module_paths]
-    if is_cil_base(source):
-        # Exact: the base's CIL and every module's, compiled together.
-        together = compile_cil(
-            [*source.inputs, *gen_require_shim(source.inputs, modules), *(m.cil for m in modules)],
-            origin=source.origin,
-            inputs=(*source.inputs, *(m.path for m in modules)),
-            use_cache=use_cache,
-        )
-        try:
-            loaded = load_source(together, use_cache=use_cache, on_build=on_build)
-        finally:
-            together.cleanup()
-        return LayeredPolicy.wrap(loaded, tuple(modules), (), exact=True, module_changes=0)
-    # The base's index is cached by its own sha256; the overlay is applied in
-    # memory and nothing is cached for the combination.
-    base = load_source(source, use_cache=use_cache, on_build=on_build)
-    return apply_modules(base, modules)
+    # Converted modules go to the cache, or (--no-cache, an unusable cache) to a
+    # scratch directory removed here, once the policy is read.
+    with ModuleStore(use_cache=use_cache) as store:
+        modules = [prepare(Path(p), store) for p in module_paths]
+        if is_cil_base(source):
+            # Exact: the base's CIL and every module's, compiled together.
+            together = compile_cil(
+                [*source.inputs, *gen_require_shim(source.inputs, modules, store),
+                 *(m.cil for m in modules)],
+                origin=source.origin,
+                inputs=(*source.inputs, *(m.path for m in modules)),
+                use_cache=use_cache,
+            )
+            try:
+                loaded = load_source(together, use_cache=use_cache, on_build=on_build)
+            finally:
+                together.cleanup()
+            return LayeredPolicy.wrap(loaded, tuple(modules), (), exact=True, module_changes=0)
+        # The base's index is cached by its own sha256; the overlay is applied in
+        # memory and nothing is cached for the combination.
+        base = load_source(source, use_cache=use_cache, on_build=on_build)
+        return apply_modules(base, modules)
 
 
 def load_source(
@@ -82,13 +92,28 @@ def load_source(
         snap, cached = get_or_build(source.sha256, build)
     else:
         snap, cached = build(), False
-    return Policy(snap, source, from_cache=cached)
+    # A scratch compile is deleted once read: the policy keeps a source that names the
+    # user's inputs, never the deleted file.
+    return Policy(snap, source.settled(), from_cache=cached)
 
 
 # libsepol can spin forever on some corrupt binaries (a bit flip in the right place): the
 # first read of a policy, the only one that runs libsepol, happens in a child process
 # that is killed after this many seconds.  A cached policy never runs libsepol at all.
-LOAD_TIMEOUT = float(os.environ.get("SELNET_LOAD_TIMEOUT", "300"))
+# None: SELNET_LOAD_TIMEOUT, read at each load (so a parent that imported selnet early,
+# such as the fuzz campaign, can still set it), else 300 s.
+LOAD_TIMEOUT: float | None = None
+_DEFAULT_TIMEOUT = 300.0
+
+
+def load_timeout() -> float:
+    if LOAD_TIMEOUT is not None:
+        return LOAD_TIMEOUT
+    try:
+        limit = float(os.environ.get("SELNET_LOAD_TIMEOUT", _DEFAULT_TIMEOUT))
+    except ValueError:  # a malformed setting is not the policy's fault: the default
+        return _DEFAULT_TIMEOUT
+    return limit if limit > 0 and limit != float("inf") else _DEFAULT_TIMEOUT
 
 
 def _child(conn: multiprocessing.connection.Connection, path: str, sha256: str) -> None:
@@ -106,7 +131,7 @@ def extract_guarded(path: str, sha256: str, timeout: float | None = None) -> Pol
     """:func:`extract` in a forked child with a time limit: a hang in libsepol becomes one
     clear error line instead of a process that never returns.  (The data comes back over
     a pipe from our own child, never from a file another user could write.)"""
-    limit = LOAD_TIMEOUT if timeout is None else timeout
+    limit = load_timeout() if timeout is None else timeout
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: read it here

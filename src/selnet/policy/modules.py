@@ -4,7 +4,12 @@ A module is CIL (``.cil``), a refpolicy-style ``.te`` (with its ``.if`` and
 ``.fc`` beside it, when present), built with Debian's devel Makefile, or a
 policy package (``.pp``, possibly bzip2-compressed as Debian ships them),
 converted by ``/usr/libexec/selinux/hll/pp``.  Every module becomes CIL, cached
-under ``cache_dir()/modules/<sha256 of the input>.cil``.
+under ``cache_dir()/modules/<key>.cil`` (the key: a hash of the input) behind a
+header line naming the key and the sha256 of the CIL after it, so a damaged or
+foreign entry is converted again, never trusted.  Without the cache
+(``--no-cache``, or a cache directory that cannot be used safely) conversions
+go to a scratch directory (:class:`ModuleStore`) that the loader removes once
+the policy is read: nothing is written anywhere else.
 
 On a CIL base, base and modules are compiled together with secilc (exact).  On
 a binary (or a policy.conf, compiled to one) each module's CIL is read with
@@ -23,20 +28,23 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from selnet.errors import InputError, PolicyError, SelnetError, ToolMissingError
 from selnet.policy.cilmodule import Unapplied, read_cil
 from selnet.policy.index import Policy
 from selnet.policy.overlay import Change, Overlay
-from selnet.policy.source import cache_dir, first_error_line
+from selnet.policy.source import first_error_line, private_cache_dir
 
 DEVEL_MAKEFILE = Path("/usr/share/selinux/devel/Makefile")
 PP_TOOL = Path("/usr/libexec/selinux/hll/pp")
 _PP_MAGIC = bytes.fromhex("8fff7cf9")  # POLICY_PACKAGE magic (0xf97cff8f), little endian
 _BZ2_MAGIC = b"BZh"
 _FORMAT = "v1"
+_HEADER = b"; selnet-module"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +54,10 @@ class Module:
     path: Path
     kind: str  # cil, te, pp
     sha256: str  # of the input (for a .te: of the .te, .if and .fc together)
-    cil: Path  # the file itself for CIL, the cached conversion otherwise
+    # The file itself for CIL, the conversion otherwise: in the cache, or in a
+    # scratch directory that exists only while the policy is being loaded.
+    cil: Path
+    scratch: bool = False  # cil is scratch: an answer must never name it
 
     def name(self) -> str:
         return str(self.path)
@@ -68,14 +79,92 @@ class ModuleUnapplied:
         return f"{self.module}: {self.statement.describe()}"
 
 
-def prepare(path: Path) -> Module:
-    """The module at ``path``, converted to CIL (cached by its sha256)."""
+class ModuleStore:
+    """Where converted modules go: ``cache_dir()/modules`` when the cache is used and
+    safe to use, else (or when a write there fails) a scratch directory, made on first
+    use and removed by :meth:`close`."""
+
+    def __init__(self, use_cache: bool = True) -> None:
+        self.cache = private_cache_dir("modules") if use_cache else None
+        self._scratch: Path | None = None
+
+    def scratch(self) -> Path:
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="selnet-modules-"))
+        return self._scratch
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def __enter__(self) -> ModuleStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def get(self, key: str, make: Callable[[], bytes]) -> tuple[Path, bool]:
+        """(the CIL file for ``key``, whether it is scratch): a verified cache entry, or
+        ``make()`` written to the cache, or to scratch when there is no usable cache."""
+        if self.cache is not None:
+            out = self.cache / f"{key}.cil"
+            if _verified(out, key):
+                return out, False
+            cil = make()
+            try:
+                _write_atomic(out, _header(key, cil) + cil)
+                return out, False
+            except OSError:
+                pass  # a read-only cache only costs speed
+        else:
+            cil = make()
+        out = self.scratch() / f"{key}.cil"
+        out.write_bytes(_header(key, cil) + cil)
+        return out, True
+
+
+def _header(key: str, cil: bytes) -> bytes:
+    # A CIL comment: secilc and read_cil take the file as it is.
+    digest = hashlib.sha256(cil).hexdigest()
+    return b"%s %s %s %s\n" % (_HEADER, _FORMAT.encode(), key.encode(), digest.encode())
+
+
+def _verified(out: Path, key: str) -> bool:
+    """Whether ``out`` holds the conversion for ``key``: its header names the key and
+    the sha256 of the rest (truncated, flipped or another input's entry: no)."""
+    try:
+        data = out.read_bytes()
+    except OSError:
+        return False
+    head, sep, body = data.partition(b"\n")
+    return bool(sep) and head + b"\n" == _header(key, body)
+
+
+def _write_atomic(out: Path, data: bytes) -> None:
+    """A reader never sees half a file, and a file of the same name is replaced only
+    by a rename in a directory that is the user's own (``private_cache_dir``)."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".cil")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare(path: Path, store: ModuleStore | None = None) -> Module:
+    """The module at ``path``, converted to CIL in ``store`` (default: the cache).  With a
+    store of its own the caller closes it once the policy is read."""
     if not path.exists():
         raise PolicyError(f"{path}: no such module file")
     if path.is_dir():
         raise PolicyError(f"{path}: is a directory, not a policy module")
+    store = store if store is not None else ModuleStore()
     if path.suffix == ".te":
-        return _from_te(path)
+        return _from_te(path, store)
     data = _read(path)
     if data[:3] == _BZ2_MAGIC:
         try:
@@ -83,7 +172,7 @@ def prepare(path: Path) -> Module:
         except (OSError, ValueError) as exc:
             raise PolicyError(f"{path}: not a valid bzip2 file ({exc})") from None
     if data[:4] == _PP_MAGIC:
-        return _from_pp(path, data)
+        return _from_pp(path, data, store)
     text = data[:4096].decode("utf-8", errors="replace").lstrip()
     if path.suffix == ".cil" or text.startswith(("(", ";")):
         return Module(path, "cil", hashlib.sha256(data).hexdigest(), path)
@@ -95,24 +184,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def _cached(key: str) -> Path:
-    d = cache_dir() / "modules"
-    d.mkdir(parents=True, exist_ok=True)
-    return d / f"{key}.cil"
-
-
-def _store(out: Path, cil: bytes) -> None:
-    """Write the converted CIL atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".cil")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(cil)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _need(exe: str | Path, package: str) -> str:
@@ -133,24 +204,28 @@ def _pp_to_cil(what: Path, data: bytes) -> bytes:
     return proc.stdout
 
 
-def _from_pp(path: Path, data: bytes) -> Module:
+def _from_pp(path: Path, data: bytes, store: ModuleStore) -> Module:
     digest = hashlib.sha256(data).hexdigest()
-    out = _cached(hashlib.sha256(f"pp-{_FORMAT}\0{digest}".encode()).hexdigest())
-    if not out.exists():
-        _store(out, _pp_to_cil(path, data))
-    return Module(path, "pp", digest, out)
+    key = hashlib.sha256(f"pp-{_FORMAT}\0{digest}".encode()).hexdigest()
+    out, scratch = store.get(key, lambda: _pp_to_cil(path, data))
+    return Module(path, "pp", digest, out, scratch)
 
 
-def _from_te(te: Path) -> Module:
-    name = te.stem
+def _from_te(te: Path, store: ModuleStore) -> Module:
     parts = [te, *(p for p in (te.with_suffix(".if"), te.with_suffix(".fc")) if p.exists())]
     h = hashlib.sha256()
     for p in parts:
         h.update(p.suffix.encode() + b"\0" + _read(p) + b"\0")
     digest = h.hexdigest()
-    out = _cached(hashlib.sha256(f"te-{_FORMAT}\0{digest}".encode()).hexdigest())
-    if out.exists():
-        return Module(te, "te", digest, out)
+    key = hashlib.sha256(f"te-{_FORMAT}\0{digest}".encode()).hexdigest()
+    out, scratch = store.get(key, lambda: _build_te(te, parts))
+    return Module(te, "te", digest, out, scratch)
+
+
+def _build_te(te: Path, parts: list[Path]) -> bytes:
+    """The .te (and its .if/.fc) built by the devel Makefile in a temporary directory
+    that is removed, then converted to CIL."""
+    name = te.stem
     if not DEVEL_MAKEFILE.exists():
         raise ToolMissingError(
             f"{DEVEL_MAKEFILE} is missing: building {te.name} needs Debian package selinux-policy-dev"
@@ -170,15 +245,14 @@ def _from_te(te: Path) -> Module:
         if proc.returncode != 0 or not pp.exists():
             msg = first_error_line(proc.stderr + proc.stdout, proc.returncode)
             raise PolicyError(f"{te} does not compile: {msg}")
-        cil = _pp_to_cil(te, pp.read_bytes())
-    _store(out, cil)
-    return Module(te, "te", digest, out)
+        return _pp_to_cil(te, pp.read_bytes())
 
 
 _GEN_REQUIRE = re.compile(r"\(\s*typeattribute\s+cil_gen_require\s*\)")
 
 
-def gen_require_shim(base: tuple[Path, ...], modules: list[Module]) -> list[Path]:
+def gen_require_shim(base: tuple[Path, ...], modules: list[Module],
+                     store: ModuleStore | None = None) -> list[Path]:
     """A declaration of ``cil_gen_require`` when converted modules need one.
 
     Modules converted from a .pp mark what they require with
@@ -193,9 +267,9 @@ def gen_require_shim(base: tuple[Path, ...], modules: list[Module]) -> list[Path
                 return []
         except OSError:
             return []
-    out = _cached(f"cil_gen_require-{_FORMAT}")
-    if not out.exists():
-        _store(out, b"(typeattribute cil_gen_require)\n(roleattribute cil_gen_require)\n")
+    store = store if store is not None else ModuleStore()
+    out, _ = store.get(f"cil_gen_require-{_FORMAT}",
+                       lambda: b"(typeattribute cil_gen_require)\n(roleattribute cil_gen_require)\n")
     return [out]
 
 
@@ -284,12 +358,15 @@ def apply_modules(base: Policy, modules: list[Module]) -> LayeredPolicy:
         try:
             text = mod.cil.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            raise PolicyError(f"{mod.cil}: cannot read ({exc.strerror})") from None
+            raise PolicyError(f"{mod.path if mod.scratch else mod.cil}: cannot read "
+                              f"({exc.strerror})") from None
         try:
             overlay, skipped = read_cil(text, current)
             current = overlay.apply(current)
         except SelnetError as exc:
-            where = str(mod.path) if mod.kind == "cil" else f"{mod.path} (as CIL: {mod.cil})"
+            # a scratch conversion is gone once this error is read: name only the input
+            where = str(mod.path) if mod.kind == "cil" else (
+                f"{mod.path} (as CIL)" if mod.scratch else f"{mod.path} (as CIL: {mod.cil})")
             err = InputError if isinstance(exc, InputError) else PolicyError
             raise err(f"{where}: {exc}") from None
         unapplied.extend(ModuleUnapplied(mod.path, u) for u in skipped)

@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
@@ -103,6 +103,8 @@ def private_cache_dir(sub: str) -> Path | None:
 class PolicySource:
     """A compiled policy file and where it came from."""
 
+    # The compiled policy; after :meth:`settled` on a scratch compile (removed once
+    # read), the first input instead, so nothing ever names a deleted file.
     binary: Path
     origin: str  # binary, cil, conf, live, example
     inputs: tuple[Path, ...]  # the files the user named (the binary itself for binaries)
@@ -118,6 +120,15 @@ class PolicySource:
     def cleanup(self) -> None:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def settled(self) -> PolicySource:
+        """This source as a loaded policy keeps it: a scratch binary is about to be
+        deleted, so the policy is named by the user's inputs (the CIL files or the
+        policy.conf), which outlive it."""
+        if self.scratch is None:
+            return self
+        return replace(self, binary=self.inputs[0] if self.inputs else self.binary,
+                       scratch=None)
 
 
 def sha256_file(path: Path) -> str:
