@@ -174,7 +174,7 @@ def cases(ws: Workspace, rng: random.Random, sh: Shared, n: int, fifo_inputs: bo
         yield p, (base if rng.random() < 0.05 else mutate(rng, base, p))
 
 
-def run(ws: Workspace, rng: random.Random, n: int, jobs: int = 1, timeout: float = 5.0,
+def run(ws: Workspace, rng: random.Random, n: int, jobs: int = 1, timeout: float = 10.0,
         shared: Shared | None = None, fifo_inputs: bool = True) -> Part:
     part = Part("cli")
     t0 = time.monotonic()

@@ -117,6 +117,7 @@ def _child_main(fn: Callable[[], Any], wfd: int, noise: Path, cwd: Path, stdin: 
         import sys
 
         sys.stdin = open(0, closefd=False)  # noqa: SIM115  (not a test runner's capture)
+        os.environ["SELNET_LOAD_TIMEOUT"] = LOAD_TIMEOUT  # the child's only: not the caller's
         value = fn()
         data = pickle.dumps(value)
     except BaseException:
@@ -130,10 +131,28 @@ def _child_main(fn: Callable[[], Any], wfd: int, noise: Path, cwd: Path, stdin: 
         os._exit(0)
 
 
+def warm() -> None:
+    """Import what every case uses once, in the campaign, before any fork.  selnet reads a
+    policy in a forked grandchild that would otherwise import setools (and libsepol)
+    afresh each time: about 0.3 s of every call, 15 times the cost of the call itself."""
+    import selnet.audit.auditor
+    import selnet.cli.main  # noqa: F401
+    import selnet.policy.extract as extract
+
+    extract._import_setools()
+
+
+# selnet's loader reads a policy in a child killed after SELNET_LOAD_TIMEOUT seconds; each
+# case's child sets it (well under the case's own time limit) so that libsepol spinning on
+# a mutant is selnet's clean exit 2, and only a hang elsewhere is a "hang".
+LOAD_TIMEOUT = "5"
+
+
 def run_children(ws: Workspace, tasks: Iterable[Callable[[], Any]], jobs: int = 1,
                  timeout: float = 20.0) -> Iterator[tuple[int, Child]]:
     """Run each task in its own forked child, ``jobs`` at a time; yield (index, Child) as
     they finish (not in order)."""
+    warm()
     empty = ws.path("stdin.empty")
     empty.touch()
     it = iter(enumerate(tasks))
