@@ -17,12 +17,14 @@ from selnet.cli import (
     info,
     lint,
     profiles,
+    review,
     review_graph,
 )
 from selnet.cli.options import Handler, policy_parent, validate_args
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
-GROUPS = (info, check, profiles, audit, explain, generate, lint, review_graph, completion)
+GROUPS = (info, check, profiles, audit, explain, generate, lint, review, review_graph,
+          completion)
 EXIT_INTERNAL = 70
 
 

@@ -644,6 +644,8 @@ def _run(a: Side, b: Side, explainer: Explainer, ma: OpModel | None, mb: OpModel
         return None
     if before.state in ("denied", "absent") and after.state in ("denied", "absent"):
         return None
+    if before.state in ("allowed", "permissive") and after.state in ("allowed", "permissive"):
+        return None  # open either way: the permissive change shows where it opens something
     direction = _direction(TRUE if before.state == "permissive" else fa,
                            TRUE if after.state == "permissive" else fb, before, after)
     return before, after, direction, _causes(a, b, explainer, ma, mb, proto, low, ca, cb)
