@@ -83,6 +83,8 @@ def _domains_text(domains: list[str]) -> str:
 
 
 _ORDER = {"gained": 0, "changed": 1, "lost": 2}
+# (order, direction, operation, protocol, ports, before, after): one line of the summary
+_What = tuple[int, str, str, str, tuple[Range, ...], str, str]
 
 
 def diff_lines(d: PolicyDiff, full: bool = False, what: str = "diff") -> list[str]:
@@ -102,7 +104,7 @@ def diff_lines(d: PolicyDiff, full: bool = False, what: str = "diff") -> list[st
 
 def _summary_lines(d: PolicyDiff, budget: int) -> list[str]:
     """Grouped by cause, then by what changed; domains sharing a change on one line."""
-    by_cause: dict[tuple[tuple[str, str], ...], dict[tuple[object, ...], list[str]]] = \
+    by_cause: dict[tuple[tuple[str, str], ...], dict[_What, list[str]]] = \
         defaultdict(lambda: defaultdict(list))
     for c in d.changes:
         cause_key = tuple((x.kind, x.summary) for x in c.causes)
@@ -125,7 +127,6 @@ def _summary_lines(d: PolicyDiff, budget: int) -> list[str]:
         rows = []
         for what, domains in items:
             _, direction, op, proto, ports, before, after = what
-            assert isinstance(ports, tuple)
             rows.append([f"  {direction:7} {op} {proto} {ports_text(ports)}: {before} -> {after}",
                          f"          {_domains_text(sorted(domains))}"])
         blocks.append((head, rows))
