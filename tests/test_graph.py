@@ -374,6 +374,7 @@ def test_dot_to_stdout_by_default(policy_path: Path, capsys: pytest.CaptureFixtu
 
 
 # -- the reference policy ---------------------------------------------------------------------
+@pytest.mark.heavy
 def test_reference_policy_graph(refpolicy_standard: Path) -> None:
     pol = load_policy([str(refpolicy_standard)])
     start = time.perf_counter()

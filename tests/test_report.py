@@ -260,6 +260,19 @@ def test_no_outside_references(old: Policy, new: Policy) -> None:
     assert not re.search(r"<(script|link|img|iframe|object|embed)\b", html)
     assert not re.search(r"\b(src|href)\s*=\s*\"(?!#)", html)  # in-page anchors only
     assert "@import" not in html and "url(" not in html
+    # Well formed: every element opened is closed, in order (graphviz's SVG included).
+    stack: list[str] = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag not in ("meta", "br"):  # HTML's void elements in this page; <x/> is
+                stack.append(tag)  # a start and an end to HTMLParser
+
+        def handle_endtag(self, tag: str) -> None:
+            assert stack and stack.pop() == tag, (tag, stack[-3:])
+
+    Tags().feed(html)
+    assert stack == []
 
 
 @pytest.mark.skipif(not HAVE_DOT, reason="graphviz's dot is not installed")
@@ -383,3 +396,25 @@ def test_in_headless_chromium(old: Policy, new: Policy, tmp_path: Path) -> None:
         if ink > 5000:
             break
     assert ink > 5000, ink
+
+
+# -- the reference policy ---------------------------------------------------------------------
+@pytest.mark.heavy
+def test_reference_policy_report_is_bounded(refpolicy_standard: Path) -> None:
+    pol = load_policy([str(refpolicy_standard)])
+    rep = build_report(pol, top=5, graph_limit=30)
+    assert len(rep.details) == 5 and len(rep.exposures) > 500
+    scores = [x.score for x in rep.exposures]
+    assert scores == sorted(scores, reverse=True)
+    httpd = next(x for x in rep.exposures if x.domain == "httpd_t")
+    assert (80, 80) in dict(httpd.server)["tcp"]
+    assert "httpd_can_network_connect" in httpd.booleans
+    # The picture: unconfined domains set aside and listed, at most 30 nodes, and only
+    # edges allowed now.
+    assert not rep.graph_whole and "unconfined_t" in rep.left_out
+    assert len(rep.graph.nodes) <= 30 and rep.graph.edges
+    assert all(e.allowed_now for e in rep.graph.edges)
+    assert not {e.source for e in rep.graph.edges} & {f"domain:{d}" for d in rep.left_out}
+    html = report_html(rep, draw=False)
+    assert len(html) < 2_000_000 and 'id="graph-scope"' in html
+    assert not re.search(r"https?://", html)

@@ -109,7 +109,13 @@ def _drawn_edges(
     return list(groups.values())
 
 
-def to_dot(g: ReachGraph) -> str:
+COMPACT_RANGES = 4  # port ranges on a node's label in a compact drawing
+
+
+def to_dot(g: ReachGraph, *, compact: bool = False) -> str:
+    """``compact`` for dense pictures: no edge labels (each is a node dot must place, and
+    on a whole policy's most-connected part they cost minutes of layout; the protocols
+    and guards are then each edge's tooltip) and at most a few port ranges per node."""
     nodes = {n.id: n for n in g.nodes}
     lines = [
         "digraph selnet {",
@@ -119,8 +125,9 @@ def to_dot(g: ReachGraph) -> str:
     ]
     for n in g.nodes:
         label = n.name
-        if n.ports:
-            label += "\n" + "\n".join(f"{p} {ranges_text(rs)}" for p, rs in n.ports)
+        for p, rs in n.ports:
+            shown = rs[:COMPACT_RANGES] if compact else rs
+            label += f"\n{p} {ranges_text(shown)}" + (" …" if len(shown) < len(rs) else "")
         if n.permissive:
             label += "\n(permissive)"
         lines.append(f"  {dot_quote(n.id)} [label={dot_quote(label)}, {_NODE_STYLE[n.kind]}];")
@@ -130,7 +137,7 @@ def to_dot(g: ReachGraph) -> str:
         text = edge_text(e, nodes.get(e.target))
         if len(group) > 1:
             text = f"{protos} {text.partition(' ')[2]}"
-        attrs = [f"label={dot_quote(text)}"]
+        attrs = [f"tooltip={dot_quote(text)}" if compact else f"label={dot_quote(text)}"]
         if e.condition:
             attrs.append("style=dashed")
         if not e.allowed_now:

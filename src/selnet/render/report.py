@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from html import escape
 
-from selnet.analyses.profiles import Range, ranges_text
+from selnet.analyses.profiles import Range, merge_ranges, ranges_text
 from selnet.errors import InputError
 from selnet.render.graph import dot_available, to_dot, to_svg
 from selnet.review.report import DomainDetail, Grant, PolicyReport
@@ -77,6 +77,12 @@ def _summary(rep: PolicyReport) -> list[str]:
     return out
 
 
+EXPOSURE_ROWS = 50  # rows shown open; the rest of the domains behind one <details>
+_EXPOSURE_HEAD = ("<tr><th>domain</th><th>may bind (name_bind)</th><th>may reach "
+                  "(name_connect)</th><th>more under booleans</th><th>port types</th>"
+                  "<th>booleans</th></tr>")
+
+
 def _exposure(rep: PolicyReport) -> list[str]:
     detailed = {d.exposure.domain for d in rep.details}
     out = [
@@ -84,11 +90,13 @@ def _exposure(rep: PolicyReport) -> list[str]:
         f"<p>{len(rep.exposures)} domains may bind or reach ports, most exposed first "
         "(port numbers allowed now, then those a boolean would add). A server also needs "
         "its socket permissions and node_bind: the detailed profiles below have them.</p>",
-        '<table id="exposure-table"><tr><th>domain</th><th>may bind (name_bind)</th>'
-        "<th>may reach (name_connect)</th><th>more under booleans</th><th>port types</th>"
-        "<th>booleans</th></tr>",
+        f'<table id="exposure-table">{_EXPOSURE_HEAD}',
     ]
-    for x in rep.exposures:
+    for i, x in enumerate(rep.exposures):
+        if i == EXPOSURE_ROWS:
+            rest = len(rep.exposures) - i
+            out.append(f'</table><details id="exposure-rest"><summary>{rest} more domains'
+                       f'</summary><table id="exposure-more">{_EXPOSURE_HEAD}')
         name = _e(x.domain)
         if x.domain in detailed:
             name = f'<a href="#{_e(_anchor(x.domain))}">{name}</a>'
@@ -104,23 +112,43 @@ def _exposure(rep: PolicyReport) -> list[str]:
             f"<td>{_per_proto(x.server)}</td><td>{_per_proto(x.client)}</td>"
             f'<td class="cond">{"<br>".join(more) or "—"}</td><td>{x.port_types}</td>'
             f'<td class="mono">{_e(", ".join(x.booleans)) or "—"}</td></tr>')
-    out.append("</table></section>")
+    out.append("</table>" + ("</details>" if len(rep.exposures) > EXPOSURE_ROWS else "")
+               + "</section>")
     return out
 
 
-def _grant_row(g: Grant) -> str:
-    if g.allowed_now:
-        access = '<span class="now">allowed</span>'
-        if g.condition:
-            access += f' <span class="cond">while {_e(g.condition)}</span>'
-    elif g.constraint:
-        access = '<span class="off">denied by a constraint</span>'
-    else:
-        access = f'<span class="cond">if {_e(g.condition)}</span>'
-    rules = "".join(f"<pre>{_e(r)}</pre>" for r in g.rules) or '<span class="note">none</span>'
-    return (f"<tr><td>{_e(g.protocol)}</td><td>{_e(g.operation)}</td>"
-            f'<td class="mono">{_e(g.port_type)}</td><td>{_e(_ranges(g.ports))}</td>'
-            f"<td>{access}</td><td>{rules}</td></tr>")
+MAX_TYPES = 8  # port types named in one row of grants before "+N more"
+
+
+def _grant_rows(grants: Iterable[Grant]) -> list[str]:
+    """One row per protocol, check, access and granting rules: a rule on an attribute
+    (``port_type``) grants every member alike, and is one row naming its types, not
+    two hundred."""
+    groups: dict[tuple[object, ...], list[Grant]] = {}
+    for g in grants:
+        key = (g.protocol, g.operation, g.allowed_now, g.condition, g.constraint, g.rules)
+        groups.setdefault(key, []).append(g)
+    out = []
+    for group in groups.values():
+        g = group[0]
+        if g.allowed_now:
+            access = '<span class="now">allowed</span>'
+            if g.condition:
+                access += f' <span class="cond">while {_e(g.condition)}</span>'
+        elif g.constraint:
+            access = '<span class="off">denied by a constraint</span>'
+        else:
+            access = f'<span class="cond">if {_e(g.condition)}</span>'
+        types = [x.port_type for x in group]
+        names = ", ".join(types[:MAX_TYPES])
+        if len(types) > MAX_TYPES:
+            names += f" … (+{len(types) - MAX_TYPES} more)"
+        ports = merge_ranges(r for x in group for r in x.ports)
+        rules = "".join(f"<pre>{_e(r)}</pre>" for r in g.rules) or '<span class="note">none</span>'
+        out.append(f"<tr><td>{_e(g.protocol)}</td><td>{_e(g.operation)}</td>"
+                   f'<td class="mono">{_e(names)}</td><td>{_e(_ranges(ports))}</td>'
+                   f"<td>{access}</td><td>{rules}</td></tr>")
+    return out
 
 
 def _detail(d: DomainDetail) -> list[str]:
@@ -130,6 +158,12 @@ def _detail(d: DomainDetail) -> list[str]:
     out = [
         f'<details class="domain" id="{_e(_anchor(x.domain))}" data-domain="{_e(x.domain)}">',
         f"<summary>{_e(x.domain)} — may bind {bind}, reach {reach} ports now{more}</summary>",
+    ]
+    if prof is None:
+        out.append(f'<p class="note">No profile: {_e(d.error)}. Its ports are in the '
+                   "exposure table.</p></details>")
+        return out
+    out += [
         f'<p class="mono">{_e(prof.domain)}</p>',
         '<table class="sides"><tr><th>protocol</th><th>bind() to 0.0.0.0 succeeds on</th>'
         "<th>connect() and send succeed to</th></tr>",
@@ -144,9 +178,9 @@ def _detail(d: DomainDetail) -> list[str]:
                    f"<td>{to}</td></tr>")
     out.append("</table>")
     if d.grants:
-        out.append('<table class="grants"><tr><th>protocol</th><th>check</th><th>port type</th>'
+        out.append('<table class="grants"><tr><th>protocol</th><th>check</th><th>port types</th>'
                    "<th>ports</th><th>access</th><th>granted by</th></tr>")
-        out += [_grant_row(g) for g in d.grants]
+        out += _grant_rows(d.grants)
         out.append("</table>")
     if d.widening:
         out.append('<p>Booleans that widen it:</p><ul class="widening">')
@@ -191,10 +225,21 @@ def _graph(rep: PolicyReport, draw: bool) -> list[str]:
            "<p>Client domain → (name_connect) → port type ← (name_bind) ← server domain. "
            "Dashed edges are under a boolean (grey: off now).</p>"]
     if not rep.graph_whole:
+        out[-1] = out[-1][:-4] + " Hover an edge for its protocols and guard.</p>"
+    if not rep.graph_whole:
+        left = ""
+        if rep.left_out:
+            names = ", ".join(rep.left_out[:MAX_TYPES])
+            more = f" … (+{len(rep.left_out) - MAX_TYPES} more)" if len(rep.left_out) > MAX_TYPES \
+                else ""
+            left = (f" Left out: the {len(rep.left_out)} domains that may bind or reach nearly "
+                    f"every port type ({_e(names)}{more}), which would join every port to "
+                    "every domain drawn.")
         out.append(f'<p class="note" id="graph-scope">The whole graph has {g.total_nodes} '
-                   f"nodes and {g.total_edges} edges, too many to draw usefully: shown are the "
-                   f"{len(g.nodes)} most-connected nodes and the {len(g.edges)} edges among "
-                   "them. <code>selnet graph --domain D</code> draws any neighbourhood.</p>")
+                   f"nodes and {g.total_edges} edges, too many to draw usefully.{left} "
+                   f"Shown: the {len(g.nodes)} most-connected other nodes and the "
+                   f"{len(g.edges)} edges among them allowed now. <code>selnet graph --domain D</code> "
+                   "draws any domain's neighbourhood.</p>")
     if not g.edges:
         out.append('<p class="note">No domain may bind or reach a port.</p>')
     elif not draw:
@@ -203,7 +248,8 @@ def _graph(rep: PolicyReport, draw: bool) -> list[str]:
                    "the graph as DOT, GraphML or JSON.</p>")
     else:
         try:
-            out.append(inline_svg(to_svg(to_dot(g), timeout=DRAW_TIMEOUT)))
+            svg = to_svg(to_dot(g, compact=not rep.graph_whole), timeout=DRAW_TIMEOUT)
+            out.append(inline_svg(svg))
         except InputError as exc:
             out.append(f'<p class="note" id="graph-missing">Not drawn: {_e(exc)}</p>')
     out.append("</section>")

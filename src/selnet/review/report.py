@@ -24,12 +24,14 @@ from selnet.analyses.profiles import (
     subtract_ranges,
 )
 from selnet.decide.decision import Decider
+from selnet.errors import InputError
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
 from selnet.review.graph import (
     DOMAIN,
     NAME_BIND,
     NAME_CONNECT,
+    PORT,
     ReachGraph,
     build_graph,
     top_connected,
@@ -37,7 +39,7 @@ from selnet.review.graph import (
 from selnet.review.types import PolicyDiff
 
 DEFAULT_TOP = 20
-GRAPH_LIMIT = 40  # nodes drawn for a whole policy: more is a hairball nobody can read
+GRAPH_LIMIT = 30  # nodes drawn for a whole policy: more is a hairball nobody can read
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
 
 
@@ -96,9 +98,10 @@ class Grant:
 @dataclass(frozen=True, slots=True)
 class DomainDetail:
     exposure: Exposure
-    profile: DomainProfile
+    profile: DomainProfile | None  # None when the profile could not be built (``error``)
     grants: tuple[Grant, ...]
     widening: tuple[BooleanEffect, ...]  # booleans whose flip grants more
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class PolicyReport:
     details: tuple[DomainDetail, ...]  # the first ``top`` of them
     graph: ReachGraph  # what is drawn: the whole graph, or its most-connected part
     graph_whole: bool
+    left_out: tuple[str, ...]  # domains not drawn because they reach nearly every port type
     diff: PolicyDiff | None
     seconds: float
 
@@ -184,6 +188,31 @@ def summary(policy: Policy, network_domains: int) -> PolicySummary:
                          len(snap.booleans))
 
 
+EVERYWHERE = 0.9  # a domain with edges to this share of the port types is "everywhere"
+
+
+def drawable(graph: ReachGraph, limit: int) -> tuple[ReachGraph, tuple[str, ...]]:
+    """What a picture of the graph can show: the whole graph when small; else its
+    ``limit`` most-connected nodes once the domains that reach nearly every port type
+    (unconfined ones: they would connect every drawn port to every drawn domain, and
+    are listed instead) are set aside."""
+    if len(graph.nodes) <= limit:
+        return graph, ()
+    ports = sum(1 for n in graph.nodes if n.kind == PORT)
+    reach: dict[str, set[str]] = {}
+    for e in graph.edges:
+        if e.kind in (NAME_BIND, NAME_CONNECT) and e.allowed_now:
+            reach.setdefault(e.source, set()).add(e.target)
+    everywhere = {d for d, ts in reach.items() if ports and len(ts) >= EVERYWHERE * ports}
+    # Only what is allowed now: a boolean such as httpd_can_network_connect joins a
+    # domain to every port type, which a picture cannot show apart from the rest.
+    rest = ReachGraph(
+        tuple(n for n in graph.nodes if n.id not in everywhere),
+        tuple(e for e in graph.edges if e.source not in everywhere and e.allowed_now),
+        graph.labeled, graph.filter, graph.total_nodes, graph.total_edges)
+    return top_connected(rest, limit), tuple(sorted(d.partition(":")[2] for d in everywhere))
+
+
 def build_report(
     policy: Policy,
     bools: Mapping[str, bool] | None = None,
@@ -199,17 +228,24 @@ def build_report(
     decider = Decider(policy, values)
     details = []
     for x in exp[:top]:
-        prof = domain_profile(policy, x.domain, values)
+        try:
+            prof = domain_profile(policy, x.domain, values)
+        except (KeyError, InputError) as exc:
+            # One domain's profile failing (kernel_t's kernel sockets make no task ->
+            # socket checks, which domain_profile expects) must not lose the whole page.
+            details.append(DomainDetail(x, None, (), (), f"{type(exc).__name__}: {exc}"))
+            continue
         # Booleans whose flip from the current value grants more.
         widening = tuple(b for b in prof.booleans if (b.when_off if b.current else b.when_on))
         details.append(DomainDetail(x, prof, tuple(_grants(policy, decider, prof)), widening))
-    drawn = top_connected(graph, graph_limit)
+    drawn, left_out = drawable(graph, graph_limit)
     return PolicyReport(
         summary(policy, sum(1 for n in graph.nodes if n.kind == DOMAIN)),
         tuple(exp),
         tuple(details),
         drawn,
         drawn is graph,
+        left_out,
         diff,
         time.perf_counter() - start,
     )
