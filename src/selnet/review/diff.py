@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from selnet.analyses.profiles import PROTOCOLS, candidate_targets, defined
 from selnet.decide.decision import Decider, Grant
 from selnet.errors import InputError
-from selnet.kernel.classes import socket_class
+from selnet.kernel.classes import INET_SOCKET_CLASSES, socket_class
 from selnet.model.env import NetEnv
 from selnet.model.labels import PortMap, node_label, port_map
-from selnet.model.plan import Endpoint, KernelModel, Scenario
+from selnet.model.plan import Endpoint, KernelModel, Scenario, socket_label
 from selnet.policy.conditions import eval_cond, infix
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
@@ -88,6 +88,7 @@ class Side:
         self.domains = frozenset(policy.domains())
         self._facts: dict[tuple[str, Context, Context, str, str], Fact] = {}
         self._targets: dict[tuple[str, str, str], dict[str, list[AVRule]]] = {}
+        self._shapes: dict[tuple[str, str, bool], tuple[tuple[str, str, str], ...]] = {}
         self._any_node: Context | None = None
         self._ranges: dict[str, dict[Context, list[Range]]] = {}
         self._contexts: dict[str, Context | None] = {}
@@ -129,6 +130,35 @@ class Side:
                     fn = FALSE
         got = Fact(role, tclass, perm, scon, tcon, fn, allows, failing, is_def)
         self._facts[key] = got
+        return got
+
+    def shape(self, dom: Context, sock: Context, proto: str, operation: str
+              ) -> tuple[tuple[str, str, str], ...]:
+        """The checks of the model's plan this comparison uses, as (role, class, perm):
+        the socket's own permissions of the socket() and operation steps, node_bind,
+        the port check, net_bind_service.  The plan's structure depends on the
+        protocol, the operation and whether the socket is the kernel's (exempt), not on
+        the domain, so it is taken once from the model and reused."""
+        kernel = sock == self.policy.snap.initial_sids.get("kernel")
+        key = (proto, operation, kernel)
+        got = self._shapes.get(key)
+        if got is None:
+            addr = _ANY4 if operation == "bind" else ipaddress.IPv4Address("127.0.0.1")
+            plan = KernelModel(self.policy, self.bools).plan(
+                Scenario(operation, dom, Endpoint(addr, 1, proto), self.env))
+            out: list[tuple[str, str, str]] = []
+            for c in plan.checks:
+                if c.step not in ("socket", operation):
+                    continue
+                if c.spec.target == "socket" and c.spec.subject == "task":
+                    out.append(("socket", c.tclass, c.perm))
+                elif c.spec.target == "node" and c.perm == "node_bind":
+                    out.append(("node", c.tclass, c.perm))
+                elif c.spec.target == "port":
+                    out.append(("port", c.tclass, c.perm))
+                elif c.tclass in ("capability", "cap_userns") and c.perm == "net_bind_service":
+                    out.append(("capability", c.tclass, c.perm))
+            got = self._shapes[key] = tuple(out)
         return got
 
     def _by_target(self, tclass: str, stype: str, perm: str) -> dict[str, list[AVRule]]:
@@ -225,33 +255,27 @@ class OpModel:
     @classmethod
     def build(cls, side: Side, dom: Context, proto: str, operation: str) -> OpModel:
         policy = side.policy
-        addr = _ANY4 if operation == "bind" else ipaddress.IPv4Address("127.0.0.1")
-        plan = KernelModel(policy, side.bools).plan(
-            Scenario(operation, dom, Endpoint(addr, 1, proto), side.env))
-        steps = ("socket", operation)
+        sclass = socket_class(proto, policy.snap.polcaps)
+        sock, origin = socket_label(policy, dom, sclass, side.bools)
         fixed: list[Fact] = []
         port_perm: str | None = None
         cap: Fact | None = None
-        for c in plan.checks:
-            if c.step not in steps:
-                continue
-            role = c.spec.target
-            if role == "socket" and c.spec.subject == "task":
-                fixed.append(side.fact("socket", c.subject, c.target, c.tclass, c.perm))
-            elif role == "node" and c.perm == "node_bind":
-                fixed.append(side.fact("node", c.subject, side.any_node(), c.tclass, c.perm))
+        for role, tclass, perm in side.shape(dom, sock, proto, operation):
+            if role == "socket":
+                fixed.append(side.fact("socket", dom, sock, tclass, perm))
+            elif role == "node":
+                fixed.append(side.fact("node", sock, side.any_node(), tclass, perm))
             elif role == "port":
-                port_perm = c.perm
-            elif c.tclass in ("capability", "cap_userns") and c.perm == "net_bind_service":
-                cap = side.fact("capability", c.subject, c.target, c.tclass, c.perm)
-        sclass = plan.sclass
-        model = cls(side, dom, proto, operation, sclass, plan.sock, plan.sock_origin,
+                port_perm = perm
+            else:
+                cap = side.fact("capability", dom, dom, tclass, perm)
+        model = cls(side, dom, proto, operation, sclass, sock, origin,
                     tuple(dict.fromkeys(fixed)), port_perm, cap,
                     dom.type in policy.snap.permissive)
         if port_perm is not None:
             if defined(policy, sclass, port_perm):
                 model.candidates = frozenset(
-                    candidate_targets(policy, sclass, plan.sock.type, port_perm))
+                    candidate_targets(policy, sclass, sock.type, port_perm))
             else:  # handle_unknown decides every port alike
                 any_ctx = next(iter(side.ranges(proto)))
                 model.default = model.port_fact(any_ctx).fn
@@ -530,13 +554,19 @@ def diff_policies(
     explainer = Explainer(a, b)
     same_globals = _globals(a) == _globals(b)
     moved = {proto: _moved(a, b, proto) for proto in PROTOCOLS}
+    touched = overlay_touched(old, new) if same_globals else None
     changes: list[NetChange] = []
     for i, domain in enumerate(names):
         if progress is not None:
             progress(i, len(names))
         for proto in PROTOCOLS:
             restrict: tuple[Range, ...] | None = None
-            if same_globals and a.fingerprint(domain, proto) == b.fingerprint(domain, proto):
+            if touched is not None:
+                equal = domain not in touched
+            else:
+                equal = same_globals and \
+                    a.fingerprint(domain, proto) == b.fingerprint(domain, proto)
+            if equal:
                 # Same rules, labels and defaults: only a re-typed port can differ.
                 mv = moved[proto]
                 if not mv.types or (not (a.port_targets(domain, proto) & mv.types)
@@ -603,11 +633,13 @@ def _compare(a: Side, b: Side, explainer: Explainer, domain: str, proto: str,
         return []
     # The slow path: every run of ports with one label on each side, only where one side
     # may allow something (a port no rule covers on either side is denied on both).
-    sa = ma.spans() if ma is not None else []
-    sb = mb.spans() if mb is not None else []
-    windows: list[Range] | None = None if sa is None or sb is None else _merged([*sa, *sb])
+    windows: list[Range] | None
     if restrict is not None:
-        windows = list(restrict) if windows is None else _intersect(windows, list(restrict))
+        windows = list(restrict)
+    else:
+        sa = ma.spans() if ma is not None else []
+        sb = mb.spans() if mb is not None else []
+        windows = None if sa is None or sb is None else _merged([*sa, *sb])
     groups: dict[tuple[Access, Access, str, tuple[Cause, ...]], list[Range]] = {}
     memo: dict[tuple[Context, Context, bool, bool], tuple[Access, Access, str,
                                                           tuple[Cause, ...]] | None] = {}
@@ -649,15 +681,6 @@ def _run(a: Side, b: Side, explainer: Explainer, ma: OpModel | None, mb: OpModel
     direction = _direction(TRUE if before.state == "permissive" else fa,
                            TRUE if after.state == "permissive" else fb, before, after)
     return before, after, direction, _causes(a, b, explainer, ma, mb, proto, low, ca, cb)
-
-
-def _intersect(xs: list[Range], ys: list[Range]) -> list[Range]:
-    out: list[Range] = []
-    for lo, hi in xs:
-        for lo2, hi2 in ys:
-            if lo <= hi2 and lo2 <= hi:
-                out.append((max(lo, lo2), min(hi, hi2)))
-    return _merged(out)
 
 
 def _same_now(ma: OpModel, mb: OpModel) -> bool:
@@ -733,4 +756,49 @@ def socket_types(policy: Policy, domain: str) -> set[str]:
         tt = policy.transition(domain, domain, sclass, bools)
         if tt is not None:
             out.add(tt.default)
+    return out
+
+
+# -- which domains an overlay can touch ----------------------------------------------------
+def overlay_touched(old: Policy, new: Policy) -> set[str] | None:
+    """The domains whose fingerprint (everything but the port map) an overlay can change,
+    when ``new`` is ``old`` with an overlay; None when unknown (then every domain's
+    fingerprint is compared).  A port label change is not here: re-typed ports are
+    compared for every domain that may use a type on either side."""
+    from selnet.policy import overlay as ov
+
+    if old.overlay is not None or new.overlay is None or new.base is not old.base:
+        return None
+    out: set[str] = set()
+    for c in new.overlay.changes:
+        if isinstance(c, (ov.AddPortcon, ov.ModifyPortcon, ov.DeletePortcon, ov.AddNetifcon,
+                          ov.ModifyNetifcon, ov.DeleteNetifcon, ov.AddType, ov.AddAttribute,
+                          ov.AddBoolean)):
+            continue  # netifcons are no part of bind/connect; a new name alone changes nothing
+        if isinstance(c, (ov.AddNodecon, ov.ModifyNodecon, ov.DeleteNodecon)):
+            continue  # only the node of 0.0.0.0 is used: compared once in _globals
+        if isinstance(c, ov.SetBoolean):
+            for r in new.snap.rules:
+                if r.cond is not None and c.name in r.cond:
+                    out |= new.expand(r.source)
+            for t in new.snap.transitions:
+                if t.cond is not None and c.name in t.cond:
+                    out |= new.expand(t.source)
+        elif isinstance(c, (ov.AddRule, ov.AddTypeTransition)):
+            out |= new.expand(c.source) | old.expand(c.source)
+        elif isinstance(c, ov.AddAttributeMember):
+            out |= new.expand(c.type)
+            for r in new.snap.rules:
+                if r.target == c.attribute or r.source == c.attribute:
+                    out |= new.expand(r.source)
+        elif isinstance(c, (ov.SetPermissive, ov.AddRoleType)):
+            out |= new.expand(c.type)
+        else:
+            return None
+    # A socket type in the set stands for the domains whose sockets carry it.
+    socks = out & {t.default for t in new.snap.transitions if t.tclass in INET_SOCKET_CLASSES}
+    if socks:
+        for d in new.domains():
+            if d not in out and socket_types(new, d) & socks:
+                out.add(d)
     return out
