@@ -19,9 +19,10 @@ from selnet.analyses.profiles import (
     PROTOCOLS,
     access_of,
     domain_profile,
+    domain_summary,
+    group_port_types,
     in_ranges,
     matrix_rows,
-    port_map,
     port_report,
     socket_context,
     type_report,
@@ -30,9 +31,10 @@ from selnet.cli import main
 from selnet.decide.chain import evaluate
 from selnet.decide.decision import Decider
 from selnet.model.env import NetEnv
+from selnet.model.labels import port_map
 from selnet.model.plan import Endpoint, Scenario
 from selnet.policy.loader import load_policy
-from selnet.render.profile import port_json, profile_json
+from selnet.render.profile import port_json, profile_json, summary_lines
 from tests.conftest import EXAMPLE_CIL
 
 # Overlapping portcons (CIL sorts narrowest first: 8080-8081 beats 8000-8100, 80 beats 1-1023),
@@ -337,8 +339,119 @@ def test_cli_domain_json(policy_path: Path, capsys: pytest.CaptureFixture[str]) 
     }
     tcp = data["client"][0]
     assert {g["type"]: g["allowed"] for g in tcp["name_connect"]}["gen_port_t"] is True
-    rc, out, _ = _run(["domain", "srv_t", "--policy", str(policy_path)], capsys)
+    rc, out, _ = _run(["domain", "srv_t", "--policy", str(policy_path), "--full"], capsys)
     assert rc == 0 and "80, 8080-8081 (www_port_t)" in out
+    # the summary (default) groups both of web_ports' types under the attribute
+    rc, out, _ = _run(["domain", "srv_t", "--policy", str(policy_path)], capsys)
+    assert rc == 0
+    assert "name_bind now: web_ports (2 port types: 80, 8000-8100)" in out
+    assert data["summary"]["server"][0]["now"][0]["attribute"] == "web_ports"
+
+
+# -- the summary: grouped, nothing lost ------------------------------------------------------
+def test_group_port_types_attributes_and_every(policy: Any) -> None:
+    # udp: port_type's port types are gen_port_t and port_t (the initial SID): every one
+    groups = group_port_types(policy, "udp", {"gen_port_t", "port_t"})
+    assert [(g.attribute, g.every, g.ranges) for g in groups] == [("port_type", True, ((1, 65535),))]
+    # tcp: web_ports is used only when both its types are in the set
+    groups = group_port_types(policy, "tcp", {"www_port_t", "alt_port_t", "db_port_t"})
+    assert [(g.attribute, g.types) for g in groups] == [
+        ("web_ports", ("www_port_t", "alt_port_t")), (None, ("db_port_t",))]
+    groups = group_port_types(policy, "tcp", {"www_port_t", "db_port_t"})
+    assert [(g.attribute, g.types) for g in groups] == [
+        (None, ("www_port_t",)), (None, ("db_port_t",))]
+    # ... or when its other types are allowed anyway (``within``)
+    groups = group_port_types(policy, "tcp", {"www_port_t"}, within={"alt_port_t"})
+    assert [(g.attribute, g.types) for g in groups] == [(None, ("www_port_t",))]
+
+
+def test_summary_booleans_group_what_they_open(policy: Any) -> None:
+    prof = domain_profile(policy, "cli_t")
+    summ = domain_summary(policy, prof)
+    udp = summ.server[1]
+    assert [(g.attribute, g.every) for g in udp.now] == [("port_type", True)]
+    prof = domain_profile(policy, "srv_t")
+    summ = domain_summary(policy, prof)
+    eff = {b.name: b for b in summ.booleans}
+    # b_c off would grant name_connect on gen_port_t; on (now) grants port_t
+    assert [(c.what, [g.types for g in c.groups]) for c in eff["b_c"].when_off] == [
+        ("tcp name_connect", [("gen_port_t",)])]
+    lines = summary_lines(summ)
+    assert "  b_c (on now): on allows tcp name_connect port_t (1024-5431, 5433-7999, " \
+           "8101-65535); off allows tcp name_connect gen_port_t (1-79, 81-1023)" in lines
+    # db_port_t needs b_a and b_b: no single boolean opens it, the side counts it
+    tcp = summ.client[0]
+    assert tcp.later == 2  # gen_port_t (b_a or !b_c) and db_port_t (b_a && b_b)
+    for d in policy.domains():
+        _summary_facts_hold(policy, domain_summary(policy, domain_profile(policy, d)))
+
+
+def _summary_facts_hold(policy: Any, summ: Any) -> None:
+    """Every group of the summary is true port by port: the now-groups are exactly the
+    profile's allowed grants, and each boolean's groups are allowed with that value."""
+    prof = summ.profile
+    for side, full in ((summ.server, prof.server), (summ.client, prof.client)):
+        for s, f in zip(side, full, strict=True):
+            grants = f.name_bind if s.perm == "name_bind" else f.name_connect
+            assert {t for g in s.now for t in g.types} == {
+                g.type for g in grants if g.access.allowed}, (s.protocol, s.perm)
+    pm = port_map(policy)
+    dom = policy.context_for_domain(prof.domain)
+    effects = {b.name: b for b in prof.booleans}
+    for b in summ.booleans:
+        for value, changes in ((True, b.when_on), (False, b.when_off)):
+            eff = effects[b.name]
+            bools = {**policy.bool_values(None), b.name: value}
+            decider = Decider(policy, bools)
+            for c in changes:
+                proto, _, perm = c.what.partition(" ")
+                if not c.groups:
+                    continue
+                sclass = f"{proto}_socket"
+                sock = socket_context(policy, dom, sclass, bools)
+                for g in c.groups:
+                    for ctx in pm.contexts(proto):
+                        if ctx.type in g.types:
+                            assert decider.decide(sock, ctx, sclass, perm).allowed, (
+                                b.name, value, ctx.type)
+            # and every type the boolean changes is in some group
+            raw = {(c.what, c.type) for c in (eff.when_on if value else eff.when_off)}
+            grouped = {(c.what, t) for c in changes for g in c.groups for t in g.types}
+            grouped |= {(c.what, t) for c in changes for t in c.types}
+            grouped |= {(c.what, None) for c in changes if not c.groups and not c.types}
+            assert raw <= grouped, (b.name, value, raw - grouped)
+
+
+@pytest.mark.refpolicy
+def test_refpolicy_domain_summary_fits_on_a_screen(
+    refpolicy_standard: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = load_policy([str(refpolicy_standard)])
+    outs = {}
+    for d in ("httpd_t", "sshd_t"):
+        rc, out, _ = _run(["domain", d, "--policy", str(refpolicy_standard)], capsys)
+        assert rc == 0 and len(out.splitlines()) <= 40, (d, len(out.splitlines()))
+        outs[d] = out
+        rc, full, _ = _run(["domain", d, "--policy", str(refpolicy_standard), "--full"], capsys)
+        assert len(full.splitlines()) > 400  # --full keeps every port type and grant
+        _summary_facts_hold(policy, domain_summary(policy, domain_profile(policy, d)))
+    httpd = outs["httpd_t"]
+    assert "    name_bind now: http_port_t (80, 443, 488, 8008-8009, 8443, 8448), " \
+           "http_cache_port_t (3128, 8080, 8118, 10001-10010)" in httpd
+    assert "  httpd_can_network_connect (off now): on allows tcp name_connect every port type " \
+           "(through port_type)\n" in httpd
+    assert "name_connect now: dns_port_t (53, 853); " in httpd
+    sshd = outs["sshd_t"]
+    assert "    name_connect now: every port type (through port_type)\n" in sshd
+    assert "    connect() succeeds now to: 1-65535\n" in sshd
+    assert "  sshd_port_forwarding (off now): on allows tcp name_bind every port type " \
+           "(through port_type)\n" in sshd
+    # the claim is true port by port: with the boolean on, every tcp port may be reached
+    bools = policy.bool_values({"httpd_can_network_connect": True})
+    decider = Decider(policy, bools)
+    dom = policy.context_for_domain("httpd_t")
+    for ctx in port_map(policy).contexts("tcp"):
+        assert decider.decide(dom, ctx, "tcp_socket", "name_connect").allowed, ctx
 
 
 def test_cli_bad_input(policy_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -400,7 +513,7 @@ def test_json_of_example_profile_is_serializable() -> None:
     policy = load_policy([str(EXAMPLE_CIL)])
     data = profile_json(domain_profile(policy, "web_t"))
     json.dumps(data)
-    obs = {(o["class"], o["perm"]) for o in data["obsolete"]}  # type: ignore[union-attr]
+    obs = {(o["class"], o["perm"]) for o in data["obsolete"]}  # type: ignore[attr-defined]
     assert ("tcp_socket", "send_msg") in obs and ("netif", "tcp_recv") in obs
     json.dumps(port_json(port_report(policy, 9100, "tcp")))
 

@@ -15,6 +15,7 @@ then decided per distinct port *context* (type and level), never per port number
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -137,6 +138,73 @@ def access_of(d: Decision) -> Access:
         tuple(dict(f.settings) for f in d.boolean_fixes),
         tuple(names),
     )
+
+
+class Decisions:
+    """:class:`Decider` memoised on what a decision can depend on (issue 13).
+
+    For one subject and class, a decision reads the target only through the names of its
+    type that some rule from the subject on that class targets, the target's user, role and
+    level (constraints), and its type itself only when a constraint on the permission reads
+    ``t2`` or the policy has typebounds.  Thousands of port types share a handful of such
+    keys, so a profile or the matrix makes one decision per key, not one per port type.
+    """
+
+    def __init__(self, policy: Policy, bools: Mapping[str, bool]) -> None:
+        self.policy = policy
+        self.decider = Decider(policy, bools)
+        self.bools = self.decider.bools
+        self._targets: dict[tuple[str, str], frozenset[str]] = {}
+        self._typed: dict[tuple[str, str], bool] = {}
+        self._names: dict[tuple[frozenset[str], str], frozenset[str]] = {}
+        self._memo: dict[tuple[object, ...], tuple[Decision, Access]] = {}
+        self._bounds = bool(policy.snap.bounds)
+
+    def key(self, scon: Context, tcon: Context, tclass: str, perm: str) -> tuple[object, ...]:
+        """Equal keys, equal decisions (for any boolean values)."""
+        ck = (tclass, scon.type)
+        targets = self._targets.get(ck)
+        if targets is None:
+            targets = self._targets[ck] = frozenset(
+                r.target for r in self.policy.rules_from(tclass, scon.type))
+        nk = (targets, tcon.type)
+        names = self._names.get(nk)
+        if names is None:
+            names = self._names[nk] = frozenset(
+                n for n in self.policy.names_of(tcon.type) if n in targets)
+        pk = (tclass, perm)
+        typed = self._typed.get(pk)
+        if typed is None:
+            typed = self._typed[pk] = self._bounds or any(
+                perm in c.perms and "t2" in c.postfix for c in self.policy.constraints_for(tclass))
+        return (scon, tclass, perm, names, tcon.user, tcon.role, tcon.mls,
+                tcon.type if typed else None)
+
+    def decision(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
+        return self._get(scon, tcon, tclass, perm)[0]
+
+    def access(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Access:
+        return self._get(scon, tcon, tclass, perm)[1]
+
+    def access_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
+                  perm: str) -> Access:
+        """:meth:`access` with its :meth:`key` already computed."""
+        return self._get_as(key, scon, tcon, tclass, perm)[1]
+
+    def allowed_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
+                   perm: str) -> bool:
+        return self._get_as(key, scon, tcon, tclass, perm)[0].allowed
+
+    def _get(self, scon: Context, tcon: Context, tclass: str, perm: str) -> tuple[Decision, Access]:
+        return self._get_as(self.key(scon, tcon, tclass, perm), scon, tcon, tclass, perm)
+
+    def _get_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
+                perm: str) -> tuple[Decision, Access]:
+        got = self._memo.get(key)
+        if got is None:
+            d = self.decider.decide(scon, tcon, tclass, perm)
+            got = self._memo[key] = (d, access_of(d))
+        return got
 
 
 # -- subjects and candidates ------------------------------------------------------------------
@@ -275,6 +343,7 @@ class _Entry:
     tcon: Context
     tclass: str
     perm: str
+    sig: tuple[object, ...]  # Decisions.key: entries with the same sig decide alike
     access: Access = field(default=Access(False, None, "no-rule", None))
 
 
@@ -288,15 +357,16 @@ class _Profiler:
         self.domain = domain
         self.bools = dict(bools)
         self.env = env
-        self.decider = Decider(policy, self.bools)
+        self.decisions = Decisions(policy, self.bools)
         self.ports = port_map(policy)
         self.entries: dict[EntryKey, _Entry] = {}
         self.polcaps = policy.snap.polcaps
 
     # -- deciding ---------------------------------------------------------------------
     def decide(self, key: EntryKey, scon: Context, tcon: Context, tclass: str, perm: str) -> Access:
-        acc = access_of(self.decider.decide(scon, tcon, tclass, perm))
-        self.entries[key] = _Entry(key, scon, tcon, tclass, perm, acc)
+        sig = self.decisions.key(scon, tcon, tclass, perm)
+        acc = self.decisions.access_as(sig, scon, tcon, tclass, perm)
+        self.entries[key] = _Entry(key, scon, tcon, tclass, perm, sig, acc)
         return acc
 
     def sock(self, proto: str) -> tuple[str, Context]:
@@ -323,7 +393,7 @@ class _Profiler:
         return {p: self.decide(("sock", sclass, p), self.domain, sock, sclass, p) for p in perms}
 
     def port_grants(self, proto: str, sclass: str, sock: Context, perm: str) -> list[PortGrant]:
-        by_ctx = self.ports.ranges(proto)
+        by_ctx = self.ports.context_ranges(proto)
         if defined(self.policy, sclass, perm):
             cands = candidate_targets(self.policy, sclass, sock.type, perm)
             ctxs = [c for c in by_ctx if c.type in cands]
@@ -333,7 +403,7 @@ class _Profiler:
         for ctx in ctxs:
             acc = self.decide((perm, proto, ctx.type, str(ctx)), sock, ctx, sclass, perm)
             if acc.allowed or acc.condition is not None:
-                out.append(PortGrant(ctx.type, str(ctx), tuple(by_ctx[ctx]), acc))
+                out.append(PortGrant(ctx.type, str(ctx), by_ctx[ctx], acc))
         return out
 
     def node_grants(self, proto: str, sclass: str, sock: Context) -> list[NodeGrant]:
@@ -360,7 +430,8 @@ class _Profiler:
         any_ctx = node_label(self.policy, ipaddress.IPv4Address("0.0.0.0")).context
         any_ok = any(n.context == str(any_ctx) and n.access.allowed for n in nodes)
         bindable: list[Range] = []
-        if sp["create"].allowed and sp["bind"].allowed and any_ok:
+        # A socket labeled with the kernel SID skips the socket checks: absent, they pass.
+        if all(sp[p].allowed for p in ("create", "bind") if p in sp) and any_ok:
             bindable = self._bindable(nb_ports, cap_ok)
         low, high = self.env.local_port_range
         return ServerSide(
@@ -463,11 +534,11 @@ class _Profiler:
     def _allowed_with(self, name: str, value: bool) -> set[EntryKey]:
         trial = dict(self.bools)
         trial[name] = value
-        decider = Decider(self.policy, trial)
+        decisions = Decisions(self.policy, trial)
         got = set()
         for e in self.entries.values():
             if name in e.access.booleans:
-                if decider.decide(e.scon, e.tcon, e.tclass, e.perm).allowed:
+                if decisions.allowed_as(e.sig, e.scon, e.tcon, e.tclass, e.perm):
                     got.add(e.key)
             elif e.access.allowed:
                 got.add(e.key)
@@ -475,11 +546,12 @@ class _Profiler:
 
     def _changes(self, keys: set[EntryKey]) -> list[BooleanChange]:
         out = []
+        by_proto = {p: self.ports.context_ranges(p) for p in PROTOCOLS}
         for key in sorted(keys):
             kind = key[0]
             if kind in ("name_bind", "name_connect"):
                 ctx = self.entries[key].tcon
-                ranges = tuple(self.ports.ranges(key[1])[ctx])
+                ranges = by_proto[key[1]][ctx]
                 out.append(BooleanChange(f"{key[1]} {kind}", key[2], ranges))
             elif kind == "node_bind":
                 out.append(BooleanChange(f"{key[1]} node_bind", key[2], ()))
@@ -556,6 +628,197 @@ def _with_booleans(prof: DomainProfile, effects: list[BooleanEffect]) -> DomainP
     )
 
 
+# -- the summary: port types grouped by the policy's attributes (issue 12) ----------------------
+@dataclass(frozen=True, slots=True)
+class PortGroup:
+    """Port types shown together: an attribute's port types, or one port type."""
+
+    attribute: str | None  # None: the single port type in ``types``
+    types: tuple[str, ...]  # the port types of the group that label some port of the protocol
+    ranges: tuple[Range, ...]  # their ports, merged
+    every: bool  # the attribute's port types are every port type labelling a port
+
+
+@dataclass(frozen=True, slots=True)
+class PortTypeIndex:
+    """Per protocol, the port types that label some port (first match), with their ports,
+    and each attribute's port types among them.  Built once per policy and protocol."""
+
+    protocol: str
+    ranges: dict[str, tuple[Range, ...]]  # port type -> its ports, merged
+    order: dict[str, int]  # port type -> rank of its first port
+    members: dict[str, frozenset[str]]  # attribute -> its port types (those in ``ranges``)
+
+
+_TYPE_INDEX: weakref.WeakKeyDictionary[Policy, dict[str, PortTypeIndex]] = (
+    weakref.WeakKeyDictionary())
+
+
+def port_type_index(policy: Policy, proto: str) -> PortTypeIndex:
+    per = _TYPE_INDEX.setdefault(policy, {})
+    got = per.get(proto)
+    if got is None:
+        acc: dict[str, list[Range]] = {}
+        for ctx, rs in port_map(policy).context_ranges(proto).items():
+            acc.setdefault(ctx.type, []).extend(rs)
+        ranges = {t: tuple(merge_ranges(rs)) for t, rs in acc.items()}
+        order = {t: i for i, t in enumerate(sorted(ranges, key=lambda t: (ranges[t][0], t)))}
+        members: dict[str, set[str]] = {}
+        for t in ranges:
+            for a in policy.snap.type_attrs.get(t, ()):
+                members.setdefault(a, set()).add(t)
+        got = per[proto] = PortTypeIndex(
+            proto, ranges, order, {a: frozenset(ts) for a, ts in members.items()})
+    return got
+
+
+def group_port_types(
+    policy: Policy, proto: str, types: Iterable[str], within: Iterable[str] | None = None
+) -> tuple[PortGroup, ...]:
+    """``types`` grouped by attributes: an attribute is used when all its port types are in
+    ``within`` (default: ``types``) and it covers at least two of ``types`` not yet covered,
+    largest first; the rest are single types, in port order.  Nothing is dropped: every
+    type of ``types`` that labels a port is in some group, and no group holds a type outside
+    ``within``."""
+    idx = port_type_index(policy, proto)
+    want = {t for t in types if t in idx.ranges}
+    span = want if within is None else want | {t for t in within if t in idx.ranges}
+    cands: dict[str, frozenset[str]] = {}
+    for t in want:
+        for a in policy.snap.type_attrs.get(t, ()):
+            if a not in cands:
+                m = idx.members.get(a, frozenset())
+                if len(m) >= 2 and m <= span:
+                    cands[a] = m
+    groups: list[PortGroup] = []
+    left = set(want)
+    every = frozenset(idx.ranges)
+    while left and cands:
+        # the most uncovered types; then the smaller attribute (tighter); then the name
+        name, m = max(cands.items(), key=lambda kv: (len(kv[1] & left), -len(kv[1]), kv[0]))
+        if len(m & left) < 2:
+            break
+        del cands[name]
+        left -= m
+        groups.append(PortGroup(name, tuple(sorted(m, key=idx.order.__getitem__)),
+                                tuple(merge_ranges(r for t in m for r in idx.ranges[t])),
+                                m == every))
+    for t in sorted(left, key=idx.order.__getitem__):
+        groups.append(PortGroup(None, (t,), idx.ranges[t], False))
+    return tuple(groups)
+
+
+@dataclass(frozen=True, slots=True)
+class SideSummary:
+    """One protocol's server or client side, reduced to what is allowed now."""
+
+    protocol: str
+    sclass: str
+    perm: str  # name_bind or name_connect
+    socket_denied: tuple[str, ...]  # socket permissions of the side not allowed now
+    port_checked: bool  # False: the class has no name_connect
+    now: tuple[PortGroup, ...]  # port types allowed now
+    later: int  # port types granted only under other boolean values (see the booleans)
+    blocked: int  # port types a constraint denies even with the TE rule
+    nodes_now: tuple[str, ...]  # node types node_bind is allowed on now (server)
+    nodes_later: tuple[str, ...]  # node types granted only under other boolean values
+    ports: tuple[Range, ...]  # bind() to 0.0.0.0 / connect() passes every check now
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSummary:
+    """What one boolean value allows that the other does not, for one kind of check."""
+
+    what: str  # as BooleanChange.what: "tcp name_connect", "udp node_bind", "capability ..."
+    groups: tuple[PortGroup, ...]  # port types (name_bind/name_connect), grouped
+    types: tuple[str, ...]  # node types (node_bind); () otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class BooleanSummary:
+    name: str
+    current: bool
+    when_on: tuple[ChangeSummary, ...]
+    when_off: tuple[ChangeSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSummary:
+    profile: DomainProfile
+    server: tuple[SideSummary, ...]
+    client: tuple[SideSummary, ...]
+    booleans: tuple[BooleanSummary, ...]
+    labeled: int  # labeled-networking grants (profile.labeled)
+    labeled_classes: tuple[str, ...]
+
+
+def _now_types(grants: Iterable[PortGrant]) -> set[str]:
+    return {g.type for g in grants if g.access.allowed}
+
+
+def _side_summary(
+    policy: Policy, proto: str, sclass: str, perm: str, perms: Mapping[str, Access],
+    grants: tuple[PortGrant, ...], checked: bool, nodes: tuple[NodeGrant, ...],
+    ports: tuple[Range, ...],
+) -> SideSummary:
+    now = _now_types(grants)
+    later = {g.type for g in grants if not g.access.allowed and g.access.constraint is None}
+    blocked = {g.type for g in grants if g.access.constraint is not None and g.type not in now}
+    return SideSummary(
+        proto, sclass, perm, tuple(p for p, a in perms.items() if not a.allowed), checked,
+        group_port_types(policy, proto, now), len(later - now), len(blocked),
+        tuple(dict.fromkeys(n.type for n in nodes if n.access.allowed)),
+        tuple(dict.fromkeys(n.type for n in nodes if not n.access.allowed
+                            and n.access.constraint is None)),
+        ports,
+    )
+
+
+def domain_summary(policy: Policy, prof: DomainProfile) -> DomainSummary:
+    """The profile grouped to fit a screen: the port types allowed now, grouped by the
+    policy's attributes, and each boolean as the change it makes, grouped the same way.
+    Every fact of the profile's port and boolean sections is in some group."""
+    server = tuple(
+        _side_summary(policy, s.protocol, s.sclass, "name_bind", s.socket_perms, s.name_bind,
+                      True, s.node_bind, s.bindable)
+        for s in prof.server)
+    client = tuple(
+        _side_summary(policy, c.protocol, c.sclass, "name_connect", c.socket_perms,
+                      c.name_connect, c.port_checked, (), c.reachable)
+        for c in prof.client)
+    now: dict[str, set[str]] = {}
+    for s in prof.server:
+        now[f"{s.protocol} name_bind"] = _now_types(s.name_bind)
+    for c in prof.client:
+        now[f"{c.protocol} name_connect"] = _now_types(c.name_connect)
+
+    def changes(b: BooleanEffect, value: bool) -> tuple[ChangeSummary, ...]:
+        gained = b.when_on if value else b.when_off
+        lost = b.when_off if value else b.when_on
+        out: list[ChangeSummary] = []
+        kinds = list(dict.fromkeys(c.what for c in gained))
+        for what in kinds:
+            types = [c.type for c in gained if c.what == what and c.type]
+            proto, _, perm = what.partition(" ")
+            if perm in ("name_bind", "name_connect"):
+                # the types allowed with this value: those allowed now, less what the
+                # change takes away, plus what it adds (the now-set when value is current)
+                base = now.get(what, set())
+                if value != b.current:
+                    base = base - {c.type for c in lost if c.what == what and c.type}
+                within = base | set(types)
+                out.append(ChangeSummary(what, group_port_types(policy, proto, types, within),
+                                         ()))
+            else:
+                out.append(ChangeSummary(what, (), tuple(dict.fromkeys(types))))
+        return tuple(out)
+
+    bools = tuple(BooleanSummary(b.name, b.current, changes(b, True), changes(b, False))
+                  for b in prof.booleans)
+    classes = tuple(sorted({g.tclass for g in prof.labeled}))
+    return DomainSummary(prof, server, client, bools, len(prof.labeled), classes)
+
+
 # -- who may bind / reach a port --------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PortUser:
@@ -618,7 +881,7 @@ def port_report(
     values = policy.bool_values(None) if bools is None else dict(bools)
     env = env or NetEnv()
     lab = port_label(policy, proto, port)
-    ranges = {proto: tuple(port_map(policy).ranges(proto)[lab.context])}
+    ranges = {proto: port_map(policy).context_ranges(proto)[lab.context]}
     return _report(
         policy,
         f"{port}/{proto}",
@@ -645,7 +908,7 @@ def type_report(
     ranges: dict[str, tuple[Range, ...]] = {}
     ctx: Context | None = None
     for proto in PROTOCOLS:
-        for c, rs in pm.ranges(proto).items():
+        for c, rs in pm.context_ranges(proto).items():
             if c.type == t:
                 ranges[proto] = tuple(merge_ranges([*ranges.get(proto, ()), *rs]))
                 ctx = ctx or c
@@ -749,9 +1012,9 @@ def matrix_rows(
     a boolean condition.  Decided per (domain, port context) with Decider, only for the
     contexts some rule of the socket's type covers."""
     values = policy.bool_values(None) if bools is None else dict(bools)
-    decider = Decider(policy, values)
+    decisions = Decisions(policy, values)
     pm = port_map(policy)
-    by_proto = {p: pm.ranges(p) for p in PROTOCOLS}
+    by_proto = {p: pm.context_ranges(p) for p in PROTOCOLS}
     names = list(domains) if domains is not None else list(policy.domains())
     for i, d in enumerate(names):
         if progress is not None:
@@ -761,18 +1024,18 @@ def matrix_rows(
         except InputError:
             continue
         for proto in PROTOCOLS:
-            yield from _matrix_domain_proto(policy, decider, values, dom, proto, by_proto[proto])
+            yield from _matrix_domain_proto(policy, decisions, values, dom, proto, by_proto[proto])
     if progress is not None:
         progress(len(names), len(names))
 
 
 def _matrix_domain_proto(
     policy: Policy,
-    decider: Decider,
+    decisions: Decisions,
     bools: Mapping[str, bool],
     dom: Context,
     proto: str,
-    by_ctx: dict[Context, list[Range]],
+    by_ctx: Mapping[Context, tuple[Range, ...]],
 ) -> Iterator[MatrixRow]:
     sclass = socket_class(proto, policy.snap.polcaps)
     sock = socket_context(policy, dom, sclass, bools)
@@ -785,7 +1048,7 @@ def _matrix_domain_proto(
         else:
             ctxs = list(by_ctx)
         for ctx in sorted(ctxs, key=lambda c: by_ctx[c][0]):
-            acc = access_of(decider.decide(sock, ctx, sclass, perm))
+            acc = decisions.access(sock, ctx, sclass, perm)
             if not acc.possible:
                 continue
             for low, high in by_ctx[ctx]:

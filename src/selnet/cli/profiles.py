@@ -15,13 +15,15 @@ from selnet.errors import EXIT_OK, InputError
 
 
 def cmd_domain(args: argparse.Namespace) -> int:
-    from selnet.analyses.profiles import domain_profile
-    from selnet.render.profile import profile_json, profile_lines
+    from selnet.analyses.profiles import domain_profile, domain_summary
+    from selnet.render.profile import profile_json, profile_lines, summary_lines
 
     overrides = parse_bools(args.bool)
     policy = load(args)
     prof = domain_profile(policy, args.domain, policy.bool_values(overrides), env_of(policy, args))
-    emit(args, lambda: profile_json(prof), lambda: profile_lines(prof), policy)
+    summary = domain_summary(policy, prof)
+    text = (lambda: profile_lines(prof)) if args.full else (lambda: summary_lines(summary))
+    emit(args, lambda: profile_json(prof, summary), text, policy)
     return EXIT_OK
 
 
@@ -104,6 +106,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p = sub.add_parser("domain", parents=query,
                        help="a domain's network profile: ports it may serve and reach")
     p.add_argument("domain", help="a domain type (httpd_t) or a full context")
+    p.add_argument("--full", action="store_true",
+                   help="every port type, node and grant, not a one-screen summary")
     p.set_defaults(func=cmd_domain)
 
     p = sub.add_parser("port", parents=query,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import weakref
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from selnet.errors import InputError
@@ -125,19 +125,33 @@ class PortMap:
     segments: dict[str, tuple[PortInterval, ...]]
     intervals: dict[str, tuple[PortInterval, ...]]
     _lows: dict[str, list[int]]
+    # Per protocol, context -> its ranges, built on first use: profiles ask for one
+    # context's ranges per decision, and rebuilding the map each time was quadratic in
+    # port types (issue 13).
+    _by_context: dict[str, dict[Context, tuple[tuple[int, int], ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def lookup(self, proto: str, port: int) -> PortInterval:
         i = bisect_right(self._lows[proto], port) - 1
         return self.segments[proto][i]
 
     def contexts(self, proto: str) -> list[Context]:
-        return list(dict.fromkeys(iv.context for iv in self.intervals[proto]))
+        return list(self.context_ranges(proto))
+
+    def context_ranges(self, proto: str) -> dict[Context, tuple[tuple[int, int], ...]]:
+        """Context -> its ranges in port order, contexts in order of their first port.
+        Built once per protocol and shared: callers must not change it."""
+        got = self._by_context.get(proto)
+        if got is None:
+            acc: dict[Context, list[tuple[int, int]]] = {}
+            for iv in self.intervals[proto]:
+                acc.setdefault(iv.context, []).append((iv.low, iv.high))
+            got = self._by_context[proto] = {c: tuple(rs) for c, rs in acc.items()}
+        return got
 
     def ranges(self, proto: str) -> dict[Context, list[tuple[int, int]]]:
-        out: dict[Context, list[tuple[int, int]]] = {}
-        for iv in self.intervals[proto]:
-            out.setdefault(iv.context, []).append((iv.low, iv.high))
-        return out
+        """The same as :meth:`context_ranges`, as a new dict of lists the caller owns."""
+        return {c: list(rs) for c, rs in self.context_ranges(proto).items()}
 
 
 _PORT_MAPS: weakref.WeakKeyDictionary[Policy, PortMap] = weakref.WeakKeyDictionary()
@@ -164,22 +178,45 @@ def _segments(portcons: list[Portcon], proto: str, initial: Context) -> tuple[Po
     pcs = [pc for pc in portcons if pc.protocol == proto and pc.high >= 1 and pc.low <= 65535]
     cuts = {1, 65536}
     for pc in pcs:
-        cuts.update((max(pc.low, 1), min(pc.high, 65535) + 1))
+        cuts.add(max(pc.low, 1))
+        cuts.add(min(pc.high, 65535) + 1)
     starts = sorted(cuts)
-    owner: list[Portcon | None] = [None] * (len(starts) - 1)
+    index = {v: k for k, v in enumerate(starts)}
+    n = len(starts) - 1
+    owner: list[Portcon | None] = [None] * n
+    # nxt[k]: the first piece at or after k that no record owns yet (path-compressed), so
+    # each piece is claimed once however many records overlap it: linear, not records x pieces.
+    nxt = list(range(n + 1))
+
+    def free(k: int) -> int:
+        root = k
+        while nxt[root] != root:
+            root = nxt[root]
+        while nxt[k] != root:
+            nxt[k], k = root, nxt[k]
+        return root
+
     for pc in pcs:  # binary order: the first record to claim a piece owns it
-        i = bisect_left(starts, max(pc.low, 1))
-        j = bisect_left(starts, min(pc.high, 65535) + 1)
-        for k in range(i, j):
-            if owner[k] is None:
-                owner[k] = pc
+        i = index[max(pc.low, 1)]
+        j = index[min(pc.high, 65535) + 1]
+        if j == i + 1 and nxt[i] == i:  # the common case: one piece, still free
+            owner[i] = pc
+            nxt[i] = j
+            continue
+        k = free(i)
+        while k < j:
+            owner[k] = pc
+            nxt[k] = k + 1
+            k = free(k + 1)
+    # One interval per run of pieces owned by one record.
     out: list[PortInterval] = []
-    for k, rec in enumerate(owner):
-        low, high = starts[k], starts[k + 1] - 1
-        if out and out[-1].record == rec:
-            out[-1] = PortInterval(out[-1].low, high, out[-1].context, rec)
-        else:
-            out.append(PortInterval(low, high, rec.context if rec else initial, rec))
+    low, last = starts[0], owner[0] if owner else None
+    for k in range(1, n):
+        rec = owner[k]
+        if rec is not last and rec != last:
+            out.append(PortInterval(low, starts[k] - 1, last.context if last else initial, last))
+            low, last = starts[k], rec
+    out.append(PortInterval(low, 65535, last.context if last else initial, last))
     return tuple(out)
 
 

@@ -7,14 +7,19 @@ from collections.abc import Iterable, Mapping
 from selnet.analyses.profiles import (
     Access,
     BooleanChange,
+    BooleanSummary,
+    ChangeSummary,
     ClientSide,
     DomainProfile,
+    DomainSummary,
     NodeGrant,
     PortGrant,
+    PortGroup,
     PortReport,
     PortUser,
     Range,
     ServerSide,
+    SideSummary,
     ranges_text,
 )
 from selnet.render.facts import label_json
@@ -114,7 +119,41 @@ def _change_json(c: BooleanChange) -> dict[str, object]:
     return {"what": c.what, "type": c.type, "ports": ranges_text(c.ranges) or None}
 
 
-def profile_json(p: DomainProfile) -> dict[str, object]:
+def group_json(g: PortGroup) -> dict[str, object]:
+    return {"attribute": g.attribute, "every_port_type": g.every, "types": list(g.types),
+            "ports": ranges_text(g.ranges)}
+
+
+def _side_summary_json(s: SideSummary) -> dict[str, object]:
+    return {
+        "protocol": s.protocol, "class": s.sclass, "perm": s.perm,
+        "socket_denied": list(s.socket_denied), "port_checked": s.port_checked,
+        "now": [group_json(g) for g in s.now], "port_types_under_booleans": s.later,
+        "port_types_denied_by_constraint": s.blocked, "node_bind_now": list(s.nodes_now),
+        "node_bind_under_booleans": list(s.nodes_later), "ports_now": _ranges_json(s.ports),
+    }
+
+
+def _change_summary_json(c: ChangeSummary) -> dict[str, object]:
+    return {"what": c.what, "groups": [group_json(g) for g in c.groups], "types": list(c.types)}
+
+
+def summary_json(s: DomainSummary) -> dict[str, object]:
+    return {
+        "server": [_side_summary_json(x) for x in s.server],
+        "client": [_side_summary_json(x) for x in s.client],
+        "booleans": [
+            {"name": b.name, "current": b.current,
+             "when_on": [_change_summary_json(c) for c in b.when_on],
+             "when_off": [_change_summary_json(c) for c in b.when_off]}
+            for b in s.booleans
+        ],
+    }
+
+
+def profile_json(p: DomainProfile, summary: DomainSummary | None = None) -> dict[str, object]:
+    """The whole profile; with ``summary``, also its grouped form under "summary"."""
+    extra = {"summary": summary_json(summary)} if summary is not None else {}
     return {
         "domain": p.domain,
         "environment": {
@@ -151,6 +190,7 @@ def profile_json(p: DomainProfile) -> dict[str, object]:
             for b in p.booleans
         ],
         "notes": notes_text(p.notes),
+        **extra,
     }
 
 
@@ -317,4 +357,151 @@ def port_lines(r: PortReport) -> list[str]:
         lines.append(f"  may name_connect ({proto}):")
         lines.extend(_user_lines(users))
     lines.extend(f"  note: {n}" for n in notes_text(r.notes))
+    return lines
+
+
+# -- the summary (the default text of `selnet domain`; --full is profile_lines) ---------------
+BRIEF_RANGES = 60  # characters of port ranges shown before they are summarised
+
+
+def _brief_ranges(ranges: tuple[Range, ...], limit: int = BRIEF_RANGES) -> str:
+    text = ranges_text(ranges)
+    if len(text) <= limit:
+        return text
+    return f"{len(ranges)} ranges within {ranges[0][0]}-{ranges[-1][1]}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def group_text(g: PortGroup) -> str:
+    """``every port type (through port_type)``, ``unreserved_port_type (154 port types:
+    60 ranges within 1024-65535)``, ``http_port_t (80, 443)``."""
+    if g.attribute is None:
+        return f"{g.types[0]} ({_brief_ranges(g.ranges)})"
+    if g.every:
+        return f"every port type (through {g.attribute})"
+    return f"{g.attribute} ({_plural(len(g.types), 'port type')}: {_brief_ranges(g.ranges)})"
+
+
+MAX_GROUPS = 6  # groups named on one line; the rest are counted (all under --full)
+
+
+def groups_text(groups: tuple[PortGroup, ...]) -> str:
+    shown = [group_text(g) for g in groups[:MAX_GROUPS]]
+    rest = groups[MAX_GROUPS:]
+    if rest:
+        n = sum(len(g.types) for g in rest)
+        shown.append(f"and {_plural(n, 'more port type')}")
+    return ", ".join(shown) if shown else "no port type"
+
+
+def _side_head(s: SideSummary, steps: str) -> str:
+    if not s.socket_denied:
+        return f"{s.protocol}: socket {steps}: yes"
+    return f"{s.protocol}: socket {steps}: denied {' '.join(s.socket_denied)}"
+
+
+def _later(s: SideSummary) -> str:
+    parts = []
+    if s.later:
+        parts.append(f"{_plural(s.later, 'more port type')} under booleans (below)")
+    if s.blocked:
+        parts.append(f"{s.blocked} denied by a constraint")
+    return f"; {'; '.join(parts)}" if parts else ""
+
+
+def _dead(sides: tuple[SideSummary, ...]) -> list[SideSummary]:
+    """Sides whose socket cannot even be created now and that nothing opens."""
+    return [s for s in sides if "create" in s.socket_denied and not s.now and not s.later]
+
+
+def _server_summary(s: SideSummary) -> list[str]:
+    nodes = ", ".join(s.nodes_now) or "no node type (bind() fails on every address)"
+    if s.nodes_later:
+        nodes += f"; under booleans: {', '.join(s.nodes_later)}"
+    return [
+        f"  {_side_head(s, 'create bind listen accept' if s.protocol != 'udp' else 'create bind')}"
+        f"; node_bind: {nodes}",
+        f"    name_bind now: {groups_text(s.now)}{_later(s)}",
+        f"    bind() to 0.0.0.0 succeeds now on: "
+        f"{_brief_ranges(s.ports, 2 * BRIEF_RANGES) if s.ports else 'no port'}",
+    ]
+
+
+def _client_summary(s: SideSummary) -> list[str]:
+    out = [f"  {_side_head(s, 'create connect write read')}"]
+    if not s.port_checked:
+        out[0] += f"; {s.sclass} has no name_connect: destination ports are not checked"
+        return out
+    out.append(f"    name_connect now: {groups_text(s.now)}{_later(s)}")
+    out.append("    connect() succeeds now to: "
+               f"{_brief_ranges(s.ports, 2 * BRIEF_RANGES) if s.ports else 'no port'}")
+    return out
+
+
+def _change_summary(c: ChangeSummary) -> str:
+    if c.groups:
+        return f"{c.what} {groups_text(c.groups)}"
+    if c.types:
+        return f"{c.what} {', '.join(c.types)}"
+    return c.what
+
+
+def _boolean_summary(b: BooleanSummary) -> str:
+    parts = []
+    for value, changes in (("on", b.when_on), ("off", b.when_off)):
+        if changes:
+            parts.append(f"{value} allows {'; '.join(_change_summary(c) for c in changes)}")
+    return f"  {b.name} ({'on' if b.current else 'off'} now): {'; '.join(parts)}"
+
+
+def _perms_brief(perms: Mapping[str, Access]) -> str:
+    if all(a.allowed for a in perms.values()):
+        return "yes"
+    if not any(a.allowed or a.condition for a in perms.values()):
+        return "no"
+    return _perm_line(perms)
+
+
+def summary_lines(s: DomainSummary) -> list[str]:
+    """`selnet domain` on one screen: what is allowed now, grouped by the policy's
+    attributes, and one line per boolean that changes it.  --full: profile_lines."""
+    p = s.profile
+    cap = p.capabilities["net_bind_service"]
+    lines = [f"domain {p.domain} (summary; --full lists every port, node and rule)", "server:"]
+    lines.append(
+        f"  bind below {p.env.unprivileged_port_start} (capability net_bind_service): "
+        f"{'yes' if cap.allowed else 'no'}{_how(cap) if cap.condition else ''}"
+        f"; no name_bind is checked on {p.env.local_port_range[0]}-{p.env.local_port_range[1]}"
+        " (ip_local_port_range)")
+    dead = _dead(s.server)
+    for side in s.server:
+        if side not in dead:
+            lines.extend(_server_summary(side))
+    if dead:
+        lines.append(f"  {', '.join(d.protocol for d in dead)}: socket create denied")
+    lines.append("client:")
+    dead = _dead(s.client)
+    for side in s.client:
+        if side not in dead:
+            lines.extend(_client_summary(side))
+    if dead:
+        lines.append(f"  {', '.join(d.protocol for d in dead)}: socket create denied")
+    other = "; ".join(f"{cls} {_perms_brief(perms)}" for cls, perms in p.other_sockets.items())
+    raw = p.capabilities["net_raw"]
+    lines.append(f"  not port-restricted by SELinux: {', '.join(p.unrestricted_clients)} "
+                 f"({other}; capability net_raw: {'yes' if raw.allowed else 'no'})")
+    if s.labeled:
+        lines.append(f"labeled networking (only with NetLabel/IPsec/SECMARK): "
+                     f"{_plural(s.labeled, 'grant')} on {', '.join(s.labeled_classes)}")
+    if p.obsolete:
+        pairs = dict.fromkeys(f"{o.tclass} {o.perm}" for o in p.obsolete)
+        lines.append(f"obsolete permissions granted (no current kernel checks them): "
+                     f"{', '.join(pairs)}")
+    lines.append("booleans that change this profile (what each value allows that the other "
+                 "does not):" if p.booleans else "booleans that change this profile: none")
+    lines.extend(_boolean_summary(b) for b in s.booleans)
+    lines += ["notes:"] + [f"  {n}" for n in notes_text(p.notes)]
     return lines
