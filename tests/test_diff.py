@@ -297,3 +297,23 @@ def test_cli_diff_whole_reference_policy_against_itself(refpolicy_standard: Path
                           check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "no difference in network access" in proc.stdout
+
+
+def test_json_matches_the_schemas(compile_cil: CompileCil,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    root = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+    old = str(compile_cil(BASE + "(boolean db_connect false)\n" + DB_RULE))
+    new = str(compile_cil(BASE + "(boolean db_connect true)\n" + DB_RULE +
+                          "\n(typepermissive other_t)"))
+    cases = [("diff", ["diff", old, new]), ("diff", ["diff", old, old]),
+             ("diff", ["diff", old, "/nonexistent.policy"]),
+             ("whatif", ["whatif", "--policy", old, "--port", "tcp 8080 http_port_t"]),
+             ("whatif", ["whatif", "--policy", old, "--bool", "nope=on"])]
+    for command, argv in cases:
+        code, out = _run([*argv, "--json"], capsys)
+        obj = json.loads(out)
+        schema = json.loads((root / f"{command}.schema.json").read_text())
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(obj))
+        assert not errors, (argv, errors[0].message)
+        assert (code == 2) == ("error" in obj)
