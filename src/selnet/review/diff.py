@@ -697,11 +697,9 @@ def _causes(a: Side, b: Side, explainer: Explainer, ma: OpModel | None, mb: OpMo
             proto: str, port: int, ca: Context, cb: Context) -> tuple[Cause, ...]:
     out: list[Cause] = []
     if ma is None or mb is None:
-        which = "old" if ma is None else "new"
-        dom = mb or ma
-        assert dom is not None
-        out.append(Cause("type", f"domain {dom.domain.type} is not a domain of the {which} "
-                         "policy"))
+        # One cause for every such domain, so that the summary groups them.
+        which = "new" if ma is None else "old"
+        out.append(Cause("type", f"the domain exists only in the {which} policy"))
         return tuple(out)
     if ma.permissive != mb.permissive:
         stmt = f"permissive {ma.domain.type};"
