@@ -6,6 +6,7 @@ import csv
 import io
 import ipaddress
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from selnet.analyses.profiles import (
     in_ranges,
     matrix_rows,
     port_report,
+    rule_groups,
     socket_context,
     type_report,
 )
@@ -474,6 +476,80 @@ def test_cli_port(policy_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert data["label"]["shadowed"][0]["record"]["context"].endswith("alt_port_t")
     rc, out, _ = _run(["port", "--type", "www_port_t", "--policy", str(policy_path)], capsys)
     assert rc == 0 and "may name_connect (tcp):" in out and "cli_t" in out
+
+
+# -- port reports name the rule and the attribute ------------------------------------------------
+TE_RULE = re.compile(r"(allow|auditallow|dontaudit) (\S+) (\S+):(\S+) (\S+|\{ [a-z_ ]+ \});")
+
+
+def _compiles_as_te(statements: list[str], tmp_path: Path, policy: Any) -> None:
+    """Each printed statement, pasted into a module with its require block, compiles with
+    checkmodule: valid policy syntax, nothing abbreviated."""
+    for i, stmt in enumerate(statements):
+        m = TE_RULE.fullmatch(stmt)
+        assert m, stmt
+        _, src, tgt, cls, perms = m.groups()
+        names = [n for n in (src, tgt) if n != "self"]
+        req = [f"attribute {n};" if n in policy.snap.attr_types else f"type {n};"
+               for n in dict.fromkeys(names)]
+        te = tmp_path / f"paste{i}.te"
+        te.write_text(f"module paste{i} 1.0;\nrequire {{\n  {' '.join(req)}\n"
+                      f"  class {cls} {perms.strip('{} ').join(['{ ', ' }'])};\n}}\n{stmt}\n")
+        proc = subprocess.run(["checkmodule", "-m", "-o", str(te.with_suffix(".mod")), str(te)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, (stmt, proc.stderr)
+
+
+def test_port_names_rule_and_attribute(
+    policy: Any, policy_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rep = port_report(policy, 8080, "tcp")
+    (srv,) = rep.bind["tcp"]
+    assert srv.rule is not None and srv.rule.source == "web_servers"
+    assert (srv.via, srv.via_target) == ("web_servers", "web_ports")
+    rc, out, _ = _run(["port", "8080", "--policy", str(policy_path)], capsys)
+    assert "    srv_t  allow web_servers web_ports:tcp_socket name_bind; (via attribute " \
+           "web_servers; port type via attribute web_ports)\n" in out
+    rc, out, _ = _run(["port", "8080", "--policy", str(policy_path), "--json"], capsys)
+    data = json.loads(out)
+    (u,) = data["name_bind"]["tcp"]
+    assert (u["rule"], u["via"], u["via_target"]) == (
+        "allow web_servers web_ports:tcp_socket name_bind;", "web_servers", "web_ports")
+    assert data["name_bind_by_rule"]["tcp"][0]["domains"] == ["srv_t"]
+    # a conditional grant: the statement stays pasteable, the condition is worded beside it
+    rc, out, _ = _run(["port", "5432", "--policy", str(policy_path), "--full"], capsys)
+    assert rc == 0
+    line = next(x for x in out.splitlines() if x.startswith("    srv_t"))
+    assert line == "    srv_t  allow srv_t db_port_t:tcp_socket name_connect;  " \
+                   "[if b_b && b_a: off now; needs b_a=on, b_b=on]"
+    stmts = [TE_RULE.search(x) for x in out.splitlines()]
+    _compiles_as_te([m.group(0) for m in stmts if m], tmp_path, policy)
+
+
+@pytest.mark.refpolicy
+def test_refpolicy_port_groups_by_rule(
+    refpolicy_standard: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = load_policy([str(refpolicy_standard)])
+    p = ["--policy", str(refpolicy_standard)]
+    rc, out, _ = _run(["port", "80", *p], capsys)
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) <= 40
+    assert "    httpd_t  allow httpd_t http_port_t:tcp_socket name_bind;" in lines
+    rep = port_report(policy, 80, "tcp")
+    # a group line names how many domains share the rule, and they all do
+    unconf = next(g for g in rule_groups(rep.bind["tcp"]) if g.rule is not None
+                  and g.rule.source == "corenet_unconfined_type")
+    assert f"    {len(unconf.users)} domains  allow corenet_unconfined_type port_type:tcp_socket " \
+           f"name_bind; (via attribute corenet_unconfined_type; port type via attribute " \
+           f"port_type): " in out
+    assert all(u.via == "corenet_unconfined_type" and u.access.allowed for u in unconf.users)
+    rc, full, _ = _run(["port", "80", *p, "--full"], capsys)
+    named = {x.split()[0] for x in full.splitlines() if x.startswith("    ") and "allow" in x}
+    assert named == {u.domain for us in (*rep.bind.values(), *rep.connect.values()) for u in us}
+    stmts = [m.group(0) for x in (out + full).splitlines() if (m := TE_RULE.search(x))]
+    assert len(stmts) > 100
+    _compiles_as_te(sorted(set(stmts))[::25], tmp_path, policy)
 
 
 def test_cli_matrix_formats(

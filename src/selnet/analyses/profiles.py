@@ -825,6 +825,47 @@ class PortUser:
     domain: str
     socket_type: str
     access: Access
+    # The deciding allow rule (the first active one, else the one a boolean fix would
+    # activate, else the first that matches); None: handle_unknown decided it.
+    rule: AVRule | None = None
+    via: str | None = None  # the attribute of the socket type the rule names, if not the type
+    via_target: str | None = None  # the attribute of the port type the rule names, if any
+
+
+@dataclass(frozen=True, slots=True)
+class RuleGroup:
+    """Domains that may use a port through the same rule, with the same outcome."""
+
+    rule: AVRule | None
+    via: tuple[str, ...]  # the subject attributes the rule matched through
+    via_target: str | None
+    access: Access  # the first domain's (the key holds allowed, condition and constraint)
+    users: tuple[PortUser, ...]
+
+
+def rule_groups(users: Iterable[PortUser]) -> tuple[RuleGroup, ...]:
+    """Users grouped by deciding rule and outcome: allowed now first, then the largest."""
+    acc: dict[tuple[object, ...], list[PortUser]] = {}
+    for u in users:
+        key = (u.rule, u.access.allowed, u.access.condition, u.access.constraint)
+        acc.setdefault(key, []).append(u)
+    groups = [
+        RuleGroup(us[0].rule, tuple(dict.fromkeys(u.via for u in us if u.via)),
+                  us[0].via_target, us[0].access, tuple(us))
+        for us in acc.values()
+    ]
+    groups.sort(key=lambda g: (not g.access.allowed, -len(g.users), g.users[0].domain))
+    return tuple(groups)
+
+
+def _deciding(d: Decision) -> AVRule | None:
+    allow = [g for g in d.grants if g.rule.ruletype == "allow"]
+    for g in allow:
+        if g.active:
+            return g.rule
+    if d.boolean_fixes:
+        return d.boolean_fixes[0].rule
+    return allow[0].rule if allow else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -865,9 +906,13 @@ def _port_users(
         sock = socket_context(policy, dom, sclass, bools)
         if not every and sock.type not in cands:
             continue
-        acc = access_of(decider.decide(sock, tcon, sclass, perm))
+        dec = decider.decide(sock, tcon, sclass, perm)
+        acc = access_of(dec)
         if acc.allowed or acc.condition is not None:
-            out.append(PortUser(d, sock.type, acc))
+            rule = _deciding(dec)
+            via = rule.source if rule is not None and rule.source != sock.type else None
+            via_t = rule.target if rule is not None and rule.target != tcon.type else None
+            out.append(PortUser(d, sock.type, acc, rule, via, via_t))
     return tuple(out)
 
 

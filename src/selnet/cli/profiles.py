@@ -43,7 +43,7 @@ def cmd_port(args: argparse.Namespace) -> int:
         rep = port_report(policy, parsed[0], parsed[1], bools, env)
     else:
         rep = type_report(policy, args.type, bools, env)
-    emit(args, lambda: port_json(rep), lambda: port_lines(rep), policy)
+    emit(args, lambda: port_json(rep), lambda: port_lines(rep, args.full), policy)
     return EXIT_OK
 
 
@@ -114,6 +114,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        help="a port's type and the domains that may bind or reach it")
     p.add_argument("port", nargs="?", metavar="PORT[/PROTO]", help="8080, 53/udp (default tcp)")
     p.add_argument("--type", metavar="TYPE", help="a port type instead of a port number")
+    p.add_argument("--full", action="store_true",
+                   help="every domain with its whole rule, not grouped by rule")
     p.set_defaults(func=cmd_port)
 
     p = sub.add_parser("matrix", parents=[bool_parent(), common],

@@ -18,10 +18,13 @@ from selnet.analyses.profiles import (
     PortReport,
     PortUser,
     Range,
+    RuleGroup,
     ServerSide,
     SideSummary,
     ranges_text,
+    rule_groups,
 )
+from selnet.policy.snapshot import AVRule
 from selnet.render.facts import label_json
 from selnet.render.notes import notes_text
 
@@ -194,8 +197,27 @@ def profile_json(p: DomainProfile, summary: DomainSummary | None = None) -> dict
     }
 
 
+def rule_statement(rule: AVRule, perm: str | None = None) -> str:
+    """The rule as a .te statement that can be pasted: every permission, or only ``perm``
+    (the condition, if any, is for the caller to word outside the statement)."""
+    perms = [perm] if perm is not None else sorted(rule.perms)
+    ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
+    return f"{rule.ruletype} {rule.source} {rule.target}:{rule.tclass} {ptext};"
+
+
 def _user_json(u: PortUser) -> dict[str, object]:
-    return {"domain": u.domain, "socket_type": u.socket_type, **access_json(u.access)}
+    return {"domain": u.domain, "socket_type": u.socket_type, **access_json(u.access),
+            "rule": rule_statement(u.rule) if u.rule is not None else None,
+            "via": u.via, "via_target": u.via_target}
+
+
+def _groups_json(users: tuple[PortUser, ...], perm: str) -> list[dict[str, object]]:
+    return [
+        {"rule": rule_statement(g.rule, perm) if g.rule is not None else None,
+         "via": list(g.via), "via_target": g.via_target, **access_json(g.access),
+         "domains": [u.domain for u in g.users]}
+        for g in rule_groups(users)
+    ]
 
 
 def port_json(r: PortReport) -> dict[str, object]:
@@ -210,6 +232,9 @@ def port_json(r: PortReport) -> dict[str, object]:
         "inside_ip_local_port_range": r.ephemeral,
         "name_bind": {p: [_user_json(u) for u in us] for p, us in r.bind.items()},
         "name_connect": {p: [_user_json(u) for u in us] for p, us in r.connect.items()},
+        "name_bind_by_rule": {p: _groups_json(us, "name_bind") for p, us in r.bind.items()},
+        "name_connect_by_rule": {p: _groups_json(us, "name_connect")
+                                 for p, us in r.connect.items()},
         "notes": notes_text(r.notes),
     }
 
@@ -329,15 +354,55 @@ def profile_lines(p: DomainProfile) -> list[str]:
     return lines
 
 
+def _via(via: Iterable[str], via_target: str | None) -> str:
+    parts = [f"via attribute {', '.join(via)}"] if via else []
+    if via_target:
+        parts.append(f"port type via attribute {via_target}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _user_lines(users: Iterable[PortUser]) -> list[str]:
+    """--full: every domain with its deciding rule, whole."""
     out = []
     for u in users:
-        via = f" (socket {u.socket_type})" if u.socket_type != u.domain else ""
-        out.append(f"    {u.domain}{via}{_how(u.access)}")
+        sock = f" (socket {u.socket_type})" if u.socket_type != u.domain else ""
+        rule = rule_statement(u.rule) if u.rule is not None else "handle_unknown=allow"
+        out.append(f"    {u.domain}{sock}  {rule}{_via([u.via] if u.via else [], u.via_target)}"
+                   f"{_how(u.access)}")
     return out or ["    nobody"]
 
 
-def port_lines(r: PortReport) -> list[str]:
+MAX_RULES = 8  # rule groups shown per protocol and permission; --full lists every domain
+MAX_NAMES = 4  # domains named per rule group
+
+
+def _group_line(g: RuleGroup, perm: str) -> str:
+    rule = rule_statement(g.rule, perm) if g.rule is not None else "handle_unknown=allow"
+    names = [u.domain for u in g.users]
+    if len(names) == 1:
+        who = names[0]
+        tail = ""
+    else:
+        who = f"{len(names)} domains"
+        shown = ", ".join(names[:MAX_NAMES])
+        tail = f": {shown} and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES \
+            else f": {shown}"
+    return f"    {who}  {rule}{_via(g.via, g.via_target)}{_how(g.access)}{tail}"
+
+
+def _rule_lines(users: tuple[PortUser, ...], perm: str) -> list[str]:
+    groups = rule_groups(users)
+    out = [_group_line(g, perm) for g in groups[:MAX_RULES]]
+    rest = groups[MAX_RULES:]
+    if rest:
+        n = sum(len(g.users) for g in rest)
+        out.append(f"    and {len(rest)} more rules for {n} domains (--full lists them)")
+    return out or ["    nobody"]
+
+
+def port_lines(r: PortReport, full: bool = False) -> list[str]:
+    """Who may bind or reach the port, grouped by the rule that lets them (each rule as a
+    .te statement narrowed to the permission); ``full``: every domain and its whole rule."""
     lines = [f"{r.query}: {r.type} ({r.context})"]
     if r.label is not None:
         how = (
@@ -350,12 +415,14 @@ def port_lines(r: PortReport) -> list[str]:
         lines.append(
             f"  {proto} ports with this {'label' if r.protocol else 'type'}: {ranges_text(rs)}"
         )
-    for proto, users in r.bind.items():
-        lines.append(f"  may name_bind ({proto}):")
-        lines.extend(_user_lines(users))
-    for proto, users in r.connect.items():
-        lines.append(f"  may name_connect ({proto}):")
-        lines.extend(_user_lines(users))
+    for perm, table in (("name_bind", r.bind), ("name_connect", r.connect)):
+        for proto, users in table.items():
+            n = len(rule_groups(users))
+            count = f": {len(users)} domains through {n} rules" if len(users) > 1 else ""
+            lines.append(f"  may {perm} ({proto}){count}:")
+            lines.extend(_user_lines(users) if full else _rule_lines(users, perm))
+    if not full and (any(r.bind.values()) or any(r.connect.values())):
+        lines.append("  (rules narrowed to the permission; --full: every domain, each rule whole)")
     lines.extend(f"  note: {n}" for n in notes_text(r.notes))
     return lines
 
