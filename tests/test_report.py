@@ -23,6 +23,7 @@ from selnet.render.report import inline_svg, report_html
 from selnet.review.report import build_report
 from selnet.review.types import Access, Cause, NetChange, PolicyDiff
 
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HAVE_DOT = shutil.which("dot") is not None
 
@@ -336,6 +337,13 @@ def test_report_command(old_path: Path, new_path: Path, tmp_path: Path,
                  "-o", str(out), "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["changes"] == 4 and doc["domains"] == 2
+    try:
+        import jsonschema  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        schema = json.loads((ROOT / "docs" / "schemas" / "report.schema.json").read_text())
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     assert doc["schema_version"] == 1 and doc["output"] == str(out)
     assert 'id="diff-table"' in out.read_text()
     for bad, message in ((str(tmp_path / "r.txt"), "must name an .html file"),
