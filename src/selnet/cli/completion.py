@@ -154,11 +154,11 @@ def cmd_completion(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
              common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "completion", help="print the shell completion script: "
-        'eval "$(selnet completion bash)" (zsh: selnet completion zsh)',
+        "completion", help="print the bash or zsh completion script",
         description="Print a completion script for bash or zsh. It completes subcommands and "
         "options, and domain, boolean and port-type names from the policy given with --policy "
-        "(else the default one).")
+        '(else the default one). bash: eval "$(selnet completion bash)"; zsh: selnet '
+        "completion zsh > DIR/_selnet, with DIR in fpath before compinit.")
     p.add_argument("shell", choices=SHELLS)
     p.set_defaults(func=cmd_completion)
     # Hidden (no help): the names the completion script asks for.
