@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from selnet.audit.auparse_source import events as log_events
 from selnet.audit.avclog import AvcLogParser, Event, ParseStats, avc_key
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, is_network
 from selnet.fix.engine import Fix, FixEngine, Need, Situation
@@ -104,8 +105,10 @@ class AuditReport:
 class Auditor:
     def __init__(self, policy: Policy, bools: dict[str, bool] | None = None,
                  env: NetEnv | None = None, *, use_interfaces: bool = True,
-                 show_broad: bool = False, interfaces: object | None = None) -> None:
+                 show_broad: bool = False, interfaces: object | None = None,
+                 use_auparse: bool = True) -> None:
         self.policy = policy
+        self.use_auparse = use_auparse  # raw audit.log files through libauparse
         self.env = env or NetEnv()
         self.dx = Diagnoser(policy, bools, self.env)
         self.engine = FixEngine(policy, self.dx.bools, self.env, facts=self.dx.facts,
@@ -121,7 +124,7 @@ class Auditor:
 
     # -- streaming --------------------------------------------------------------------
     def feed(self, lines: Iterable[str | bytes]) -> None:
-        for ev in self.parser.events(lines):
+        for ev in log_events(self.parser, lines, use_auparse=self.use_auparse):
             self._event(ev)
 
     def _event(self, ev: Event) -> None:
@@ -192,6 +195,10 @@ class Auditor:
         return AuditReport(self.policy, self.parser.stats, out, self.network, self.granted,
                            self.non_network, len(self.entries), broad, dict(self.dx.bools))
 
+    def fix_group(self, g: Group) -> None:
+        """Rank and verify the fixes of one group (``--follow`` builds its own groups)."""
+        self._fix_group(g)
+
     def _fix_group(self, g: Group) -> None:
         diags = [e.diag for e in g.entries]
         if not g.still_denied:
@@ -228,9 +235,9 @@ class Auditor:
 def run_audit(policy: Policy, sources: Iterable[Iterable[str | bytes]],
               bools: dict[str, bool] | None = None, env: NetEnv | None = None, *,
               use_interfaces: bool = True, show_broad: bool = False,
-              interfaces: object | None = None) -> AuditReport:
+              interfaces: object | None = None, use_auparse: bool = True) -> AuditReport:
     a = Auditor(policy, bools, env, use_interfaces=use_interfaces, show_broad=show_broad,
-                interfaces=interfaces)
+                interfaces=interfaces, use_auparse=use_auparse)
     for lines in sources:
         a.feed(lines)
     return a.report()

@@ -57,11 +57,13 @@ malformed (one line, never the run).
 
 from __future__ import annotations
 
+import codecs
 import errno
+import io
 import ipaddress
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -88,6 +90,7 @@ DEFAULT_MAX_AGE = 5.0  # seconds: one event's records are written within one sys
 MAX_AVCS_PER_EVENT = 1024
 MAX_RECORD_CHARS = 16384  # the kernel caps one record near 8970 bytes
 MAX_SAMPLES = 20
+MAX_SHAPES = 4096  # distinct AVC texts (pid/comm aside) remembered for reuse
 # A physical line longer than this is counted as malformed and skipped, never kept: read
 # from a file, only MAX_LINE_CHARS + 1 characters of it are ever in memory at once.
 MAX_LINE_CHARS = 1 << 20
@@ -98,6 +101,7 @@ MAX_NUMBER_DIGITS = 10  # a port field with more digits is malformed
 # 5).  Other numbers (pid, serial) are kept as text or read only when short.
 _NUMERIC_FIELDS = ("src", "dest", "lport", "fport", "sport", "dport")
 _READ_CHUNK = 1 << 16
+_READ_CHUNK_BIG = 1 << 20
 _AMBIGUOUS = "?"  # a separator decided once the whole record is seen
 _WRAP_MIN_LEN = 50  # shorter lines were not wrapped by a terminal or mailer
 
@@ -133,16 +137,76 @@ class AvcRecord:
         return self.tclass in PACKET_CLASSES
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """The records of one audit event; ``key`` is None for serial-less records."""
+    """The records of one audit event; ``key`` is None for serial-less records.
 
-    key: EventKey | None
-    avcs: list[AvcRecord]
-    syscall: dict[str, str] | None
-    sockaddr: dict[str, str] | None
-    proctitle: str | None
-    line_no: int = 0
+    ``syscall``, ``sockaddr`` and ``proctitle`` are parsed on first access: a log of a
+    million events repeating a few denials needs them only for the first of each."""
+
+    __slots__ = ("_companions", "_raw", "avcs", "key", "line_no")
+
+    def __init__(
+        self, key: EventKey | None, avcs: list[AvcRecord], syscall: dict[str, str] | None,
+        sockaddr: dict[str, str] | None, proctitle: str | None, line_no: int = 0,
+    ) -> None:  # fmt: skip
+        self.key = key
+        self.avcs = avcs
+        self.line_no = line_no
+        self._companions: tuple[dict[str, str] | None, dict[str, str] | None, str | None] | None
+        self._companions = (syscall, sockaddr, proctitle)
+        self._raw: tuple[str | None, str | None, str | None, bool] | None = None
+
+    @classmethod
+    def _lazy(
+        cls, key: EventKey | None, avcs: list[AvcRecord], raw: tuple[str | None, str | None,
+        str | None, bool], line_no: int,
+    ) -> Event:  # fmt: skip
+        ev = cls(key, avcs, None, None, None, line_no)
+        ev._companions = None
+        ev._raw = raw
+        return ev
+
+    def _parsed(self) -> tuple[dict[str, str] | None, dict[str, str] | None, str | None]:
+        got = self._companions
+        if got is None:
+            assert self._raw is not None
+            sc, sa, pt, human = self._raw
+            try:
+                got = (
+                    None if sc is None else _parse_syscall(sc, human),
+                    None if sa is None else _parse_sockaddr(sa, human),
+                    None if pt is None else _parse_proctitle(pt, human),
+                )
+            except Exception:  # keep the AVCs even if a companion is odd
+                got = (None, None, None)
+            self._companions = got
+            self._raw = None
+        return got
+
+    @property
+    def syscall(self) -> dict[str, str] | None:
+        return self._parsed()[0]
+
+    @property
+    def sockaddr(self) -> dict[str, str] | None:
+        return self._parsed()[1]
+
+    @property
+    def proctitle(self) -> str | None:
+        return self._parsed()[2]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.key, self.avcs, self.line_no, self._parsed()) == (
+            other.key, other.avcs, other.line_no, other._parsed())  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Event(key={self.key!r}, avcs={self.avcs!r}, syscall={self.syscall!r}, "
+                f"sockaddr={self.sockaddr!r}, proctitle={self.proctitle!r}, "
+                f"line_no={self.line_no})")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -374,6 +438,13 @@ def _bounded_lines(lines: Iterable[str | bytes]) -> Iterator[str | bytes | _Over
     """The input's lines, none longer than MAX_LINE_CHARS.  A file (anything with
     ``readline``) is read with a size limit, so an endless line is skipped a chunk at a
     time and never built; other iterables have their long items replaced."""
+    raw = getattr(lines, "buffer", None) if isinstance(lines, io.TextIOWrapper) else lines
+    read1 = getattr(raw, "read1", None)
+    if read1 is not None:
+        text = isinstance(lines, io.TextIOWrapper)
+        yield from _chunked_lines(read1, lines.encoding if text else "utf-8",  # type: ignore[attr-defined]
+                                  (lines.errors or "strict") if text else "replace")  # type: ignore[attr-defined]
+        return
     readline = getattr(lines, "readline", None)
     if readline is None:
         for item in lines:
@@ -394,6 +465,48 @@ def _bounded_lines(lines: Iterable[str | bytes]) -> Iterator[str | bytes | _Over
             if not rest or rest[-1:] in ("\n", b"\n"):
                 break
         yield _Oversized(n)
+
+
+def _chunked_lines(read1: Callable[[int], bytes], encoding: str, errors: str) -> Iterator[str | _Oversized]:
+    """A binary stream's lines, decoded a chunk at a time (C speed, where readline costs a
+    call per line).  ``read1`` returns what is there, so a pipe (``tail -f |``) is not held
+    back.  Same bounds as the readline path: a line longer than MAX_LINE_CHARS is counted
+    by its length (newline included) and never kept whole."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    carry = ""
+    skipped = 0  # > 0: inside an oversized line, characters so far
+    while True:
+        data = read1(_READ_CHUNK_BIG)
+        chunk = decoder.decode(data, final=not data)
+        if chunk:
+            parts = chunk.split("\n")
+            last = parts.pop()
+            for part in parts:
+                if skipped:
+                    yield _Oversized(skipped + len(part) + 1)
+                    skipped = 0
+                    continue
+                if carry:
+                    part = carry + part
+                    carry = ""
+                if len(part) > MAX_LINE_CHARS:
+                    yield _Oversized(len(part) + 1)
+                else:
+                    yield part
+            if skipped:
+                skipped += len(last)
+            elif parts:
+                carry = last
+            else:
+                carry += last
+            if len(carry) > MAX_LINE_CHARS:  # never built whole
+                skipped, carry = len(carry), ""
+        if not data:
+            break
+    if skipped:
+        yield _Oversized(skipped)
+    elif carry:
+        yield carry
 
 
 def _human_epoch(h: re.Match[str]) -> float | None:
@@ -587,18 +700,25 @@ class AvcLogParser:
         self.window = max(1, window)
         self.max_age = max_age
         self.stats = ParseStats()
+        self.engine = "python"  # or "auparse" / "auparse+python" (auparse_source)
+        # AVC text without its pid= and comm= -> the first record parsed from it
+        self._shapes: dict[tuple[str, str, str], AvcRecord] = {}
         self._reset()
 
     def _reset(self) -> None:
         self._open: dict[object, _Group] = {}
         self._ready: list[Event] = []
         self._pend: _Pending | None = None
+        # a raw one-line record kept as (text, header match, line number) until the next
+        # line shows it is not continued: most of a raw audit.log takes this short path
+        self._lean: tuple[str, re.Match[str], int] | None = None
         self._nos_tail: _Group | None = None  # last serial-less group (journald)
         self._nos_seq = 0
         # width of a hard-wrapped paste once seen cutting a word; 80 columns until then
         self._wrap_width = 80
         self._max_ts: float | None = None
         self._limit = float("-inf")  # groups older than this are flushed
+        self._stamp_memo: tuple[str, float | None, int | None] = ("", None, None)
 
     @property
     def open_events(self) -> int:
@@ -610,6 +730,13 @@ class AvcLogParser:
     def events(self, lines: Iterable[str | bytes]) -> Iterator[Event]:
         """Parse ``lines`` lazily, yielding each event once it is complete."""
         self._reset()
+        self.engine = "python"
+        yield from self.feed(lines)
+        yield from self.flush()
+
+    def feed(self, lines: Iterable[str | bytes]) -> Iterator[Event]:
+        """Parse more lines, keeping state from earlier calls (for a live log): yields the
+        events completed by them; the rest stays open until more lines or :meth:`flush`."""
         ready = self._ready
         feed = self._feed
         for item in _bounded_lines(lines):
@@ -632,10 +759,15 @@ class AvcLogParser:
             if ready:
                 yield from ready
                 ready.clear()
+
+    def flush(self) -> list[Event]:
+        """End the current record and every open event (end of input, or a quiet live log:
+        the kernel writes an event's records together); the next line starts afresh."""
         self._finish_pending()
         self._flush(force=True)
-        yield from ready
-        ready.clear()
+        out = list(self._ready)
+        self._ready.clear()
+        return out
 
     # -- line classification -----------------------------------------------
 
@@ -655,11 +787,18 @@ class AvcLogParser:
         if head == "type=" or head == "node=":
             m = _HEAD_RE.match(text)
             if m is not None:  # the common case, inlined
-                if self._pend is not None:
+                if self._lean is not None:
+                    lean = self._lean
+                    self._lean = None
+                    self._lean_record(*lean)
+                elif self._pend is not None:
                     self._finish_pending()
                 stamp = m["stamp"]
-                fmt: SourceFormat = "ausearch" if (" " in stamp or "/" in stamp) else "raw"
-                self._pend = _Pending(text, m.end(), m["type"], fmt, m["node"], stamp, line_no)
+                if " " in stamp or "/" in stamp:
+                    self._pend = _Pending(
+                        text, m.end(), m["type"], "ausearch", m["node"], stamp, line_no)
+                else:
+                    self._lean = (text, m, line_no)
                 return
         stripped = text.strip()
         if not stripped or stripped == "----" or stripped.startswith("```"):
@@ -729,6 +868,10 @@ class AvcLogParser:
     # -- continuation lines ------------------------------------------------
 
     def _try_join(self, text: str, stripped: str) -> bool:
+        if self._lean is not None:  # a line that may continue it: the general path
+            ltext, lm, lno = self._lean
+            self._lean = None
+            self._pend = _Pending(ltext, lm.end(), lm["type"], "raw", lm["node"], lm["stamp"], lno)
         p = self._pend
         if p is None:
             return False
@@ -852,6 +995,11 @@ class AvcLogParser:
     # -- records -------------------------------------------------------------
 
     def _finish_pending(self) -> None:
+        if self._lean is not None:
+            lean = self._lean
+            self._lean = None
+            self._lean_record(*lean)
+            return
         p = self._pend
         if p is None:
             return
@@ -882,7 +1030,7 @@ class AvcLogParser:
                 return
             st.records += 1
             st.avc_records += 1
-            self._add_avc(rec, p)
+            self._add_avc(rec, p.human)
             return
         self._count_other(rtype)
         if rtype == "USER_AVC":
@@ -944,24 +1092,122 @@ class AvcLogParser:
             stamp,
         )
 
+    # -- the short path: one-line raw records ----------------------------------------
+
+    def _lean_record(self, text: str, m: re.Match[str], line_no: int) -> None:
+        """What :meth:`_record` does for a one-line raw record, without a _Pending, and
+        reusing the fields of an earlier AVC that differs only in pid= and comm=."""
+        try:
+            raw = text.rstrip()
+            rtype = m["type"]
+            body = raw[m.end() :]
+            st = self.stats
+            if rtype == "AVC":
+                rec = self._avc_line(raw, m, body, line_no)
+                if rec is not None:
+                    self._add_avc(rec, False)
+                return
+            st.records += 1
+            other = st.non_avc_records
+            other[rtype] = other.get(rtype, 0) + 1
+            if rtype == "SYSCALL" or rtype == "SOCKADDR" or rtype == "PROCTITLE" or rtype == "EOE":
+                stamp = m["stamp"]
+                ts, serial = self._stamp(stamp)
+                if serial is None:
+                    return
+                g = self._group_for(m["node"], serial, ts, stamp, line_no, False)
+                if rtype == "SYSCALL":
+                    g.syscall = g.syscall or body
+                elif rtype == "SOCKADDR":
+                    g.sockaddr = g.sockaddr or body
+                elif rtype == "PROCTITLE":
+                    g.proctitle = g.proctitle or body
+                else:
+                    g.closed = True
+                self._settle(g.ts)
+            elif rtype == "USER_AVC":
+                st.user_avc_records += 1
+        except Exception as exc:  # a bug must not stop the stream
+            self.stats.add_malformed(line_no, f"internal error: {exc!r}"[:120])
+
+    def _avc_line(self, raw: str, m: re.Match[str], body: str, line_no: int) -> AvcRecord | None:
+        """A one-line raw AVC record, counted; None when it is a notice or malformed."""
+        st = self.stats
+        bm = _AVC_BODY_RE.match(body)
+        if bm is None:
+            if _AVC_NOTICE_RE.match(body):
+                self._count_other("AVC_NOTICE")
+                return None
+            st.add_malformed(line_no, "AVC without 'avc: denied|granted { perms }'")
+            return None
+        rec = self._lean_avc(raw, m, bm, body, line_no)
+        if rec is not None:
+            st.records += 1
+            st.avc_records += 1
+        return rec
+
+    def _stamp(self, stamp: str) -> tuple[float | None, int | None]:
+        memo = self._stamp_memo  # an event's records share one stamp
+        if memo[0] != stamp:
+            ts, serial, _ = _parse_stamp(stamp)
+            memo = self._stamp_memo = (stamp, ts, serial)
+        return memo[1], memo[2]
+
+    def _lean_avc(
+        self, raw: str, m: re.Match[str], bm: re.Match[str], body: str, line_no: int,
+    ) -> AvcRecord | None:  # fmt: skip
+        rest = body[bm.end() :]
+        stamp = m["stamp"]
+        # "pid=N comm=X " first, as the kernel writes it: the rest decides everything else
+        cut = rest.find(" ", 4) if rest[:4] == "pid=" else -1
+        end = rest.find(" ", cut + 6) if cut > 0 and rest[cut : cut + 6] == " comm=" else -1
+        if end < 0 or len(rest[:end].split()) != 2:
+            p = _Pending(raw, m.end(), "AVC", "raw", m["node"], stamp, line_no)
+            return self._make_avc(p, raw, bm, rest)
+        shape = (bm[1], bm[2], rest[end:])
+        first = self._shapes.get(shape)
+        ts, serial = self._stamp(stamp)
+        if first is None:
+            p = _Pending(raw, m.end(), "AVC", "raw", m["node"], stamp, line_no)
+            rec = self._make_avc(p, raw, bm, rest)
+            # reusable only when every word is key=value (no word continues another)
+            if rec is not None and " =" not in rest and all("=" in w for w in rest.split()):
+                if len(self._shapes) >= MAX_SHAPES:
+                    self._shapes.clear()
+                self._shapes[shape] = rec
+            return rec
+        fields = first.fields.copy()
+        pid = rest[4:cut]
+        fields["pid"] = _strip_quotes(pid) if pid[:1] == '"' else pid
+        comm = rest[cut + 6 : end]
+        if comm[:1] == '"':
+            comm = _strip_quotes(comm)
+        elif _HEX_RE.fullmatch(comm):
+            comm = _hex_text(comm)
+        fields["comm"] = comm
+        return AvcRecord(
+            first.verdict, first.perms, first.scontext, first.tcontext, first.tclass,
+            first.permissive, fields, serial, ts, m["node"], "raw", line_no, raw, stamp,
+        )  # fmt: skip
+
     # -- grouping ----------------------------------------------------------
 
-    def _add_avc(self, rec: AvcRecord, p: _Pending) -> None:
+    def _add_avc(self, rec: AvcRecord, human: bool) -> None:
         serial = rec.serial
         if serial is None:
             self._close_nos_tail()
             self._nos_seq += 1
-            g = _Group(None, rec.node, rec.timestamp, rec.stamp, rec.line_no, p.human)
+            g = _Group(None, rec.node, rec.timestamp, rec.stamp, rec.line_no, human)
             g.avcs.append(rec)
             self._insert(("nos", self._nos_seq), g)
             self._nos_tail = g
             self._settle(None)
             return
         ts = rec.timestamp
-        g = self._group_for(rec.node, serial, ts, rec.stamp, rec.line_no, p.human)
+        g = self._group_for(rec.node, serial, ts, rec.stamp, rec.line_no, human)
         if len(g.avcs) >= MAX_AVCS_PER_EVENT:  # pathological input: cap per-event memory
             self._emit(self._open.pop((rec.node, serial)))
-            g = self._group_for(rec.node, serial, ts, rec.stamp, rec.line_no, p.human)
+            g = self._group_for(rec.node, serial, ts, rec.stamp, rec.line_no, human)
         g.avcs.append(rec)
         self._settle(ts)
 
@@ -1065,17 +1311,7 @@ class AvcLogParser:
             self._nos_tail = None
         if not g.avcs:
             return  # SYSCALL/PROCTITLE of an unrelated audit rule, or an orphan
-        try:
-            ev = Event(
-                key=g.key,
-                avcs=g.avcs,
-                syscall=None if g.syscall is None else _parse_syscall(g.syscall, g.human),
-                sockaddr=None if g.sockaddr is None else _parse_sockaddr(g.sockaddr, g.human),
-                proctitle=None if g.proctitle is None else _parse_proctitle(g.proctitle, g.human),
-                line_no=g.line_no,
-            )
-        except Exception:  # keep the AVCs even if a companion is odd
-            ev = Event(g.key, g.avcs, None, None, None, g.line_no)
+        ev = Event._lazy(g.key, g.avcs, (g.syscall, g.sockaddr, g.proctitle, g.human), g.line_no)
         self.stats.events += 1
         self._ready.append(ev)
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -21,25 +21,38 @@ if TYPE_CHECKING:
     from selnet.policy.index import Policy
 
 PROGRESS_EVERY = 200_000  # lines between progress updates on a terminal
+DEFAULT_AUDIT_LOG = "/var/log/audit/audit.log"
 
 
-def with_progress(sources: list[Iterable[str]]) -> list[Iterable[str]]:
+class _Counted:
+    """A text file's binary stream that reports lines read on stderr: the parsers read it
+    a chunk at a time (``read1``), so counting costs nothing per line."""
+
+    def __init__(self, raw: object, count: list[int]) -> None:
+        self._read1 = raw.read1  # type: ignore[attr-defined]
+        self._count = count
+        self._next = PROGRESS_EVERY
+
+    def read1(self, size: int = -1) -> bytes:
+        data: bytes = self._read1(size)
+        self._count[0] += data.count(b"\n")
+        if self._count[0] >= self._next:
+            self._next = self._count[0] + PROGRESS_EVERY
+            sys.stderr.write(f"\rselnet audit: {self._count[0]:,} lines read")
+            sys.stderr.flush()
+        return data
+
+
+def with_progress(sources: list[TextIO]) -> list[Iterable[str]]:
     """Long logs show progress on a terminal (stderr only; never in pipes or CI)."""
     if not sys.stderr.isatty():
-        return sources
+        return list(sources)
     count = [0]
-
-    def counted(lines: Iterable[str]) -> Iterator[str]:
-        for line in lines:
-            count[0] += 1
-            if count[0] % PROGRESS_EVERY == 0:
-                sys.stderr.write(f"\rselnet audit: {count[0]:,} lines read")
-                sys.stderr.flush()
-            yield line
-        if count[0] >= PROGRESS_EVERY:
-            sys.stderr.write(f"\rselnet audit: {count[0]:,} lines read\n")
-
-    return [counted(src) for src in sources]
+    out: list[Iterable[str]] = []
+    for src in sources:
+        raw = getattr(src, "buffer", None)
+        out.append(_Counted(raw, count) if hasattr(raw, "read1") else src)  # type: ignore[arg-type]
+    return out
 
 
 def open_inputs(paths: list[str]) -> list[TextIO]:
@@ -62,6 +75,8 @@ def open_inputs(paths: list[str]) -> list[TextIO]:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if args.follow:
+        return _follow(args)
     from selnet.audit.auditor import run_audit
     from selnet.model.env import parse_sysctls
     from selnet.render.audit import report_json, report_lines
@@ -81,6 +96,69 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return _module(args, policy, report)
     emit(args, lambda: report_json(report), lambda: report_lines(report, args.fixes), policy)
     return EXIT_DENIED if report.exit_denied else EXIT_OK
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """Watch a log until SIGINT/SIGTERM (or stdin's EOF); a summary at the end."""
+    import json
+    import signal
+
+    from selnet.audit.follow import Follower, Tail, follow
+    from selnet.model.env import parse_sysctls
+    from selnet.render.audit import (
+        follow_group_json,
+        follow_group_lines,
+        follow_summary_json,
+        follow_summary_lines,
+        follow_update_line,
+    )
+    from selnet.render.facts import policy_json
+    from selnet.render.jsonout import SCHEMA_VERSION
+
+    if len(args.files) > 1:
+        raise InputError("--follow takes one FILE (or - for stdin)")
+    if args.module:
+        raise InputError("--follow and --module do not go together")
+    path = args.files[0] if args.files else DEFAULT_AUDIT_LOG
+    try:
+        tail = Tail(path, from_start=args.from_start)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    overrides = parse_bools(args.bool)
+    policy = load(args)
+    env = parse_sysctls(args.sysctl or [])
+    out = sys.stdout
+
+    def write(obj: dict[str, object] | None, lines: list[str]) -> None:
+        if args.json:
+            out.write(json.dumps({"schema_version": SCHEMA_VERSION, **(obj or {})}) + "\n")
+        else:
+            out.write("\n".join(lines) + "\n")
+        out.flush()  # a live view: each explanation as it happens
+
+    follower = Follower(
+        policy, overrides, env,
+        on_new=lambda g: write(follow_group_json(g), [*follow_group_lines(g, args.fixes), ""]),
+        on_update=lambda g: None if args.json else write(None, [follow_update_line(g)]),
+        max_groups=args.max_groups, update_every=args.update_every,
+        use_interfaces=not args.no_interfaces,
+    )  # fmt: skip
+    stopped: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped.append(signum)
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not args.json:
+            write(None, [f"following {path} (Ctrl-C for the summary)"])
+        summary = follow(tail, follower, poll=args.poll, stop=lambda: bool(stopped))
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    write({**follow_summary_json(summary), "policy": policy_json(policy)},
+          follow_summary_lines(summary))
+    return EXIT_DENIED if summary.still_denied else EXIT_OK
 
 
 def _module(args: argparse.Namespace, policy: Policy, report: AuditReport) -> int:
@@ -148,4 +226,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--output", "-o", metavar="DIR", help="where --module writes (default .)")
     p.add_argument("--no-interfaces", action="store_true",
                    help="do not look up refpolicy interfaces (selinux-policy-dev)")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help=f"watch FILE (default {DEFAULT_AUDIT_LOG}; - for stdin) across rotation, "
+                        "explain each new network denial as it is logged, summary on Ctrl-C")
+    p.add_argument("--from-start", action="store_true",
+                   help="with --follow: explain what the file holds already, then follow")
+    p.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
+                   help="with --follow: how often a quiet file is checked (default 0.5)")
+    p.add_argument("--update-every", type=float, default=5.0, metavar="SECONDS",
+                   help="with --follow: report grown counts at most this often (default 5)")
+    p.add_argument("--max-groups", type=int, default=1000, metavar="N",
+                   help="with --follow: distinct denials kept, least recently seen evicted")
     p.set_defaults(func=cmd_audit)

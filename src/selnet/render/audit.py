@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from selnet.audit.auditor import AuditReport, BroadSwitches, Group, PermissiveSwitch
 from selnet.audit.avclog import AvcRecord
 from selnet.audit.diagnose import Diagnosis
+from selnet.audit.follow import FollowGroup, FollowSummary
 from selnet.decide.decision import Decision
 from selnet.kernel.checks import KERNEL_VERSION, KernelCheck
 from selnet.kernel.classes import CLASS_PROTOCOL
@@ -312,4 +315,57 @@ def report_lines(r: AuditReport, more: int = 0) -> list[str]:
                        f"this log; {_permissive_gains(p)}")
         out.append(f"  setenforce 0: silences {r.broad.silenced_by_setenforce} denial(s) in this "
                    "log; every domain, every check")
+    return out
+
+
+# -- audit --follow ------------------------------------------------------------------------
+
+def follow_group_lines(fg: FollowGroup, more: int = 0) -> list[str]:
+    """A new distinct denial, as it arrives: the same explanation and fix as ``audit``."""
+    g = fg.group
+    when = time.strftime("%H:%M:%S", time.localtime(fg.first_seen))
+    state = "still denied" if g.still_denied else "not denied by this policy"
+    out = [f"[{fg.number}] {when} {g.domain}: {g.situation} -- {g.tclass} on {g.target} ({state})"]
+    out += [f"    {line}" for line in explanation(g)]
+    shown = [f for f in g.fixes if f.verified][: 1 + more]
+    for k, f in enumerate(shown):
+        out += fix_lines(f, "  ", first=k == 0)
+    if not shown and g.still_denied:
+        out.append("  no verified fix (see the explanation)")
+    return out
+
+
+def follow_update_line(fg: FollowGroup) -> str:
+    g = fg.group
+    d = g.entries[0].diag
+    return (f"[{fg.number}] seen {fg.count} times ({g.domain} {'/'.join(d.perms)} {g.tclass} "
+            f"on {g.target})")
+
+
+def follow_group_json(fg: FollowGroup) -> dict[str, object]:
+    return {"type": "group", "number": fg.number, "first_seen": fg.first_seen,
+            **group_json(fg.group)}
+
+
+def follow_summary_json(s: FollowSummary) -> dict[str, object]:
+    return {
+        "type": "summary", "lines": s.lines, "network_denials": s.network_denials,
+        "distinct_network_denials": s.groups_seen, "evicted": s.evicted,
+        "rotations": s.rotations, "malformed": s.malformed, "still_denied": s.still_denied,
+        "groups": [{"number": fg.number, "count": fg.count, "domain": fg.group.domain,
+                    "situation": fg.group.situation, "tclass": fg.group.tclass,
+                    "target": fg.group.target, "still_denied": fg.group.still_denied,
+                    "first_seen": fg.first_seen, "last_seen": fg.last_seen}
+                   for fg in s.groups_kept],
+    }
+
+
+def follow_summary_lines(s: FollowSummary) -> list[str]:
+    out = [f"followed {s.lines} lines: {s.network_denials} network denials, {s.groups_seen} "
+           f"distinct ({s.evicted} evicted from memory), {s.rotations} rotations, "
+           f"{s.malformed} malformed lines skipped"]
+    for fg in sorted(s.groups_kept, key=lambda fg: fg.number):
+        g = fg.group
+        out.append(f"  [{fg.number}] {g.domain}: {g.situation} -- {g.tclass} on {g.target}: "
+                   f"{fg.count} time{'s' if fg.count != 1 else ''}")
     return out

@@ -1,0 +1,294 @@
+"""Raw ``audit.log`` through libauparse (Debian ``python3-audit``), the rest in Python.
+
+libauparse splits and groups records into events in C; Python then looks only at the
+records that matter: every AVC (parsed by the same code as :class:`AvcLogParser`, so
+the records are the same), the SYSCALL/SOCKADDR/PROCTITLE text of AVC events (parsed
+later, and only when read: :class:`Event`), and the type of every other record (counted).
+
+libauparse understands raw records only, so it is used for a stream only while every
+line is one: each chunk read (1 MiB) is checked first -- every line
+``[node=N ]type=T msg=audit(SEC.MSEC:SERIAL): ...``, ASCII, no CR, no NUL, no blank
+line.  ``ausearch -i`` text, journald, dmesg, pasted or wrapped text, anything else goes
+to the Python parser from the first chunk that is not raw (events already open at that
+point are finished first, so one event cut by the switch may lose its SYSCALL).
+
+Same results as the Python parser: events come out in the order of their first record
+(auparse completes them in its own order; a small reordering buffer restores the line
+order), with the same key, line numbers, records and counters.  Differences, all outside
+what a kernel writes: libauparse ends an event at its PROCTITLE record (the kernel writes
+it last), and keeps an event open for 2 seconds of log time where the Python parser waits
+5 s or 64 events, so records of one serial after its PROCTITLE, or written further apart,
+make a second event; ``ParseStats.peak_open_events`` counts the reordering buffer.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from selnet.audit.avclog import (
+    _HEAD_RE,
+    MAX_AVCS_PER_EVENT,
+    AvcLogParser,
+    AvcRecord,
+    Event,
+    EventKey,
+    _parse_stamp,
+)
+
+try:  # Debian: python3-audit
+    import auparse as _auparse
+except ImportError:  # pragma: no cover - bootstrap installs it
+    _auparse = None
+
+__all__ = ["AUPARSE_AVAILABLE", "events"]
+
+AUPARSE_AVAILABLE = _auparse is not None
+CHUNK = 1 << 20
+# events held for line order at most: a line libauparse never reports (it swallows some
+# EOE records, handled; any other would be a bug) must not grow memory with the log
+MAX_REORDER = 4096
+# a line start that is not a raw record header (the check runs in C over a whole chunk)
+_NOT_RAW = re.compile(
+    rb"\n(?!(?:node=[!-~]+ )?type=[A-Z][A-Z0-9_]*(?:\[[0-9]{1,6}\])? "
+    rb"msg=audit\([0-9]{1,11}\.[0-9]{1,9}:[0-9]{1,19}\): )"
+)
+# every record's type, counted per chunk in C (the AVCs are counted as they are parsed)
+_TYPES = re.compile(rb"\n(?:node=[!-~]+ )?type=([A-Z][A-Z0-9_]*(?:\[[0-9]{1,6}\])?) ")
+_EOE = re.compile(rb"\n(?:node=[!-~]+ )?type=EOE ")
+_SYSCALL, _SOCKADDR, _PROCTITLE, _AVC = 1300, 1306, 1327, 1400
+_COMPANIONS = (_SYSCALL, _SOCKADDR, _PROCTITLE)
+
+
+def _raw_chunk(data: bytes) -> bool:
+    """Every line of ``data`` (whole lines) is a raw record libauparse reads as we do."""
+    return (
+        data.isascii()
+        and b"\r" not in data
+        and b"\x00" not in data
+        and _NOT_RAW.match(b"\n" + data[:200]) is None
+        and _NOT_RAW.search(data, 0, len(data) - 1) is None
+    )
+
+
+def _reader(lines: object) -> Callable[[int], bytes] | None:
+    """``read1`` of a binary stream under ``lines`` (a text file's buffer), if any."""
+    raw = lines.buffer if isinstance(lines, io.TextIOWrapper) else lines
+    read1 = getattr(raw, "read1", None)
+    return read1 if callable(read1) else None
+
+
+class _Replay:
+    """A binary stream whose first bytes were already read: ``read1`` gives them first."""
+
+    def __init__(self, head: bytes, read1: Callable[[int], bytes]) -> None:
+        self._head = head
+        self._read1 = read1
+
+    def read1(self, size: int = -1) -> bytes:
+        if self._head:
+            out, self._head = self._head, b""
+            return out
+        return self._read1(size)
+
+
+def events(parser: AvcLogParser, lines: Iterable[str | bytes], *,
+           use_auparse: bool = True) -> Iterator[Event]:  # fmt: skip
+    """``parser.events(lines)``, through libauparse while the input is raw records.
+
+    Only a binary stream or text file (``read1`` underneath) is eligible: lists and
+    generators (tests, pasted text) go to the Python parser."""
+    read1 = _reader(lines) if use_auparse and AUPARSE_AVAILABLE else None
+    if read1 is None:
+        yield from parser.events(lines)
+        return
+    yield from _Source(parser, read1).run()
+
+
+class _Source:
+    def __init__(self, parser: AvcLogParser, read1: Callable[[int], bytes]) -> None:
+        self.parser = parser
+        self.read1 = read1
+        self.stats = parser.stats
+        self.base = 0  # lines before this source
+        self.wm = 1  # lowest auparse line number not yet delivered
+        self.done: set[int] = set()
+        self.heap: list[tuple[int, int, Event]] = []
+        self.out: list[Event] = []
+        self.seq = 0
+
+    def run(self) -> Iterator[Event]:
+        parser = self.parser
+        parser._reset()
+        parser.engine = "auparse"
+        self.base = self.stats.lines
+        assert _auparse is not None
+        au = _auparse.AuParser(_auparse.AUSOURCE_FEED)
+        callback = self._callback  # auparse wants a plain function, not a bound method
+        au.add_callback(lambda au, cbtype, data: callback(au), None)
+        carry = b""
+        read1 = self.read1
+        while True:
+            data = read1(CHUNK)
+            if not data:
+                break
+            data = carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < 2 * CHUNK:
+                carry = data  # no whole line yet
+                continue
+            whole, carry = data[:cut], data[cut:]
+            if not _raw_chunk(whole):
+                yield from self._switch(au, whole + carry)
+                return
+            self._count(whole)
+            au.feed(whole)
+            if self.out:
+                yield from self.out
+                self.out.clear()
+        if carry:  # a last line without a newline
+            if not _raw_chunk(carry + b"\n"):
+                yield from self._switch(au, carry)
+                return
+            self._count(carry + b"\n")
+            au.feed(carry + b"\n")
+        au.flush_feed()
+        self._release(final=True)
+        yield from self.out
+        self.out.clear()
+
+    def _switch(self, au: Any, head: bytes) -> Iterator[Event]:
+        """The input is not (only) raw records from here on: the Python parser goes on."""
+        au.flush_feed()
+        self._release(final=True)
+        yield from self.out
+        self.out.clear()
+        if self.parser.engine == "auparse" and self.stats.lines > self.base:
+            self.parser.engine = "auparse+python"
+        else:
+            self.parser.engine = "python"
+        yield from self.parser.feed(_Replay(head, self.read1))  # type: ignore[arg-type]
+        yield from self.parser.flush()
+
+    def _count(self, whole: bytes) -> None:
+        """Lines and non-AVC records of a checked chunk, by type, as the parser counts them."""
+        st = self.stats
+        first = st.lines - self.base + 1  # auparse's number for the chunk's first line
+        if b"type=EOE " in whole:
+            # libauparse consumes most EOE records without reporting them: they are
+            # delivered here, or the reordering buffer would wait for them forever
+            eoe = []
+            nl, last = 0, 0
+            for m in _EOE.finditer(b"\n" + whole):
+                nl += whole.count(b"\n", last, max(last, m.start() - 1))
+                last = max(last, m.start() - 1)
+                eoe.append(first + nl + (1 if m.start() else 0))
+            self._deliver(eoe)
+        st.lines += whole.count(b"\n")
+        names = Counter(_TYPES.findall(b"\n" + whole))
+        avc = names.pop(b"AVC", 0)
+        other = st.non_avc_records
+        for name, n in names.items():
+            key = name.decode()
+            other[key] = other.get(key, 0) + n
+        st.records += whole.count(b"\n") - avc
+        st.user_avc_records += names.get(b"USER_AVC", 0)
+
+    # -- libauparse's events ---------------------------------------------------------
+
+    def _callback(self, au: Any) -> None:
+        try:
+            self._event(au)
+        except Exception as exc:  # never raise through C; never stop the stream
+            self.stats.add_malformed(self.stats.lines, f"internal error: {exc!r}"[:120])
+
+    def _event(self, au: Any) -> None:
+        n = au.get_num_records()
+        au.first_record()
+        first_line = au.get_line_number()
+        if n == 1 and au.get_type() != _AVC:  # most records of a busy host's log
+            if first_line == self.wm and not self.done:
+                self.wm += 1
+            else:
+                self._deliver([first_line])
+            return
+        st = self.stats
+        base = self.base
+        first_text = ""
+        avcs: list[AvcRecord] = []
+        comp: list[str | None] = [None, None, None]
+        lines: list[int] = []
+        for i in range(n):
+            if i:
+                au.next_record()
+                lines.append(au.get_line_number())
+            else:
+                lines.append(first_line)
+            t = au.get_type()
+            if t == _AVC:
+                text = au.get_record_text().rstrip()
+                m = _HEAD_RE.match(text)
+                if m is None:  # the chunk check makes this unreachable
+                    st.add_malformed(base + lines[-1], "record header not understood")
+                    continue
+                if not i:
+                    first_text = text
+                rec = self.parser._avc_line(text, m, text[m.end() :], base + lines[-1])
+                if rec is not None:
+                    avcs.append(rec)
+            elif t in _COMPANIONS or not i:
+                text = au.get_record_text().rstrip()
+                if not i:
+                    first_text = text
+                if t in _COMPANIONS:
+                    k = _COMPANIONS.index(t)
+                    if comp[k] is None:
+                        m = _HEAD_RE.match(text)
+                        if m is not None:
+                            comp[k] = text[m.end() :]
+        self._deliver(lines)
+        if avcs:
+            a0 = avcs[0]
+            if a0.line_no == base + first_line:  # the AVC came first, as the kernel writes
+                key: EventKey = (a0.node, a0.timestamp, a0.serial or 0)
+            else:
+                m = _HEAD_RE.match(first_text)
+                stamp = m["stamp"] if m is not None else ""
+                ts, serial, _ = _parse_stamp(stamp)
+                key = (m["node"] if m is not None else None, ts, serial or 0)
+            for k in range(0, len(avcs), MAX_AVCS_PER_EVENT):  # same cap as the parser's
+                ev = Event._lazy(key, avcs[k : k + MAX_AVCS_PER_EVENT],
+                                 (comp[0], comp[1], comp[2], False), base + first_line)  # fmt: skip
+                st.events += 1
+                if not self.heap and first_line < self.wm:
+                    self.out.append(ev)  # in order: no need to wait
+                    continue
+                self.seq += 1
+                heapq.heappush(self.heap, (first_line, self.seq, ev))
+            self._release(final=False)
+
+    def _deliver(self, lines: list[int]) -> None:
+        wm = self.wm
+        done = self.done
+        for ln in lines:
+            if ln == wm:
+                wm += 1
+            elif ln > wm:  # an EOE may come twice (above and in an event)
+                done.add(ln)
+        while wm in done:
+            done.remove(wm)
+            wm += 1
+        self.wm = wm
+
+    def _release(self, final: bool) -> None:
+        """Events whose first line is below every line not yet delivered: in line order,
+        as the Python parser yields them."""
+        heap = self.heap
+        if len(heap) > self.stats.peak_open_events:
+            self.stats.peak_open_events = len(heap)
+        while heap and (final or heap[0][0] < self.wm or len(heap) > MAX_REORDER):
+            self.out.append(heapq.heappop(heap)[2])
