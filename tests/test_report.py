@@ -383,7 +383,13 @@ def test_in_headless_chromium(old: Policy, new: Policy, tmp_path: Path) -> None:
     assert [d.attrs["data-domain"] for d in details] == ["srv_t", "cli_t"]
     assert "allow srv_t app_port_t:tcp_socket name_bind;" in details[0].text()
     rows = root.find("table", id="diff-table").find_all("tr", class_="change")
-    assert len(rows) == 4 and {r.attrs["data-direction"] for r in rows} == {"gained", "lost"}
+    assert sorted(tuple(c.text() for c in r.find_all("td")[:5]) for r in rows) == [
+        ("gained", "cli_t", "connect", "tcp", "7000"),
+        ("gained", "srv_t", "bind", "tcp", "7000"),
+        ("lost", "cli_t", "connect", "tcp", "9000-9002"),
+        ("lost", "srv_t", "bind", "tcp", "9000-9002"),
+    ]
+    assert not re.search(r"https?://", page.read_text())
     if HAVE_DOT:
         svg = root.find("section", id="graph").find("svg")
         texts = {t.text() for t in svg.find_all("text")}

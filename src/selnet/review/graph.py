@@ -190,10 +190,7 @@ def build_graph(
 ) -> ReachGraph:
     values = policy.bool_values(None) if bools is None else dict(bools)
     filt = filt or GraphFilter()
-    for d in filt.domains:
-        policy.context_for_domain(d)  # an unknown name, an attribute, a non-domain: exit 2
-    if filt.depth < 0:
-        raise InputError(f"--depth must be 0 or more, got {filt.depth}")
+    _check_filter(policy, filt)  # bad input fails before the work
     edges = _port_edges(matrix_rows(policy, values))
     if labeled:
         every = policy.domains()
@@ -203,16 +200,34 @@ def build_graph(
     domain_names = sorted(i.partition(":")[2] for i in ids if i.startswith(DOMAIN + ":"))
     permissive = policy.snap.permissive
     port_types = {i.partition(":")[2] for i in ids if i.startswith(PORT + ":")}
-    port_types |= {_port_type(policy, p, proto) for p, proto in filt.ports}
     nodes = [GraphNode(node_id(DOMAIN, d), DOMAIN, d, permissive=d in permissive)
              for d in domain_names]
     nodes += _port_nodes(policy, port_types)
     nodes += [GraphNode(i, LABEL, i.partition(":")[2])
               for i in sorted(i for i in ids if i.startswith(LABEL + ":"))]
-    total_nodes, total_edges = len(nodes), len(edges)
-    if filt.active:
-        nodes, edges = _filtered(policy, nodes, edges, filt)
-    return ReachGraph(tuple(nodes), tuple(edges), labeled, filt, total_nodes, total_edges)
+    whole = ReachGraph(tuple(nodes), tuple(edges), labeled, GraphFilter(), len(nodes),
+                       len(edges))
+    return filter_graph(policy, whole, filt) if filt.active else whole
+
+
+def _check_filter(policy: Policy, filt: GraphFilter) -> None:
+    for d in filt.domains:
+        policy.context_for_domain(d)  # an unknown name, an attribute, a non-domain: exit 2
+    if filt.depth < 0:
+        raise InputError(f"--depth must be 0 or more, got {filt.depth}")
+
+
+def filter_graph(policy: Policy, graph: ReachGraph, filt: GraphFilter) -> ReachGraph:
+    """The part of a whole graph that ``filt`` keeps (see :func:`_filtered`)."""
+    _check_filter(policy, filt)
+    nodes = list(graph.nodes)
+    have = {n.id for n in nodes}
+    # A queried port's type is shown even when nobody may bind or reach it.
+    wanted = {_port_type(policy, p, proto) for p, proto in filt.ports}
+    nodes += _port_nodes(policy, {t for t in wanted if node_id(PORT, t) not in have})
+    kept_nodes, kept_edges = _filtered(policy, nodes, list(graph.edges), filt)
+    return ReachGraph(tuple(kept_nodes), tuple(kept_edges), graph.labeled, filt,
+                      graph.total_nodes, graph.total_edges)
 
 
 def _port_type(policy: Policy, port: int, proto: str) -> str:
