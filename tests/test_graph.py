@@ -351,6 +351,16 @@ def test_svg_without_dot_is_exit_2(policy_path: Path, capsys: pytest.CaptureFixt
     assert "graphviz" in err and len(err.strip().splitlines()) == 1
 
 
+def test_svg_of_a_graph_too_large_is_refused(policy_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import selnet.cli.review_graph as cli
+
+    monkeypatch.setattr(cli, "SVG_MAX_EDGES", 3)  # the small graph has 4 edges
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")  # as if installed
+    code, out, err = _run(capsys, "graph", "--policy", str(policy_path), "--format", "svg")
+    assert code == 2 and out == "" and "4 edges, too many to draw (at most 3)" in err
+
+
 @pytest.mark.skipif(not HAVE_DOT, reason="graphviz's dot is not installed")
 def test_svg_and_graphml_files(policy_path: Path, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,9 @@ from selnet.cli.output import check_target, write_text
 from selnet.errors import EXIT_OK, InputError
 
 GRAPH_FORMATS = ("dot", "graphml", "json", "svg")
+# dot's layout grows much faster than linearly in edges: past this, refuse at once rather
+# than run dot for minutes (the whole reference policy has ~53,000).
+SVG_MAX_EDGES = 3000
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -38,6 +41,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     policy = load(args)
     graph = build_graph(policy, policy.bool_values(overrides), labeled=args.labeled,
                         filt=GraphFilter(tuple(args.domain or ()), ports, depth))
+    if fmt == "svg" and len(graph.edges) > SVG_MAX_EDGES:
+        raise InputError(f"the graph has {len(graph.edges)} edges, too many to draw (at most "
+                         f"{SVG_MAX_EDGES}): narrow it with --domain/--depth or --port, or "
+                         "write --format dot|graphml|json")
     if fmt == "json" and output is None:
         emit(args, lambda: graph_json(graph), lambda: [], policy)
         return EXIT_OK
