@@ -357,11 +357,13 @@ def test_report_command(old_path: Path, new_path: Path, tmp_path: Path,
 
 
 # -- in a real browser ----------------------------------------------------------------------
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
+    # A profile of its own: no shared ~/.config/chromium lock between test processes.
     return subprocess.run(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-extensions", "--disable-background-networking", *args],
+         "--disable-extensions", "--disable-background-networking",
+         f"--user-data-dir={profile}", *args],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "HOME": os.environ.get("HOME", "/tmp")})
 
@@ -372,7 +374,7 @@ def test_in_headless_chromium(old: Policy, new: Policy, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text(report_html(build_report(new, diff=_diff(old, new))))
     url = page.as_uri()
-    proc = _chromium("--dump-dom", url)
+    proc = _chromium(tmp_path / "profile", "--dump-dom", url)
     assert proc.returncode == 0, proc.stderr[-500:]
     root = dom(proc.stdout)
     # The structure the page was written with, as the browser parsed it.
@@ -395,7 +397,7 @@ def test_in_headless_chromium(old: Policy, new: Policy, tmp_path: Path) -> None:
         texts = {t.text() for t in svg.find_all("text")}
         assert {"srv_t", "cli_t", "app_port_t"} <= texts
     shot = tmp_path / "shot.png"
-    proc = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
+    proc = _chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", url)
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-500:]
     width, height, bpp, rows_px = png_rows(shot.read_bytes())
     assert (width, height) == (1280, 2000)
