@@ -161,29 +161,29 @@ _EDGE_KEYS = (("kind", "string"), ("protocol", "string"), ("ports", "string"),
 
 
 def to_graphml(g: ReachGraph) -> str:
-    ET.register_namespace("", GRAPHML_NS)
-    root = ET.Element(f"{{{GRAPHML_NS}}}graphml")
+    # The namespace as a plain attribute: no global ET.register_namespace side effect.
+    root = ET.Element("graphml", {"xmlns": GRAPHML_NS})
     for domain, keys in (("node", _NODE_KEYS), ("edge", _EDGE_KEYS)):
         for name, typ in keys:
-            ET.SubElement(root, f"{{{GRAPHML_NS}}}key", {
+            ET.SubElement(root, "key", {
                 "id": f"{domain[0]}_{name}", "for": domain, "attr.name": name,
                 "attr.type": typ,
             })
-    graph = ET.SubElement(root, f"{{{GRAPHML_NS}}}graph",
+    graph = ET.SubElement(root, "graph",
                           {"id": "selnet", "edgedefault": "directed"})
 
     def data(parent: ET.Element, key: str, value: str | bool) -> None:
-        el = ET.SubElement(parent, f"{{{GRAPHML_NS}}}data", {"key": key})
+        el = ET.SubElement(parent, "data", {"key": key})
         el.text = ("true" if value else "false") if isinstance(value, bool) else value
 
     for n in g.nodes:
-        el = ET.SubElement(graph, f"{{{GRAPHML_NS}}}node", {"id": n.id})
+        el = ET.SubElement(graph, "node", {"id": n.id})
         data(el, "n_kind", n.kind)
         data(el, "n_name", n.name)
         data(el, "n_ports", ports_text(n.ports))
         data(el, "n_permissive", n.permissive)
     for i, e in enumerate(g.edges):
-        el = ET.SubElement(graph, f"{{{GRAPHML_NS}}}edge",
+        el = ET.SubElement(graph, "edge",
                            {"id": f"e{i}", "source": e.source, "target": e.target})
         data(el, "e_kind", e.kind)
         data(el, "e_protocol", e.protocol)
