@@ -19,11 +19,12 @@ from selnet.cli import (
     profiles,
     review,
     review_graph,
+    trace,
 )
 from selnet.cli.options import Handler, policy_parent, validate_args
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
-GROUPS = (info, check, profiles, audit, explain, generate, lint, review, review_graph,
+GROUPS = (info, check, trace, profiles, audit, explain, generate, lint, review, review_graph,
           completion)
 EXIT_INTERNAL = 70
 

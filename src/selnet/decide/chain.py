@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from selnet.decide.decision import Decider, Decision
 from selnet.model.plan import Check, CheckPlan, KernelModel, Scenario
+from selnet.model.trace import KernelError, TracePlan, TraceStep
 from selnet.policy.index import Policy
 
 
@@ -52,3 +53,69 @@ def evaluate(policy: Policy, scenario: Scenario, bools: Mapping[str, bool]) -> C
         if not dec.allowed and dec.enforced:
             stopped = True  # the syscall fails (or the packet is dropped) here
     return ChainResult(plan, results, values)
+
+
+@dataclass(slots=True)
+class TraceStepResult:
+    step: TraceStep
+    results: list[CheckResult]
+    reached: bool  # did the earlier steps all succeed?
+    errno: str | None  # None: the step succeeds (or is not reached)
+    cause: str | None  # "avc", "capability" (a denied check), "kernel" (KernelError)
+    denial: int | None = None  # index in results of the enforced denial that fails it
+
+    @property
+    def kernel_error(self) -> KernelError | None:
+        return self.step.error if self.cause == "kernel" else None
+
+
+@dataclass(slots=True)
+class TraceResult:
+    plan: TracePlan
+    steps: list[TraceStepResult]
+    bools: dict[str, bool]
+
+    @property
+    def allowed(self) -> bool:
+        """SELinux allows every reached check (a kernel errno of its own is not a denial)."""
+        return all(r.decision.allowed for s in self.steps for r in s.results if r.reached)
+
+    @property
+    def completes(self) -> bool:
+        """Does every step succeed on an enforcing kernel?"""
+        return all(s.errno is None for s in self.steps)
+
+    @property
+    def first_denial(self) -> tuple[int, int] | None:
+        for i, s in enumerate(self.steps):
+            for j, r in enumerate(s.results):
+                if r.reached and not r.decision.allowed:
+                    return i, j
+        return None
+
+
+def evaluate_trace(policy: Policy, plan: TracePlan, bools: Mapping[str, bool]) -> TraceResult:
+    """Each step's checks decided in order; the first enforced denial or kernel error fails
+    its step, and the later steps are not reached (the program stops, as sockop does).
+    Their checks are still decided, as a permissive kernel would make them."""
+    values = dict(bools)
+    decider = Decider(policy, values)
+    out: list[TraceStepResult] = []
+    failed = False
+    for st in plan.steps:
+        results: list[CheckResult] = []
+        errno: str | None = None
+        cause: str | None = None
+        denial: int | None = None
+        for chk in st.checks:
+            dec = decider.decide(chk.subject, chk.target, chk.tclass, chk.perm)
+            stop = not failed and errno is None
+            results.append(CheckResult(chk, dec, stop))
+            if stop and not dec.allowed and dec.enforced:
+                errno, cause, denial = chk.errno, chk.kind, len(results) - 1
+        if not failed and errno is None and st.error is not None:
+            errno, cause = st.error.errno, "kernel"
+        out.append(TraceStepResult(st, results, not failed, None if failed else errno,
+                                   None if failed else cause, denial))
+        failed = failed or errno is not None
+    return TraceResult(plan, out, values)

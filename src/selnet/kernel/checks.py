@@ -159,6 +159,11 @@ CHECKS: tuple[KernelCheck, ...] = (
                 "SO_DEBUG, SO_SNDBUFFORCE/SO_RCVBUFFORCE, SO_MARK, SO_PRIORITY > 6, busy-poll "
                 "options, SO_TXTIME with another clock", "task", "task", CAP_CLASS, "net_admin",
                 "EPERM", "an administrative socket option"),
+    # SO_DEBUG refuses with EACCES, not EPERM (sk_setsockopt: ret = -EACCES)
+    KernelCheck("setsockopt.net_admin_debug", "setsockopt", "sk_setsockopt", 1115,
+                "net/core/sock.c", "setsockopt(SOL_SOCKET, SO_DEBUG) -> sk_setsockopt",
+                "SO_DEBUG set to a non-zero value", "task", "task", CAP_CLASS, "net_admin",
+                "EACCES", "setsockopt(SO_DEBUG)"),
     KernelCheck("setsockopt.net_raw", "setsockopt", "sk_setsockopt", 1361, "net/core/sock.c",
                 "setsockopt(SOL_SOCKET) -> sk_setsockopt / sock_bindtoindex_locked",
                 "SO_MARK, SO_PRIORITY > 6 (or CAP_NET_ADMIN); SO_BINDTODEVICE when already bound",

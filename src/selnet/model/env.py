@@ -17,7 +17,10 @@ _SYSCTL_ALIASES = {
     "ip_local_port_range": "ip_local_port_range",
     "net.ipv4.ip_unprivileged_port_start": "ip_unprivileged_port_start",
     "ip_unprivileged_port_start": "ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range": "ping_group_range",
+    "ping_group_range": "ping_group_range",
 }
+GID_MAX = 4294967294  # gid_valid(): (gid_t)-1 is the invalid gid
 
 
 _MAX_DIGITS = 10  # int() of a huge digit string raises (more than 4300 digits)
@@ -38,6 +41,17 @@ class NetEnv:
     userns: bool = False  # the netns is owned by a non-initial user namespace
     netif: str | None = None  # the interface packets use; None = lo for loopback, else eth0
     remote: str | None = None  # the remote address seen by a server (per-packet checks)
+    # net.ipv4.ping_group_range; None = not known (the kernel default "1 0" admits nobody)
+    ping_group_range: tuple[int, int] | None = None
+    gids: tuple[int, ...] = (0,)  # the caller's egid and supplementary groups
+
+    def ping_allowed(self) -> bool | None:
+        """ping_init_sock: is the egid or a supplementary group inside ping_group_range?
+        None when the range is not known."""
+        if self.ping_group_range is None:
+            return None
+        low, high = self.ping_group_range
+        return any(low <= g <= high for g in self.gids)
 
     def requires_name_bind(self, port: int) -> bool:
         """The condition of check bind.name_bind: only outside the range auto-bind would use."""
@@ -53,16 +67,26 @@ def parse_sysctls(items: list[str], base: NetEnv | None = None) -> NetEnv:
     env = base or NetEnv()
     lpr = env.local_port_range
     ups = env.unprivileged_port_start
+    pgr = env.ping_group_range
     for item in items:
         key, eq, value = item.partition("=")
         name = _SYSCTL_ALIASES.get(key.strip().replace("/", "."))
         if not eq or name is None:
             raise InputError(
                 f"unsupported --sysctl {_shown(item)} (net.ipv4.ip_local_port_range=\"LOW HIGH\" "
-                "or net.ipv4.ip_unprivileged_port_start=N)"
+                "or net.ipv4.ip_unprivileged_port_start=N or net.ipv4.ping_group_range=\"LOW HIGH\")"
             )
         value = value.strip().strip("\"'")
-        if name == "ip_local_port_range":
+        if name == "ping_group_range":
+            m = re.fullmatch(r"([0-9]+)\s+([0-9]+)", value)
+            if not m or len(m.group(1)) > _MAX_DIGITS or len(m.group(2)) > _MAX_DIGITS:
+                raise InputError(f"ping_group_range needs 'LOW HIGH' (group ids), got {_shown(value)}")
+            low, high = int(m.group(1)), int(m.group(2))
+            if low > GID_MAX or high > GID_MAX:
+                raise InputError(f"ping_group_range {low} {high}: group ids go up to {GID_MAX}")
+            # ipv4_ping_group_range: an empty range (high < low) is stored as "1 0"
+            pgr = (low, high) if low <= high else (1, 0)
+        elif name == "ip_local_port_range":
             m = re.fullmatch(r"([0-9]+)\s*[\s,:-]\s*([0-9]+)", value)
             if not m:
                 raise InputError(f"ip_local_port_range needs 'LOW HIGH', got {_shown(value)}")
@@ -78,7 +102,7 @@ def parse_sysctls(items: list[str], base: NetEnv | None = None) -> NetEnv:
                 raise InputError(
                     f"ip_unprivileged_port_start needs 0-65535, got {_shown(value)}")
             ups = int(value)
-    return replace(env, local_port_range=lpr, unprivileged_port_start=ups)
+    return replace(env, local_port_range=lpr, unprivileged_port_start=ups, ping_group_range=pgr)
 
 
 def env_for(origin: str, sysctls: list[str] | None) -> NetEnv:

@@ -93,6 +93,16 @@ def parse_endpoint(text: str, default_proto: str = "tcp", need_port: bool = True
     return Endpoint(addr, port, proto)
 
 
+def unbound_endpoint(text: str | None) -> Endpoint | None:
+    """``listen`` without an address: nothing, or only a protocol (``tcp``, ``sctp6``):
+    the wildcard of that family with port 0 (the port listen() picks)."""
+    t = (text or "tcp").strip().lower().lstrip("/")
+    proto, six = (t[:-1], True) if t.endswith("6") else (t, False)
+    if proto not in PROTOCOLS:
+        return None
+    return Endpoint(ipaddress.ip_address("::" if six else "0.0.0.0"), 0, proto)
+
+
 def parse_bind(text: str, proto: str) -> Endpoint:
     """``--bind`` value: ``ADDR``, ``ADDR:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` or a bare IPv6 address."""
     t = text.strip()
@@ -140,9 +150,10 @@ class Scenario:
     domain: Context
     endpoint: Endpoint
     env: NetEnv = field(default_factory=NetEnv)
-    bind: Endpoint | None = None  # connect: an explicit bind() first
+    bind: Endpoint | None = None  # connect, send: an explicit bind() first
     sockcreate: Context | None = None
     fastopen: bool = False
+    unbound: bool = False  # listen: no bind(); listen() autobinds (inet_csk_listen_start)
 
 
 @dataclass(slots=True)
@@ -295,7 +306,13 @@ class KernelModel:
 
     def _listen(self, p: _Plan) -> None:
         sc, ep = p.sc, p.sc.endpoint
-        self._bind_checks(p, "bind", ep)
+        if sc.unbound:
+            if ep.proto not in CONNECTION_PROTOCOLS:
+                raise InputError(f"a {ep.proto} server must bind first: give ADDR:PORT")
+            # inet_listen -> inet_csk_listen_start -> get_port(sk, 0): no security hook
+            p.notes.append(note("listen-autobind"))
+        else:
+            self._bind_checks(p, "bind", ep)
         remote = self._remote(sc)
         if ep.proto not in CONNECTION_PROTOCOLS:
             p.notes.append(note("datagram-server"))
@@ -331,8 +348,11 @@ class KernelModel:
                 "connect (or use send --fastopen for TCP Fast Open)"
             )
         else:
+            if sc.bind is not None:
+                self._bind_checks(p, "bind", sc.bind)
             p.sockperm("send", "send.write")
-            p.notes.append(note("autobind"))
+            if sc.bind is None:  # bind(port 0) already picked the port, checking nothing
+                p.notes.append(note("autobind"))
         self._packets(p, "tx", p.sock, ep.address, "send")
 
     def _fastopen(self, p: _Plan) -> None:

@@ -22,6 +22,20 @@ TEXT: dict[str, str] = {
     "accepted-socket-label": "the accepted socket carries the listening socket's label ({context})",
     "autobind": "sendto() on an unbound socket autobinds an ephemeral port: no checks",
     "fastopen": "TCP Fast Open: sendmsg is checked like connect (observed on 6.1)",
+    "listen-autobind": "listen() on an unbound socket picks a port itself (inet_autobind, "
+    "inet_csk_listen_start): no bind hook, so no name_bind or node_bind",
+    # traces (model/trace.py)
+    "trace-handoff": "the socket passes from {creator} to {domain}: later steps are "
+    "{domain}'s, on the socket's own label",
+    "trace-inherited": "socket inherited from {creator}: each check has {domain} as subject and "
+    "the socket's label as target (sock_has_perm); inherited across exec, {domain} also needs "
+    "fd use on {creator} (flush_unauthorized_files), which selnet does not decide",
+    "trace-recv-unbound": "recv() on an unbound datagram socket: nothing can reach it",
+    "trace-bind-unspec": "bind(AF_UNSPEC, INADDR_ANY) on an IPv4 socket is bind(AF_INET, "
+    "0.0.0.0) (__inet_bind, __selinux_socket_bind)",
+    "trace-disconnect": "connect(AF_UNSPEC) disconnects: only the connect permission is checked "
+    "(selinux_socket_connect_helper returns before name_connect)",
+    "trace-peer-assumed": "assumes a peer accepts at {endpoint}",
     # profiles (analyses/profiles.py)
     "profile-ephemeral": "ports inside ip_local_port_range ({low}-{high}) need no name_bind: "
     "bind() there checks only bind and node_bind",
