@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,22 @@ def test_small_policy_outputs_match_their_schemas(capsys: pytest.CaptureFixture[
         rc, objs = run_json(capsys, argv)
         assert rc == 1 and len(objs) == 1, (argv, rc)
         assert_valid("audit", objs[0])
+
+
+def test_audit_follow_lines_match_the_schema(compile_cil: CompileCil) -> None:
+    """audit --follow --json on stdin: one line per new distinct denial, then the summary
+    when stdin ends."""
+    log = (DATA / "audit" / "ausearch-connect.log").read_text()
+    proc = subprocess.run(
+        [sys.executable, "-m", "selnet", "audit", "--follow", "-", "--from-start", "--json",
+         "--policy", str(compile_cil(SMALL_SNIPPET))],
+        input=log, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["type"] for o in lines] == ["group", "group", "summary"]
+    assert lines[-1]["distinct_network_denials"] == 2
+    for obj in lines:
+        assert_valid("audit", obj)
 
 
 def test_layered_policy_names_its_modules(capsys: pytest.CaptureFixture[str],
