@@ -19,6 +19,7 @@ import pytest
 from selnet.analyses.profiles import (
     PROTOCOLS,
     access_of,
+    candidate_targets,
     domain_profile,
     domain_summary,
     group_port_types,
@@ -32,6 +33,7 @@ from selnet.analyses.profiles import (
 from selnet.cli import main
 from selnet.decide.chain import evaluate
 from selnet.decide.decision import Decider
+from selnet.kernel.classes import NAME_CONNECT_CLASSES, socket_class
 from selnet.model.env import NetEnv
 from selnet.model.labels import port_map
 from selnet.model.plan import Endpoint, Scenario
@@ -700,6 +702,57 @@ def test_refpolicy_matrix_runs_and_agrees(refpolicy_mcs: Path) -> None:
         ctx = pm.lookup(r.protocol, r.low).context
         perm = "name_bind" if r.operation == "bind" else "name_connect"
         assert decider.decide(sock, ctx, sclass, perm).allowed == r.allowed_now
+
+
+def _matrix_unmemoised(policy: Any, domains: list[str]) -> list[tuple[object, ...]]:
+    """The matrix as it was computed before issue 13: one Decider decision per domain and
+    port context, contexts sorted by their first port."""
+    decider = Decider(policy, policy.bool_values(None))
+    pm = port_map(policy)
+    out: list[tuple[object, ...]] = []
+    for d in domains:
+        dom = policy.context_for_domain(d)
+        for proto in PROTOCOLS:
+            by_ctx = pm.ranges(proto)
+            sclass = socket_class(proto, policy.snap.polcaps)
+            sock = socket_context(policy, dom, sclass, decider.bools)
+            for perm, op in (("name_bind", "bind"), ("name_connect", "connect")):
+                if perm == "name_connect" and sclass not in NAME_CONNECT_CLASSES:
+                    continue
+                if perm in policy.snap.classes.get(sclass, ()):
+                    cands = candidate_targets(policy, sclass, sock.type, perm)
+                    ctxs = [c for c in by_ctx if c.type in cands]
+                else:
+                    ctxs = list(by_ctx)
+                for ctx in sorted(ctxs, key=lambda c: by_ctx[c][0]):
+                    acc = access_of(decider.decide(sock, ctx, sclass, perm))
+                    if acc.possible:
+                        out.extend((d, proto, op, lo, hi, ctx.type, acc.condition or "",
+                                    acc.allowed, sock.type) for lo, hi in by_ctx[ctx])
+    return out
+
+
+def test_matrix_rows_unchanged_by_memoisation(policy: Any) -> None:
+    domains = list(policy.domains())
+    assert [r.as_tuple() for r in matrix_rows(policy)] == _matrix_unmemoised(policy, domains)
+    example = load_policy([str(EXAMPLE_CIL)])  # MCS constraints
+    assert [r.as_tuple() for r in matrix_rows(example)] == _matrix_unmemoised(
+        example, list(example.domains()))
+
+
+@pytest.mark.refpolicy
+def test_refpolicy_matrix_rows_unchanged_by_memoisation(
+    refpolicy_standard: Path, refpolicy_mcs: Path
+) -> None:
+    # Decisions are shared between domains and port types with equal keys: the rows
+    # must be exactly the unshared ones, in the same order (UBAC constraints read t1/t2,
+    # MCS ones the levels).
+    for path in (refpolicy_standard, refpolicy_mcs):
+        policy = load_policy([str(path)])
+        domains = list(policy.domains())[::7]
+        got = [r.as_tuple() for r in matrix_rows(policy, domains=domains)]
+        assert len(got) > 10000
+        assert got == _matrix_unmemoised(policy, domains)
 
 
 def test_cli_entry_point_runs() -> None:

@@ -143,42 +143,87 @@ def access_of(d: Decision) -> Access:
 class Decisions:
     """:class:`Decider` memoised on what a decision can depend on (issue 13).
 
-    For one subject and class, a decision reads the target only through the names of its
-    type that some rule from the subject on that class targets, the target's user, role and
-    level (constraints), and its type itself only when a constraint on the permission reads
-    ``t2`` or the policy has typebounds.  Thousands of port types share a handful of such
-    keys, so a profile or the matrix makes one decision per key, not one per port type.
+    A decision reads the subject only through the rules from its type that name the
+    permission (in their order), its user, role and level, whether it is permissive, and
+    its type itself only when a constraint on the permission reads ``t1`` or the type is
+    bounded; it reads the target only through the names of its type those rules target,
+    its user, role and level, and its type only for ``t2`` or when either type is bounded
+    (typebounds re-decide on the parent's rules).  Thousands of
+    port types, and the many domains granted only through attributes, share a handful of
+    such keys: a profile or the matrix makes one decision per key, not one per pair.
     """
 
     def __init__(self, policy: Policy, bools: Mapping[str, bool]) -> None:
         self.policy = policy
         self.decider = Decider(policy, bools)
         self.bools = self.decider.bools
-        self._targets: dict[tuple[str, str], frozenset[str]] = {}
-        self._typed: dict[tuple[str, str], bool] = {}
+        # (tclass, perm, subject type) -> (subject part of the key, the rules' targets)
+        self._subjects: dict[tuple[str, str, str], tuple[tuple[object, ...], frozenset[str]]] = {}
+        self._rule_sets: dict[tuple[AVRule, ...], int] = {}  # a rule sequence -> a small id
+        self._typed: dict[tuple[str, str], tuple[tuple[frozenset[str], ...],
+                                                 tuple[frozenset[str], ...], bool]] = {}
+        self._tsig: dict[tuple[str, str, str], tuple[bool, tuple[bool, ...]]] = {}
         self._names: dict[tuple[frozenset[str], str], frozenset[str]] = {}
         self._memo: dict[tuple[object, ...], tuple[Decision, Access]] = {}
-        self._bounds = bool(policy.snap.bounds)
+        self._bounds = policy.snap.bounds
+
+    def _type_sets(self, tclass: str, perm: str) -> tuple[tuple[frozenset[str], ...],
+                                                          tuple[frozenset[str], ...], bool]:
+        """The type sets constraints on the permission compare ``t1`` / ``t2`` with, and
+        whether one compares ``t1`` with ``t2`` itself: a constraint reads a type only
+        through its membership of those sets, unless it compares the two types."""
+        pk = (tclass, perm)
+        got = self._typed.get(pk)
+        if got is None:
+            t1: list[frozenset[str]] = []
+            t2: list[frozenset[str]] = []
+            direct = False
+            for c in self.policy.constraints_for(tclass):
+                if perm not in c.perms:
+                    continue
+                toks = c.postfix
+                for i, tok in enumerate(toks[:-1]):
+                    if tok not in ("t1", "t2"):
+                        continue
+                    nxt = toks[i + 1]
+                    if nxt in ("t1", "t2"):
+                        direct = True
+                    elif isinstance(nxt, frozenset):
+                        (t1 if tok == "t1" else t2).append(nxt)
+                    else:  # a single name not wrapped in a set
+                        (t1 if tok == "t1" else t2).append(frozenset((nxt,)))
+            got = self._typed[pk] = (tuple(t1), tuple(t2), direct)
+        return got
 
     def key(self, scon: Context, tcon: Context, tclass: str, perm: str) -> tuple[object, ...]:
         """Equal keys, equal decisions (for any boolean values)."""
-        ck = (tclass, scon.type)
-        targets = self._targets.get(ck)
-        if targets is None:
-            targets = self._targets[ck] = frozenset(
-                r.target for r in self.policy.rules_from(tclass, scon.type))
+        sk = (tclass, perm, scon.type)
+        subj = self._subjects.get(sk)
+        if subj is None:
+            t1_sets, _, direct = self._type_sets(tclass, perm)
+            rules = tuple(r for r in self.policy.rules_from(tclass, scon.type) if perm in r.perms)
+            rid = self._rule_sets.setdefault(rules, len(self._rule_sets))
+            bounded = scon.type in self._bounds
+            ident: tuple[object, ...] = (
+                rid, scon.type in self.policy.snap.permissive,
+                scon.type if direct or bounded else tuple(scon.type in t for t in t1_sets),
+                bounded or direct)
+            subj = self._subjects[sk] = (ident, frozenset(r.target for r in rules))
+        ident, targets = subj
         nk = (targets, tcon.type)
         names = self._names.get(nk)
         if names is None:
             names = self._names[nk] = frozenset(
                 n for n in self.policy.names_of(tcon.type) if n in targets)
-        pk = (tclass, perm)
-        typed = self._typed.get(pk)
-        if typed is None:
-            typed = self._typed[pk] = self._bounds or any(
-                perm in c.perms and "t2" in c.postfix for c in self.policy.constraints_for(tclass))
-        return (scon, tclass, perm, names, tcon.user, tcon.role, tcon.mls,
-                tcon.type if typed else None)
+        tk = (tclass, perm, tcon.type)
+        tsig = self._tsig.get(tk)
+        if tsig is None:
+            t2_sets = self._type_sets(tclass, perm)[1]
+            tsig = self._tsig[tk] = (tcon.type in self._bounds,
+                                     tuple(tcon.type in t for t in t2_sets))
+        typed = ident[3] or tsig[0]
+        return (ident, scon.user, scon.role, scon.mls, tclass, perm, names, tcon.user,
+                tcon.role, tcon.mls, tcon.type if typed else tsig[1])
 
     def decision(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
         return self._get(scon, tcon, tclass, perm)[0]
@@ -1092,19 +1137,11 @@ def _matrix_domain_proto(
             ctxs = [c for c in by_ctx if c.type in cands]
         else:
             ctxs = list(by_ctx)
-        for ctx in sorted(ctxs, key=lambda c: by_ctx[c][0]):
+        # by_ctx lists contexts in the order of their first port: no sort needed
+        for ctx in ctxs:
             acc = decisions.access(sock, ctx, sclass, perm)
             if not acc.possible:
                 continue
+            cond, now = acc.condition or "", acc.allowed
             for low, high in by_ctx[ctx]:
-                yield MatrixRow(
-                    dom.type,
-                    proto,
-                    op,
-                    low,
-                    high,
-                    ctx.type,
-                    acc.condition or "",
-                    acc.allowed,
-                    sock.type,
-                )
+                yield MatrixRow(dom.type, proto, op, low, high, ctx.type, cond, now, sock.type)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -17,10 +17,15 @@ def write_csv(rows: Iterable[MatrixRow], out: TextIO) -> int:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(MatrixRow.FIELDS)
     n = 0
-    for row in rows:
-        t = row.as_tuple()
-        w.writerow((*t[:7], "1" if row.allowed_now else "0", t[8]))
-        n += 1
+
+    def cells() -> Iterator[tuple[object, ...]]:
+        nonlocal n
+        for r in rows:
+            n += 1
+            yield (r.domain, r.protocol, r.operation, r.low, r.high, r.port_type, r.condition,
+                   "1" if r.allowed_now else "0", r.socket_type)
+
+    w.writerows(cells())  # one C loop over the rows (a writerow call each was a third)
     return n
 
 
