@@ -61,7 +61,6 @@ _NOT_RAW = re.compile(
 _TYPES = re.compile(rb"\n(?:node=[!-~]+ )?type=([A-Z][A-Z0-9_]*(?:\[[0-9]{1,6}\])?) ")
 _EOE = re.compile(rb"\n(?:node=[!-~]+ )?type=EOE ")
 _SYSCALL, _SOCKADDR, _PROCTITLE, _AVC = 1300, 1306, 1327, 1400
-_COMPANIONS = (_SYSCALL, _SOCKADDR, _PROCTITLE)
 
 
 def _raw_chunk(data: bytes) -> bool:
@@ -188,14 +187,15 @@ class _Source:
                 last = max(last, m.start() - 1)
                 eoe.append(first + nl + (1 if m.start() else 0))
             self._deliver(eoe)
-        st.lines += whole.count(b"\n")
+        lines = whole.count(b"\n")
+        st.lines += lines
         names = Counter(_TYPES.findall(b"\n" + whole))
         avc = names.pop(b"AVC", 0)
         other = st.non_avc_records
         for name, n in names.items():
             key = name.decode()
             other[key] = other.get(key, 0) + n
-        st.records += whole.count(b"\n") - avc
+        st.records += lines - avc
         st.user_avc_records += names.get(b"USER_AVC", 0)
 
     # -- libauparse's events ---------------------------------------------------------
@@ -210,66 +210,69 @@ class _Source:
         n = au.get_num_records()
         au.first_record()
         first_line = au.get_line_number()
-        if n == 1 and au.get_type() != _AVC:  # most records of a busy host's log
+        t = au.get_type()
+        if n == 1 and t != _AVC:  # most records of a busy host's log
             if first_line == self.wm and not self.done:
                 self.wm += 1
             else:
                 self._deliver([first_line])
             return
-        st = self.stats
         base = self.base
-        first_text = ""
         avcs: list[AvcRecord] = []
         comp: list[str | None] = [None, None, None]
-        lines: list[int] = []
+        first_avc = t == _AVC
         for i in range(n):
             if i:
                 au.next_record()
-                lines.append(au.get_line_number())
-            else:
-                lines.append(first_line)
-            t = au.get_type()
+                t = au.get_type()
             if t == _AVC:
                 text = au.get_record_text().rstrip()
                 m = _HEAD_RE.match(text)
                 if m is None:  # the chunk check makes this unreachable
-                    st.add_malformed(base + lines[-1], "record header not understood")
+                    self.stats.add_malformed(base + au.get_line_number(), "record header")
                     continue
-                if not i:
-                    first_text = text
-                rec = self.parser._avc_line(text, m, text[m.end() :], base + lines[-1])
+                rec = self.parser._avc_line(text, m, text[m.end() :], base + au.get_line_number())
                 if rec is not None:
                     avcs.append(rec)
-            elif t in _COMPANIONS or not i:
-                text = au.get_record_text().rstrip()
-                if not i:
-                    first_text = text
-                if t in _COMPANIONS:
-                    k = _COMPANIONS.index(t)
-                    if comp[k] is None:
-                        m = _HEAD_RE.match(text)
-                        if m is not None:
-                            comp[k] = text[m.end() :]
-        self._deliver(lines)
-        if avcs:
-            a0 = avcs[0]
-            if a0.line_no == base + first_line:  # the AVC came first, as the kernel writes
-                key: EventKey = (a0.node, a0.timestamp, a0.serial or 0)
-            else:
-                m = _HEAD_RE.match(first_text)
-                stamp = m["stamp"] if m is not None else ""
-                ts, serial, _ = _parse_stamp(stamp)
-                key = (m["node"] if m is not None else None, ts, serial or 0)
-            for k in range(0, len(avcs), MAX_AVCS_PER_EVENT):  # same cap as the parser's
-                ev = Event._lazy(key, avcs[k : k + MAX_AVCS_PER_EVENT],
-                                 (comp[0], comp[1], comp[2], False), base + first_line)  # fmt: skip
-                st.events += 1
-                if not self.heap and first_line < self.wm:
-                    self.out.append(ev)  # in order: no need to wait
-                    continue
-                self.seq += 1
-                heapq.heappush(self.heap, (first_line, self.seq, ev))
-            self._release(final=False)
+            elif t in (_SYSCALL, _SOCKADDR, _PROCTITLE):
+                k = 0 if t == _SYSCALL else 1 if t == _SOCKADDR else 2
+                if comp[k] is None:
+                    text = au.get_record_text().rstrip()
+                    comp[k] = text[text.index("): ") + 3 :]  # the header was checked
+        last_line = au.get_line_number()
+        if last_line - first_line == n - 1 and first_line == self.wm:
+            self.wm = last_line + 1  # one event's records, one after the other: the usual
+            if self.done:
+                self._deliver([])
+        else:
+            au.first_record()
+            lines = [first_line]
+            for _ in range(n - 1):
+                au.next_record()
+                lines.append(au.get_line_number())
+            self._deliver(lines)
+        if not avcs:
+            return
+        a0 = avcs[0]
+        if first_avc and a0.line_no == base + first_line:  # the AVC first, as the kernel writes
+            key: EventKey = (a0.node, a0.timestamp, a0.serial or 0)
+        else:
+            au.first_record()
+            text = au.get_record_text().rstrip()
+            m = _HEAD_RE.match(text)
+            ts, serial, _ = _parse_stamp(m["stamp"] if m is not None else "")
+            key = (m["node"] if m is not None else None, ts, serial or 0)
+        st = self.stats
+        for k in range(0, len(avcs), MAX_AVCS_PER_EVENT):  # same cap as the parser's
+            ev = Event._lazy(key, avcs[k : k + MAX_AVCS_PER_EVENT],
+                             (comp[0], comp[1], comp[2], False), base + first_line)  # fmt: skip
+            st.events += 1
+            if not self.heap and first_line < self.wm:
+                self.out.append(ev)  # in order: no need to wait
+                continue
+            self.seq += 1
+            heapq.heappush(self.heap, (first_line, self.seq, ev))
+        self._release(final=False)
 
     def _deliver(self, lines: list[int]) -> None:
         wm = self.wm
