@@ -113,23 +113,17 @@ def test_helper_is_silent_on_a_bad_policy(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == ""
 
 
-# -- zsh: a real interactive zsh on a pseudo-terminal (zpty), TAB pressed, then Enter: a
+# -- zsh: a real interactive zsh on a pseudo-terminal (zpty): the line, TAB, Enter.  zle
+# reads typed keys in order, so Enter is handled once the completion is done; a
 # zle-line-finish hook writes the edited line to a file.
 ZSH_DRIVER = r"""
 zmodload zsh/zpty
 zpty z 'env PS1="> " TERM=dumb zsh -f -i'
 zpty -w z 'fpath=(%(dir)s $fpath); autoload -Uz compinit && compinit -u -D'
 zpty -w z 'zle-line-finish() { print -r -- "$BUFFER" >> %(out)s }; zle -N zle-line-finish'
-sleep 1
-zpty -w -n z %(line)s$'\t'
-local chunk
-integer i quiet=0
-for (( i=0; i<80 && quiet<8; i++ )); do  # until the screen has not changed for 2 s
-  sleep 0.25
-  if zpty -r -t z chunk 2>/dev/null; then quiet=0; else (( quiet++ )); fi
-done
-zpty -w -n z $'\r'
-for (( i=0; i<40; i++ )); do [[ -s %(out)s ]] && break; sleep 0.25; done
+zpty -w -n z %(line)s$'\t\r'
+integer i
+for (( i=0; i<240; i++ )); do [[ -s %(out)s ]] && break; sleep 0.25; done
 zpty -d z
 """
 
