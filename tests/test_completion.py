@@ -106,6 +106,17 @@ def test_helper_prints_the_policy_names(policy: Path) -> None:
     assert "tcp_socket" in selnet("complete", "classes", "--policy", str(policy)).stdout.split()
 
 
+def test_without_shtab_one_line_and_exit_4(tmp_path: Path) -> None:
+    # an import of shtab that fails, as on a machine without it
+    (tmp_path / "shtab.py").write_text("raise ImportError('no shtab here')\n")
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "selnet", "completion", "bash"], capture_output=True,
+                          text=True, env=env, check=False)
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert proc.stderr == "selnet: shtab is not installed (Debian/Fedora: python3-shtab; " \
+        "pip install shtab)\n"
+
+
 def test_helper_is_silent_on_a_bad_policy(tmp_path: Path) -> None:
     bad = tmp_path / "bad.policy"
     bad.write_text("not a policy")

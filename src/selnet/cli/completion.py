@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
+from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError, ToolMissingError
 
 KINDS = ("domains", "booleans", "port-types", "classes")
 SHELLS = ("bash", "zsh")
@@ -105,7 +105,11 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def script(parser: argparse.ArgumentParser, shell: str) -> str:
     """The completion script for ``shell``, generated from ``parser`` (which it changes:
     pass a fresh one)."""
-    import shtab
+    try:
+        import shtab
+    except ImportError:
+        raise ToolMissingError("shtab is not installed (Debian/Fedora: python3-shtab; "
+                               "pip install shtab)") from None
 
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     sub.choices.pop(HELPER, None)  # the helper is for the script, not for people
