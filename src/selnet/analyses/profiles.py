@@ -162,8 +162,8 @@ class Decisions:
         self._rule_sets: dict[tuple[AVRule, ...], int] = {}  # a rule sequence -> a small id
         self._typed: dict[tuple[str, str], tuple[tuple[frozenset[str], ...],
                                                  tuple[frozenset[str], ...], bool]] = {}
-        self._tsig: dict[tuple[str, str, str], tuple[bool, tuple[bool, ...]]] = {}
-        self._names: dict[tuple[frozenset[str], str], frozenset[str]] = {}
+        # (the rules' targets, tclass, perm, target type) -> the target part of the key
+        self._tparts: dict[tuple[frozenset[str], str, str, str], tuple[frozenset[str], object]] = {}
         self._memo: dict[tuple[object, ...], tuple[Decision, Access]] = {}
         self._bounds = policy.snap.bounds
 
@@ -210,20 +210,16 @@ class Decisions:
                 bounded or direct)
             subj = self._subjects[sk] = (ident, frozenset(r.target for r in rules))
         ident, targets = subj
-        nk = (targets, tcon.type)
-        names = self._names.get(nk)
-        if names is None:
-            names = self._names[nk] = frozenset(
-                n for n in self.policy.names_of(tcon.type) if n in targets)
-        tk = (tclass, perm, tcon.type)
-        tsig = self._tsig.get(tk)
-        if tsig is None:
+        tk = (targets, tclass, perm, tcon.type)
+        tpart = self._tparts.get(tk)
+        if tpart is None:
             t2_sets = self._type_sets(tclass, perm)[1]
-            tsig = self._tsig[tk] = (tcon.type in self._bounds,
-                                     tuple(tcon.type in t for t in t2_sets))
-        typed = ident[3] or tsig[0]
-        return (ident, scon.user, scon.role, scon.mls, tclass, perm, names, tcon.user,
-                tcon.role, tcon.mls, tcon.type if typed else tsig[1])
+            names = frozenset(n for n in self.policy.names_of(tcon.type) if n in targets)
+            bounded = tcon.type in self._bounds
+            tpart = self._tparts[tk] = (
+                names, tcon.type if bounded else tuple(tcon.type in t for t in t2_sets))
+        return (ident, scon.user, scon.role, scon.mls, tclass, perm, tpart[0], tcon.user,
+                tcon.role, tcon.mls, tcon.type if ident[3] else tpart[1])
 
     def decision(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
         return self._get(scon, tcon, tclass, perm)[0]
@@ -693,6 +689,22 @@ class PortTypeIndex:
     ranges: dict[str, tuple[Range, ...]]  # port type -> its ports, merged
     order: dict[str, int]  # port type -> rank of its first port
     members: dict[str, frozenset[str]]  # attribute -> its port types (those in ``ranges``)
+    every: frozenset[str] = frozenset()  # every port type of ``ranges``
+    # attribute -> its group, built on first use (sorting and merging 10,000 types' ports
+    # once, not once per boolean that names the attribute)
+    groups: dict[str, PortGroup] = field(default_factory=dict, compare=False, repr=False)
+
+    def group(self, attribute: str) -> PortGroup:
+        got = self.groups.get(attribute)
+        if got is None:
+            m = self.members[attribute]
+            every = m == self.every
+            # every port type: every port (the map covers 1-65535, the initial SID the gaps)
+            ports = ((1, 65535),) if every else tuple(
+                merge_ranges(r for t in m for r in self.ranges[t]))
+            got = self.groups[attribute] = PortGroup(
+                attribute, tuple(sorted(m, key=self.order.__getitem__)), ports, every)
+        return got
 
 
 _TYPE_INDEX: weakref.WeakKeyDictionary[Policy, dict[str, PortTypeIndex]] = (
@@ -703,17 +715,27 @@ def port_type_index(policy: Policy, proto: str) -> PortTypeIndex:
     per = _TYPE_INDEX.setdefault(policy, {})
     got = per.get(proto)
     if got is None:
-        acc: dict[str, list[Range]] = {}
+        ranges: dict[str, tuple[Range, ...]] = {}
+        several: set[str] = set()  # types with more than one context (levels) need merging
         for ctx, rs in port_map(policy).context_ranges(proto).items():
-            acc.setdefault(ctx.type, []).extend(rs)
-        ranges = {t: tuple(merge_ranges(rs)) for t, rs in acc.items()}
+            if ctx.type in ranges:
+                several.add(ctx.type)
+                ranges[ctx.type] += rs
+            else:
+                ranges[ctx.type] = rs  # one context's intervals: sorted, disjoint, merged
+        initial = policy.snap.initial_sids.get("port")
+        if initial is not None and initial.type in ranges:
+            several.add(initial.type)  # a record and the initial SID may abut, unmerged
+        for t in several:
+            ranges[t] = tuple(merge_ranges(ranges[t]))
         order = {t: i for i, t in enumerate(sorted(ranges, key=lambda t: (ranges[t][0], t)))}
         members: dict[str, set[str]] = {}
         for t in ranges:
             for a in policy.snap.type_attrs.get(t, ()):
                 members.setdefault(a, set()).add(t)
         got = per[proto] = PortTypeIndex(
-            proto, ranges, order, {a: frozenset(ts) for a, ts in members.items()})
+            proto, ranges, order, {a: frozenset(ts) for a, ts in members.items()},
+            frozenset(ranges))
     return got
 
 
@@ -737,7 +759,6 @@ def group_port_types(
                     cands[a] = m
     groups: list[PortGroup] = []
     left = set(want)
-    every = frozenset(idx.ranges)
     while left and cands:
         # the most uncovered types; then the smaller attribute (tighter); then the name
         name, m = max(cands.items(), key=lambda kv: (len(kv[1] & left), -len(kv[1]), kv[0]))
@@ -745,9 +766,7 @@ def group_port_types(
             break
         del cands[name]
         left -= m
-        groups.append(PortGroup(name, tuple(sorted(m, key=idx.order.__getitem__)),
-                                tuple(merge_ranges(r for t in m for r in idx.ranges[t])),
-                                m == every))
+        groups.append(idx.group(name))
     for t in sorted(left, key=idx.order.__getitem__):
         groups.append(PortGroup(None, (t,), idx.ranges[t], False))
     return tuple(groups)
