@@ -197,7 +197,8 @@ def main() -> int:
             if err:
                 diffs.append(err)
             if pred is not None:
-                diffs += compare.compare(s, pred, kr)
+                check = compare.compare_trace if s.op == "trace" else compare.compare
+                diffs += check(s, pred, kr)
         ok = not diffs
         passed += ok
         failed += not ok

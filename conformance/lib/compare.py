@@ -34,7 +34,7 @@ OP_STEPS = {
 }
 PACKET_STEPS = {"rx", "tx"}
 SETUP_OPS = {"ctx", "sockcreate"}
-IGNORED_OPS = {"close", "ready", "waiteof"}
+IGNORED_OPS = {"close", "ready", "waiteof", "sleep"}
 
 
 def ctype(ctx: str) -> str:
@@ -238,3 +238,88 @@ def trace_diff(want: list[tuple], got: list[tuple]) -> str:
         mark = "  " if w == g else "!="
         out.append(f"    {mark} selnet: {w}\n       kernel: {g}")
     return "\n".join(out)
+
+
+def compare_trace(s: Scenario, pred: dict, kres: dict) -> list[str]:
+    """A trace: the kernel's result of each step must be selnet's errno for it ("ok" when
+    none), the kernel must stop where selnet says the program stops, and the first denial
+    record (enforcing) or the whole check trace (permissive) must be selnet's."""
+    diffs: list[str] = []
+    if kres is None:
+        return ["kernel: no result for this scenario (guest log incomplete?)"]
+    diffs += [f"guest setup failed: {e}" for e in kres["setup_errors"]]
+    test = kres["procs"].get(s.name)
+    if not test:
+        return [*diffs, "kernel: the test process reported nothing"]
+    pid = test["pid"]
+    mine = [r for r in kres["avc"] if r["pid"] == pid]
+    sock_recs = [r for r in mine if not any(is_packet_check(r["tclass"], p) for p in r["perms"])]
+    if test["context"] != s.context:
+        diffs.append(f"kernel: test process ends as {test['context']}, not {s.context}")
+    setup_fail = [st for st in test["steps"] if st["op"] in SETUP_OPS and st["result"] != "ok"]
+    if setup_fail:
+        return [*diffs, f"kernel: {setup_fail[0]['op']}={setup_fail[0]['arg']} failed: "
+                f"{setup_fail[0]['result']}"]
+    ksteps = [st for st in test["steps"] if st["op"] not in SETUP_OPS | IGNORED_OPS]
+    psteps = [st for st in pred["steps"] if st["op"] != "handoff"]
+    permissive = s.mode == "permissive"
+    stop = len(psteps)
+    for i, ps in enumerate(psteps):
+        if permissive:
+            err = (ps.get("kernel_error") or {}).get("errno")
+        else:
+            err = ps["errno"] if ps["reached"] else None
+            if not ps["reached"]:
+                stop = i
+                break
+        ks = ksteps[i] if i < len(ksteps) else None
+        want = err or "ok"
+        if ks is None:
+            diffs.append(f"step {ps['step']}: selnet predicts {want}, the kernel never ran it")
+            stop = i
+            break
+        timed_out = want == "ETIMEDOUT" and ks["result"] in ("EINTR", "ETIMEDOUT", "EAGAIN")
+        if ks["result"] != want and not timed_out:
+            diffs.append(f"step {ps['step']}: selnet predicts {want}, kernel {ks['result']}")
+        if err is not None or ks["result"] != "ok":
+            stop = i + 1
+            break
+    if len(ksteps) > stop:
+        extra = ", ".join(f"{k['op']}={k['result']}" for k in ksteps[stop:])
+        diffs.append(f"kernel ran steps selnet says are not reached: {extra}")
+    flat = {"checks": [c for ps in psteps[:stop] for c in ps["checks"]]}
+    if not permissive:
+        d = first_denial(flat)
+        kden = [r for r in mine if r["verdict"] == "denied"]
+        if d is None:
+            if kden:
+                diffs.append("kernel " + fmt_check(kernel_checks(kden[:1])[0]) + "; selnet: allowed")
+        else:
+            want_c = ("denied", d["subject"], d["target"], d["class"], d["perm"])
+            if d.get("silent"):
+                if kden:
+                    diffs.append(f"selnet: first denial {fmt_check(want_c)} is silent; kernel "
+                                 f"logged {fmt_check(kernel_checks(kden[:1])[0])}")
+            elif d["step"] in PACKET_STEPS:
+                got = set(kernel_checks([r for r in kres["avc"] if r["verdict"] == "denied"]))
+                if want_c not in got:
+                    diffs.append(f"selnet: first denial {fmt_check(want_c)}; kernel denials: "
+                                 f"{'; '.join(map(fmt_check, sorted(got))) or 'none'}")
+            else:
+                got_l = kernel_checks(kden[:1])
+                if not got_l or got_l[0] != want_c:
+                    diffs.append(f"first denial: selnet {fmt_check(want_c)}; kernel "
+                                 f"{fmt_check(got_l[0]) if got_l else 'none logged'}")
+        return diffs
+    want_l = predicted_checks(flat, packet=False)
+    got_k = kernel_checks(sock_recs)
+    if want_l != got_k:
+        diffs.append("socket checks differ:\n" + trace_diff(want_l, got_k))
+    want_p = set(predicted_checks(flat, packet=True))
+    got_p = collapse({c for c in kernel_checks(kres["avc"])
+                      if is_packet_check(c[3], c[4]) and ctype(c[1]) != "kernel_t"})
+    if want_p != got_p:
+        lines = [f"      only selnet: {fmt_check(c)}" for c in sorted(want_p - got_p)]
+        lines += [f"      only kernel: {fmt_check(c)}" for c in sorted(got_p - want_p)]
+        diffs.append("per-packet checks differ:\n" + "\n".join(lines))
+    return diffs

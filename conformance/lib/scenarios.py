@@ -16,7 +16,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OPS = ("connect", "listen", "bind", "send")
+OPS = ("connect", "listen", "bind", "send", "trace")
+# trace steps only the guest makes (harness plumbing, not socket calls of the program)
+GUEST_ONLY = ("ready", "sleep=", "waiteof")
 PROTOS = ("tcp", "udp", "sctp", "dccp", "icmp", "raw")
 FIELDS = {
     "name",
@@ -34,8 +36,16 @@ FIELDS = {
     "secmark",
     "fastopen",
     "note",
+    "steps",
+    "socket_from",
+    "before",
+    "after",
 }
-SYSCTLS = ("net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start")
+SYSCTLS = (
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+)
 
 
 @dataclass
@@ -44,7 +54,7 @@ class Scenario:
     policy: str
     op: str
     domain: str
-    addr: str
+    addr: str = ""  # trace: unused (the steps carry the addresses)
     mode: str = "enforcing"
     bools: dict[str, bool] = field(default_factory=dict)
     sysctl: dict[str, str] = field(default_factory=dict)
@@ -55,12 +65,33 @@ class Scenario:
     secmark: str | None = None
     fastopen: bool = False
     note: str = ""
+    # trace: the program's steps (selnet trace's language; "ready", "sleep=MS" and
+    # "waiteof" are guest-only), the socket's creator, and kernel_t peers run before the
+    # test (a listener) or after it is ready (a client)
+    steps: list[str] = field(default_factory=list)
+    socket_from: str | None = None
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
     source: str = ""
     context: str = ""  # full domain context (set from the policy variant)
+    creator: str = ""  # full context of socket_from
+
+    @property
+    def unbound(self) -> bool:
+        """listen without an address: only a protocol (tcp, tcp6)."""
+        return self.op == "listen" and ":" not in self.addr
+
+    def program_steps(self) -> list[str]:
+        return [x for x in self.steps if not x.startswith(GUEST_ONLY)]
 
     # ---- parsed address
     @property
     def proto(self) -> str:
+        if self.op == "trace":
+            kind = self.steps[0].partition("=")[2] if self.steps else "tcp"
+            return kind.rstrip("6")
+        if self.unbound:
+            return self.addr.rstrip("6") or "tcp"
         return self.addr.rpartition("/")[2] if "/" in self.addr.rpartition("]")[2] else "tcp"
 
     @property
@@ -70,7 +101,14 @@ class Scenario:
 
     def selnet_argv(self, policy_path: str) -> list[str]:
         """The selnet command line this scenario stands for (after `selnet`)."""
-        a = [self.op, self.context or self.domain, self.addr, "--policy", policy_path, "--json"]
+        if self.op == "trace":
+            a = [self.op, self.context or self.domain, *self.program_steps()]
+            a += ["--policy", policy_path, "--json"]
+            if self.socket_from:
+                a += ["--socket-from", self.creator or self.socket_from]
+        else:
+            a = [self.op, self.context or self.domain, self.addr, "--policy", policy_path,
+                 "--json"]
         for b, v in self.bools.items():
             a += ["--bool", f"{b}={'on' if v else 'off'}"]
         for k, v in self.sysctl.items():
@@ -99,6 +137,8 @@ def split_hostport(s: str) -> tuple[str, int]:
 
 
 def fmt(v, values: dict):
+    if isinstance(v, str) and v.startswith("{") and v.endswith("}") and v[1:-1] in values:
+        return values[v[1:-1]]  # a whole value (a list of steps, say), not text
     if isinstance(v, str):
         return v.format(**values)
     if isinstance(v, dict):
@@ -158,15 +198,20 @@ def validate(s: Scenario, policies: dict) -> None:
         raise ValueError(
             f"{where}: labeled must be 'netlabel' (ipsec is not supported in the guest)"
         )
-    ipaddress.ip_address(s.hostport[0])
+    if s.op == "trace":
+        if not s.steps or not s.steps[0].startswith("sock="):
+            raise ValueError(f"{where}: a trace starts with sock=KIND")
+    elif not s.unbound:
+        ipaddress.ip_address(s.hostport[0])
     if s.bind:
         split_hostport(s.bind if re.search(r":\d+$", s.bind) else f"{s.bind}:0")
     level = policies[s.policy].get("level")
-    s.context = (
-        s.domain
-        if ":" in s.domain
-        else f"system_u:system_r:{s.domain}" + (f":{level}" if level else "")
-    )
+
+    def full(t: str) -> str:
+        return t if ":" in t else f"system_u:system_r:{t}" + (f":{level}" if level else "")
+
+    s.context = full(s.domain)
+    s.creator = full(s.socket_from) if s.socket_from else ""
 
 
 # ------------------------------------------------------------------ guest side
@@ -192,9 +237,49 @@ def sock_kind(proto: str, host: str) -> str:
     return proto + ("6" if family(host) == 6 else "")
 
 
+def trace_lines(s: Scenario, head: list[str]) -> list[str]:
+    """A trace: optional kernel_t peer before (a listener, in the background), the test
+    process (its own ctx= first: the creator's with socket_from; handoff becomes
+    ctx=DOMAIN), and an optional peer after the test's ready= mark."""
+    q = shlex.quote
+    name = s.name
+    lines: list[str] = []
+    if s.before:
+        lines.append(" ".join(["bg", f"{name}.peer", "timeout=5000", *map(q, s.before)]))
+    ctx = [f"ctx={s.creator}"] if s.socket_from else head[:1]
+    steps = []
+    inherit = s.socket_from and "handoff" not in s.steps
+    for k, x in enumerate(s.steps):
+        if inherit and k == 1:  # without handoff the creator makes only socket()
+            steps.append(f"ctx={s.context}")
+        if x == "ready":
+            steps.append("ready=/tmp/ready")
+        elif x.startswith("sleep="):
+            steps.append(x)
+        elif x == "handoff":
+            steps.append(f"ctx={s.context}")
+        else:
+            steps.append(x)
+    test = [name, "timeout=6000", *ctx, *head[1:], *steps, "close"]
+    if s.after:
+        lines.append("bg " + " ".join(map(q, test)))
+        lines.append(" ".join(["sockop", f"{name}.peer2", "timeout=4000", *map(q, s.after)]))
+        lines.append("bgwait 4000")
+    else:
+        lines.append("sockop " + " ".join(map(q, test)))
+        if s.before:
+            lines.append("bgwait 500")
+    return lines
+
+
 def guest_script(s: Scenario) -> str:
     """Shell for /scenarios.sh: setup, the test process (and its peer), teardown."""
-    host, port = s.hostport
+    if s.op == "trace":
+        host, port = "127.0.0.1", 0
+    elif s.unbound:
+        host, port = ("::" if s.addr.endswith("6") else "0.0.0.0"), 0
+    else:
+        host, port = s.hostport
     proto = s.proto
     kind = sock_kind(proto, host)
     stream = proto in ("tcp", "sctp", "dccp")
@@ -230,7 +315,9 @@ def guest_script(s: Scenario) -> str:
     pk = f"sock={peer_kind}"
     dst = fmt_addr(host, port)
     pdst = fmt_addr(peer_host, port)
-    if s.op == "connect":
+    if s.op == "trace":
+        lines += trace_lines(s, head)
+    elif s.op == "connect":
         if s.bind:
             b = s.bind if re.search(r"(\]|^[^:]*):\d+$", s.bind) else fmt_addr(s.bind, 0)
             test.append(f"bind={b}")
@@ -254,7 +341,12 @@ def guest_script(s: Scenario) -> str:
         if stream or proto == "udp":
             lines.append("bgwait 500")
     elif s.op == "listen":
-        test += [f"bind={dst}"]
+        if s.unbound:
+            # the kernel picks the port: the scenario's ip_local_port_range has one port
+            low = s.sysctl["net.ipv4.ip_local_port_range"].split()[0]
+            pdst = fmt_addr("::1" if s.addr.endswith("6") else "127.0.0.1", int(low))
+        else:
+            test += [f"bind={dst}"]
         if stream:
             test += [
                 "listen",
@@ -283,6 +375,8 @@ def guest_script(s: Scenario) -> str:
             )
             test += [f"fastopen={dst}", "waiteof=2000", "close"]
         else:
+            if s.bind:
+                test.append(f"bind={s.bind}")
             test += [f"sendto={dst}", "close"]
         lines.append(" ".join(map(q, test)))
         if s.fastopen:

@@ -40,6 +40,14 @@
  *   close              close the socket (and the accepted fd)
  *   rstclose           close with SO_LINGER {1, 0}: the peer gets a reset and
  *                      no side keeps the port in TIME_WAIT
+ *   bind=unspec:ADDR:PORT  bind() a sockaddr_in with sa_family AF_UNSPEC (its length is
+ *                      sizeof(sockaddr_in6) on an IPv6 socket)
+ *   connect=unspec     connect() to AF_UNSPEC: the disconnect
+ *   setsockopt=NAME    setsockopt(NAME, 1) (SO_LINGER: {0, 0}) on the accepted fd if any
+ *   getsockopt=NAME    getsockopt(NAME)
+ *   shutdown           shutdown(SHUT_RDWR)
+ *   getsockname, getpeername
+ *   (send, sendto and fastopen use MSG_NOSIGNAL: an EPIPE is reported, not a SIGPIPE)
  *   ready=PATH         have the parent create PATH (tells the runner that e.g.
  *                      listen() is done)
  *   sleep=MS           sleep MS milliseconds
@@ -55,6 +63,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +235,28 @@ static int wait_readable(int f, int ms)
 	return r < 0 ? -1 : 0;
 }
 
+static const struct { const char *name; int level, opt; } options[] = {
+	{ "SO_REUSEADDR", SOL_SOCKET, SO_REUSEADDR }, { "SO_REUSEPORT", SOL_SOCKET, SO_REUSEPORT },
+	{ "SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE }, { "SO_RCVBUF", SOL_SOCKET, SO_RCVBUF },
+	{ "SO_SNDBUF", SOL_SOCKET, SO_SNDBUF }, { "SO_BROADCAST", SOL_SOCKET, SO_BROADCAST },
+	{ "SO_LINGER", SOL_SOCKET, SO_LINGER }, { "SO_RCVLOWAT", SOL_SOCKET, SO_RCVLOWAT },
+	{ "SO_DEBUG", SOL_SOCKET, SO_DEBUG }, { "SO_ERROR", SOL_SOCKET, SO_ERROR },
+	{ "SO_TYPE", SOL_SOCKET, SO_TYPE }, { "SO_ACCEPTCONN", SOL_SOCKET, SO_ACCEPTCONN },
+	{ "SO_DOMAIN", SOL_SOCKET, SO_DOMAIN }, { "SO_PROTOCOL", SOL_SOCKET, SO_PROTOCOL },
+	{ "TCP_NODELAY", IPPROTO_TCP, TCP_NODELAY },
+};
+
+static int find_option(const char *n, int *level, int *opt)
+{
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		if (!strcasecmp(n, options[i].name)) {
+			*level = options[i].level;
+			*opt = options[i].opt;
+			return 0;
+		}
+	return -1;
+}
+
 static int do_op(char *op, char **rest, int nrest)
 {
 	char *arg = strchr(op, '=');
@@ -309,6 +340,47 @@ static int do_op(char *op, char **rest, int nrest)
 		sigaction(SIGALRM, &sa, NULL);
 		return setitimer(ITIMER_REAL, &it, NULL);
 	}
+	if ((!strcmp(op, "bind") && arg && !strncmp(arg, "unspec:", 7)) ||
+	    (!strcmp(op, "connect") && arg && !strcmp(arg, "unspec"))) {
+		socklen_t len = sock_v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		memset(&ss, 0, sizeof(ss));
+		if (op[0] == 'b') {
+			if (parse_addr(arg + 7, &ss, &sl) < 0 || ss.ss_family != AF_INET)
+				return report(op, arg, -1, EINVAL);
+			rc = bind(fd, (struct sockaddr *)&ss, len);
+		} else {
+			rc = connect(fd, (struct sockaddr *)&ss, len);
+			if (rc == 0)
+				connected = 0;
+		}
+		return report(op, arg, rc, errno);
+	}
+	if (!strcmp(op, "setsockopt") || !strcmp(op, "getsockopt")) {
+		int level, opt, one = 1, val[4] = { 0 };
+		struct linger lg = { 0, 0 };
+		socklen_t vl = sizeof(val);
+		int f = afd >= 0 ? afd : fd;
+		if (!arg || find_option(arg, &level, &opt) < 0)
+			return report(op, arg, -1, EINVAL);
+		if (op[0] == 'g')
+			rc = getsockopt(f, level, opt, val, &vl);
+		else if (opt == SO_LINGER && level == SOL_SOCKET)
+			rc = setsockopt(f, level, opt, &lg, sizeof(lg));
+		else
+			rc = setsockopt(f, level, opt, &one, sizeof(one));
+		return report(op, arg, rc, errno);
+	}
+	if (!strcmp(op, "shutdown")) {
+		rc = shutdown(afd >= 0 ? afd : fd, SHUT_RDWR);
+		return report(op, arg, rc, errno);
+	}
+	if (!strcmp(op, "getsockname") || !strcmp(op, "getpeername")) {
+		sl = sizeof(ss);
+		int f = afd >= 0 ? afd : fd;
+		rc = op[3] == 's' ? getsockname(f, (struct sockaddr *)&ss, &sl)
+				  : getpeername(f, (struct sockaddr *)&ss, &sl);
+		return report(op, arg, rc, errno);
+	}
 	if (!strcmp(op, "bind") || !strcmp(op, "connect") || !strcmp(op, "sendto") ||
 	    !strcmp(op, "fastopen")) {
 		unsigned char b[16];
@@ -320,9 +392,9 @@ static int do_op(char *op, char **rest, int nrest)
 		else if (!strcmp(op, "connect"))
 			rc = connect(fd, (struct sockaddr *)&ss, sl), connected = rc == 0;
 		else if (!strcmp(op, "sendto"))
-			rc = sendto(fd, b, n, 0, (struct sockaddr *)&ss, sl);
+			rc = sendto(afd >= 0 ? afd : fd, b, n, MSG_NOSIGNAL, (struct sockaddr *)&ss, sl);
 		else
-			rc = sendto(fd, b, n, MSG_FASTOPEN, (struct sockaddr *)&ss, sl);
+			rc = sendto(fd, b, n, MSG_FASTOPEN | MSG_NOSIGNAL, (struct sockaddr *)&ss, sl);
 		return report(op, arg, rc < 0 ? -1 : 0, errno);
 	}
 	if (!strcmp(op, "listen")) {
@@ -341,9 +413,9 @@ static int do_op(char *op, char **rest, int nrest)
 		unsigned char b[16];
 		size_t n = payload(b);
 		if (afd < 0 && !connected && last_from_len)
-			rc = sendto(fd, b, n, 0, (struct sockaddr *)&last_from, last_from_len);
+			rc = sendto(fd, b, n, MSG_NOSIGNAL, (struct sockaddr *)&last_from, last_from_len);
 		else
-			rc = send(afd >= 0 ? afd : fd, b, n, 0);
+			rc = send(afd >= 0 ? afd : fd, b, n, MSG_NOSIGNAL);
 		return report(op, arg, rc < 0 ? -1 : 0, errno);
 	}
 	if (!strcmp(op, "recv")) {

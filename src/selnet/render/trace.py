@@ -26,7 +26,7 @@ def env_json(env: NetEnv) -> dict[str, object]:
 
 
 def _step_json(s: TraceStepResult, bools: dict[str, bool]) -> dict[str, object]:
-    err = s.kernel_error
+    err = s.step.error  # the kernel's own errno at this step; "cause" says if it is the one
     return {
         "step": s.step.step.text,
         "op": s.step.step.op,
