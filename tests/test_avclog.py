@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -680,7 +681,7 @@ def test_old_events_flushed_by_age_while_streaming() -> None:
                 # the first events are flushed long before the input ends
                 assert len(seen) >= 4
 
-    for ev in parser.events(feed()):  # type: ignore[arg-type]
+    for ev in parser.events(feed()):
         seen.append(ev)
     assert len(seen) == 20
     assert parser.stats.peak_open_events <= 7
@@ -705,7 +706,7 @@ def test_window_is_bounded_on_many_serials() -> None:
                 yield sysc.format(s=s - 30)
 
     count = with_syscall = 0
-    for ev in parser.events(lines()):  # type: ignore[arg-type]
+    for ev in parser.events(lines()):
         count += 1
         with_syscall += ev.syscall is not None
         assert parser.open_events <= window
@@ -747,3 +748,53 @@ def test_avc_key_ignores_pid_and_ephemeral_ports() -> None:
     rw2 = rw.replace("lport=1", "lport=2")
     r1, r2 = (e.avcs[0] for e in parse_events([rw, rw2.replace(":456)", ":460)")]))
     assert avc_key(r1) == avc_key(r2)
+
+
+# --- the short path for one-line raw records, and chunked file reading -------------------
+
+
+def test_repeats_reuse_fields_exactly_as_a_full_parse() -> None:
+    """AVCs differing only in pid/comm reuse the first one's fields; each must equal the
+    record a fresh parser (nothing to reuse) makes from that line alone."""
+    base = RAW_EVENT[0]
+    variants = [
+        base,
+        base.replace("pid=1234", "pid=99").replace('comm="httpd"', 'comm="h2"'),
+        base.replace('comm="httpd"', "comm=6D7920617070"),  # hex: "my app"
+        base.replace('comm="httpd"', "comm=(null)"),
+        base.replace('comm="httpd"', 'comm="a\x1db"'),  # GS inside: not two words
+        base.replace('comm="httpd"', 'comm="a b"'),  # a space inside quotes
+        base.replace("dest=5432", "dest=5433"),  # another shape
+        base.replace("pid=1234", 'pid="77"'),
+    ]
+    lines = [v.replace(":456)", f":{500 + i})") for i, v in enumerate(variants)]
+    shared = [dataclasses.replace(e.avcs[0], line_no=0) for e in parse_events(lines)]
+    alone = [dataclasses.replace(run([ln])[0][0].avcs[0], line_no=0) for ln in lines]
+    assert shared == alone
+    assert [r.fields.get("comm") for r in shared[:4]] == ["httpd", "h2", "my app", "(null)"]
+    assert [r.fields["pid"] for r in shared[:2]] == ["1234", "99"]
+    assert [avc_key(r) for r in shared] == [avc_key(r) for r in alone]
+    assert len({avc_key(r) for r in shared}) == 2  # only dest=5433 is another denial
+
+
+def test_file_read_in_chunks_equals_lines(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from selnet.audit.avclog import MAX_LINE_CHARS
+
+    text = ("\r\n".join(RAW_EVENT) + "\r\n" + "x" * (MAX_LINE_CHARS + 5) + "\n"
+            + "\n".join(RAW_ENRICHED) + "\rtype=AVC msg=audit(1700000001.000:9): avc:  denied  "
+            "{ name_bind } for  pid=1 comm=\"a\" src=80 scontext=u:r:a_t:s0 "
+            "tcontext=u:object_r:p_t:s0 tclass=tcp_socket")  # no newline at the end
+    path = Path(str(tmp_path)) / "a.log"
+    path.write_bytes(text.encode())
+    p1, p2 = AvcLogParser(), AvcLogParser()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        from_file = list(p1.events(f))
+    from_lines = list(p2.events(text.replace("\r\n", "\n").replace("\r", "\n").split("\n")))
+    assert from_file == from_lines and len(from_file) == 3
+    # a file's long line is measured with its newline (as readline did), a list item without
+    no_samples = [dataclasses.replace(p.stats, malformed_samples=[]) for p in (p1, p2)]
+    assert no_samples[0] == no_samples[1] and p1.stats.malformed == 1
+    assert p1.stats.malformed_samples[0][1].startswith(f"line of {MAX_LINE_CHARS + 6:,} ")
+    assert_accounting(p1.stats)
