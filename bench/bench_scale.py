@@ -3,18 +3,24 @@
 Usage: .venv/bin/python bench/bench_scale.py [RUNS] [N...]   (default 3 runs; N = 1000 2500
 5000 10000).  Policies come from bench/gen_policy.py (compiled once per N under /tmp).
 Each command runs as a fresh process with a warm index cache (one untimed run first); the
-figure is the median.  The anchor is ``sepolicy -P POLICY network -d web_t`` on the same
-policy, the tool people use today; ratios are selnet's time over sepolicy's.
+figure is the median CPU time (user + system) of the process.  The anchor is
+``sepolicy -P POLICY network -d web_t`` on the same policy, the tool people use today;
+ratios are selnet's time over sepolicy's.
 Goal: linear in N, and ``domain`` at 10k port types <= 0.1 x sepolicy's time.
+
+SELNET_SRC=DIR runs ``python -m selnet`` from another source tree (e.g. ``git archive`` of an
+older commit) for a before/after comparison; SELNET_TIMEOUT (seconds, default 600) stops a
+command that takes longer (shown as ">T").
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,33 +31,58 @@ SELNET = str(ROOT / ".venv" / "bin" / "selnet")
 DOMAIN = "web_t"
 
 
+TIMEOUT = float(os.environ.get("SELNET_TIMEOUT", "600"))
+ENV = dict(os.environ)
+if os.environ.get("SELNET_SRC"):
+    SELNET_CMD = [str(ROOT / ".venv" / "bin" / "python"), "-m", "selnet"]
+    ENV["PYTHONPATH"] = os.environ["SELNET_SRC"]
+else:
+    SELNET_CMD = [SELNET]
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(cmd: list[str], runs: int) -> float:
-    subprocess.run(cmd, capture_output=True, check=True)  # warm-up (and index cache)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
+    """Median CPU seconds (user + system) of ``runs`` runs after a warm-up: on a shared
+    machine the CPU a command needs is steadier than its wall time.  inf when a run exceeds
+    TIMEOUT, nan when it fails."""
+    try:
+        subprocess.run(cmd, capture_output=True, check=True, env=ENV, timeout=TIMEOUT)
+        times = []
+        for _ in range(runs):
+            t = _cpu()
+            subprocess.run(cmd, capture_output=True, check=True, env=ENV, timeout=TIMEOUT)
+            times.append(_cpu() - t)
+    except subprocess.TimeoutExpired:
+        return float("inf")
+    except subprocess.CalledProcessError:
+        return float("nan")  # e.g. an older selnet without --full
     return statistics.median(times)
+
+
+def shown(t: float) -> str:
+    return f">{TIMEOUT:.0f}s" if t == float("inf") else f"{t:.3f}s"
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     sizes = [int(a) for a in sys.argv[2:]] or [1000, 2500, 5000, 10000]
     sep = shutil.which("sepolicy")
-    head = f"{'port types':>10} {'portcons':>8} {'domain':>8} {'--full':>8} {'port':>8} " \
-           f"{'matrix':>8} {'sepolicy':>9} {'domain/sepolicy':>16}"
-    print(head)
+    print(f"{'port types':>10} {'portcons':>8} {'domain':>9} {'--full':>9} {'port':>9} "
+          f"{'matrix':>9} {'sepolicy':>9} {'domain/sepolicy':>16}")
     for n in sizes:
         pol = str(build(n, Path(f"/tmp/selnet-gen-{n}.policy")))
-        base = [SELNET]
-        dom = timed([*base, "domain", DOMAIN, "--policy", pol], runs)
-        full = timed([*base, "domain", DOMAIN, "--full", "--policy", pol], runs)
-        port = timed([*base, "port", "--type", "p20_port_t", "--policy", pol], runs)
-        mat = timed([*base, "matrix", "--policy", pol, "-o", "/tmp/selnet-gen-matrix.csv"], runs)
+        dom = timed([*SELNET_CMD, "domain", DOMAIN, "--policy", pol], runs)
+        full = timed([*SELNET_CMD, "domain", DOMAIN, "--full", "--policy", pol], runs)
+        port = timed([*SELNET_CMD, "port", "--type", "p20_port_t", "--policy", pol], runs)
+        mat = timed([*SELNET_CMD, "matrix", "--policy", pol, "-o", "/tmp/selnet-gen-matrix.csv"],
+                    runs)
         anchor = timed([sep, "-P", pol, "network", "-d", DOMAIN], runs) if sep else float("nan")
-        print(f"{n:>10} {3 * n:>8} {dom:>7.3f}s {full:>7.3f}s {port:>7.3f}s {mat:>7.3f}s "
-              f"{anchor:>8.3f}s {dom / anchor:>16.3f}", flush=True)
+        print(f"{n:>10} {3 * n:>8} {shown(dom):>9} {shown(full):>9} {shown(port):>9} "
+              f"{shown(mat):>9} {shown(anchor):>9} {dom / anchor:>16.3f}", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import ipaddress
 import json
@@ -591,7 +592,9 @@ def test_json_of_example_profile_is_serializable() -> None:
     policy = load_policy([str(EXAMPLE_CIL)])
     data = profile_json(domain_profile(policy, "web_t"))
     json.dumps(data)
-    obs = {(o["class"], o["perm"]) for o in data["obsolete"]}  # type: ignore[attr-defined]
+    obsolete = data["obsolete"]
+    assert isinstance(obsolete, list)
+    obs = {(o["class"], o["perm"]) for o in obsolete}
     assert ("tcp_socket", "send_msg") in obs and ("netif", "tcp_recv") in obs
     json.dumps(port_json(port_report(policy, 9100, "tcp")))
 
@@ -753,6 +756,40 @@ def test_refpolicy_matrix_rows_unchanged_by_memoisation(
         got = [r.as_tuple() for r in matrix_rows(policy, domains=domains)]
         assert len(got) > 10000
         assert got == _matrix_unmemoised(policy, domains)
+
+
+# -- a generated policy with many port types (bench/gen_policy.py) ----------------------------
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "gen_policy", Path(__file__).resolve().parent.parent / "bench" / "gen_policy.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    out = gen.build(300, tmp_path_factory.mktemp("gen") / "gen300.policy")
+    return load_policy([str(out)])
+
+
+def test_generated_policy_profile_and_summary(generated: Any) -> None:
+    policy = generated
+    prof = domain_profile(policy, "web_t")
+    grp1 = {f"p{i}_port_t" for i in range(100, 200)}
+    tcp = prof.server[0]
+    assert {g.type for g in tcp.name_bind if g.access.allowed} == grp1 | {
+        f"p{i}_port_t" for i in range(5)}
+    summ = domain_summary(policy, prof)
+    assert [(g.attribute, len(g.types)) for g in summ.server[0].now] == [
+        ("grp1_port_type", 100), *((None, 1),) * 5]
+    eff = {b.name: b for b in summ.booleans}
+    (conn,) = eff["web_can_network_connect"].when_on
+    assert [(g.attribute, g.every) for g in conn.groups] == [("port_type", True)]
+    # gen_port_type holds every generated type but not port_t (the gaps): not "every"
+    admin = domain_summary(policy, domain_profile(policy, "admin_t")).client[0]
+    assert [(g.attribute, g.every, len(g.types)) for g in admin.now] == [
+        ("gen_port_type", False, 300)]
+    _summary_facts_hold(policy, summ)
+    domains = list(policy.domains())
+    assert [r.as_tuple() for r in matrix_rows(policy)] == _matrix_unmemoised(policy, domains)
 
 
 def test_cli_entry_point_runs() -> None:

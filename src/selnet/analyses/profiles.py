@@ -214,7 +214,10 @@ class Decisions:
         tpart = self._tparts.get(tk)
         if tpart is None:
             t2_sets = self._type_sets(tclass, perm)[1]
-            names = frozenset(n for n in self.policy.names_of(tcon.type) if n in targets)
+            # the type's names (itself and its attributes, as names_of) that rules target
+            names = targets.intersection(self.policy.snap.type_attrs.get(tcon.type, ()))
+            if tcon.type in targets:
+                names = names | {tcon.type}
             bounded = tcon.type in self._bounds
             tpart = self._tparts[tk] = (
                 names, tcon.type if bounded else tuple(tcon.type in t for t in t2_sets))

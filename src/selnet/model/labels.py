@@ -176,6 +176,9 @@ def port_map(policy: Policy) -> PortMap:
 
 def _segments(portcons: list[Portcon], proto: str, initial: Context) -> tuple[PortInterval, ...]:
     pcs = [pc for pc in portcons if pc.protocol == proto and pc.high >= 1 and pc.low <= 65535]
+    disjoint = _disjoint(pcs, initial)
+    if disjoint is not None:
+        return disjoint
     cuts = {1, 65536}
     for pc in pcs:
         cuts.add(max(pc.low, 1))
@@ -217,6 +220,25 @@ def _segments(portcons: list[Portcon], proto: str, initial: Context) -> tuple[Po
             out.append(PortInterval(low, starts[k] - 1, last.context if last else initial, last))
             low, last = starts[k], rec
     out.append(PortInterval(low, 65535, last.context if last else initial, last))
+    return tuple(out)
+
+
+def _disjoint(pcs: list[Portcon], initial: Context) -> tuple[PortInterval, ...] | None:
+    """The segments when no two records overlap (binary order cannot matter then), in one
+    pass over the records sorted by port; None when some do."""
+    srt = sorted(pcs, key=lambda pc: pc.low)
+    out: list[PortInterval] = []
+    nxt = 1  # the first port not yet covered
+    for pc in srt:
+        low, high = max(pc.low, 1), min(pc.high, 65535)
+        if low < nxt:
+            return None
+        if low > nxt:
+            out.append(PortInterval(nxt, low - 1, initial, None))
+        out.append(PortInterval(low, high, pc.context, pc))
+        nxt = high + 1
+    if nxt <= 65535:
+        out.append(PortInterval(nxt, 65535, initial, None))
     return tuple(out)
 
 

@@ -456,8 +456,10 @@ MAX_GROUPS = 6  # groups named on one line; the rest are counted (all under --fu
 
 
 def groups_text(groups: tuple[PortGroup, ...]) -> str:
-    shown = [group_text(g) for g in groups[:MAX_GROUPS]]
-    rest = groups[MAX_GROUPS:]
+    # cut only when it saves a line's worth: "and 1 more port type" would hide a name
+    cut = MAX_GROUPS if len(groups) > MAX_GROUPS + 1 else len(groups)
+    shown = [group_text(g) for g in groups[:cut]]
+    rest = groups[cut:]
     if rest:
         n = sum(len(g.types) for g in rest)
         shown.append(f"and {_plural(n, 'more port type')}")
