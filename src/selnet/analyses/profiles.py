@@ -445,9 +445,10 @@ class _Profiler:
             ctxs = list(by_ctx)  # handle_unknown decides: every port alike
         out = []
         for ctx in ctxs:
-            acc = self.decide((perm, proto, ctx.type, str(ctx)), sock, ctx, sclass, perm)
+            text = str(ctx)
+            acc = self.decide((perm, proto, ctx.type, text), sock, ctx, sclass, perm)
             if acc.allowed or acc.condition is not None:
-                out.append(PortGrant(ctx.type, str(ctx), by_ctx[ctx], acc))
+                out.append(PortGrant(ctx.type, text, by_ctx[ctx], acc))
         return out
 
     def node_grants(self, proto: str, sclass: str, sock: Context) -> list[NodeGrant]:
@@ -731,7 +732,8 @@ def port_type_index(policy: Policy, proto: str) -> PortTypeIndex:
             several.add(initial.type)  # a record and the initial SID may abut, unmerged
         for t in several:
             ranges[t] = tuple(merge_ranges(ranges[t]))
-        order = {t: i for i, t in enumerate(sorted(ranges, key=lambda t: (ranges[t][0], t)))}
+        # context_ranges lists contexts by first port, so types come first-port first
+        order = {t: i for i, t in enumerate(ranges)}
         members: dict[str, set[str]] = {}
         for t in ranges:
             for a in policy.snap.type_attrs.get(t, ()):

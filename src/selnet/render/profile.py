@@ -332,7 +332,7 @@ def profile_lines(p: DomainProfile) -> list[str]:
     for g in p.labeled:
         cond = f" [if {g.condition}]" if g.condition else ""
         targets = ", ".join(g.targets[:6]) + (
-            f" +{len(g.targets) - 6}" if len(g.targets) > 6 else ""
+            f" and {len(g.targets) - 6} more (--json lists them)" if len(g.targets) > 6 else ""
         )
         meaning = LABELED_MEANING.get((g.tclass, g.perm), "")
         lines.append(f"  {g.tclass} {g.perm} ({g.subject} -> {targets}){cond}: {meaning}")
