@@ -792,6 +792,14 @@ def test_generated_policy_profile_and_summary(generated: Any) -> None:
     assert [r.as_tuple() for r in matrix_rows(policy)] == _matrix_unmemoised(policy, domains)
 
 
+def test_readme_port_example_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"```\n\$ selnet port 80\n(.*?)```", readme, re.S)
+    assert block is not None
+    rc, out, _ = _run(["port", "80", "--policy", str(EXAMPLE_CIL)], capsys)
+    assert rc == 0 and out == block.group(1)
+
+
 def test_cli_entry_point_runs() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "selnet", "domain", "web_t", "--json"],
