@@ -357,7 +357,9 @@ def guest_script(s: Scenario) -> str:
                 "waiteof=2000",
                 "close",
             ]
-            peer = f"sockop {name}.peer timeout=4000 {pk} connect={pdst} send recv rstclose"
+            # the peer's own port is explicit: the one-port local range is the listener's
+            src = "" if not s.unbound else f"bind={fmt_addr(peer_target(host), 30001)} "
+            peer = f"sockop {name}.peer timeout=4000 {pk} {src}connect={pdst} send recv rstclose"
         else:
             test += ["ready=/tmp/ready", "recv=3000", "send", "close"]
             peer = f"sockop {name}.peer timeout=4000 {pk} sendto={pdst} recv=2000 close"

@@ -347,6 +347,7 @@ static int do_op(char *op, char **rest, int nrest)
 		if (op[0] == 'b') {
 			if (parse_addr(arg + 7, &ss, &sl) < 0 || ss.ss_family != AF_INET)
 				return report(op, arg, -1, EINVAL);
+			ss.ss_family = AF_UNSPEC;   /* the address stays, as a sockaddr_in */
 			rc = bind(fd, (struct sockaddr *)&ss, len);
 		} else {
 			rc = connect(fd, (struct sockaddr *)&ss, len);

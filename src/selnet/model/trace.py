@@ -457,9 +457,12 @@ class TraceModel:
             if sock.proto == "sctp" and sock.child is None and sock.peer is None:
                 raise InputError("sctp: an association set up by sendmsg is not modelled; "
                                  "connect first")
-            if (sock.child is None and sock.peer is None) or sock.shut:
+            if sock.shut:
+                ts.error = _err("EPIPE", "tcp_sendmsg_locked", "net/ipv4/tcp.c", 1313,
+                                "the stream is shut down for sending")
+            elif sock.child is None and sock.peer is None:
                 ts.error = _err("EPIPE", "sk_stream_wait_connect", "net/core/stream.c", 67,
-                                "the stream is not connected (or shut down)")
+                                "the stream is not connected")
             return  # stream data: the connection's packets were checked at connect/accept
         if st.op == "sendto":
             remote = self._endpoint(st, sock).address
@@ -469,6 +472,11 @@ class TraceModel:
             fn, file, line = _NO_DEST[(sock.proto, sock.family)]
             ts.error = _err("EDESTADDRREQ", fn, file, line,
                             "no destination: the socket is not connected")
+            return
+        if sock.shut:
+            # observed on 6.1: the datagram's buffer is refused after shutdown()
+            ts.error = _err("EPIPE", "sock_alloc_send_pskb", SOCK_C, 2771,
+                            "the socket is shut down for sending")
             return
         if not sock.has_port:
             ts.notes.append(note("autobind"))
