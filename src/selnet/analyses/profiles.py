@@ -166,6 +166,9 @@ class Decisions:
         self._tparts: dict[tuple[frozenset[str], str, str, str], tuple[frozenset[str], object]] = {}
         self._memo: dict[tuple[object, ...], tuple[Decision, Access]] = {}
         self._bounds = policy.snap.bounds
+        # the matrix's grants per (subject key, protocol, perm): (port type, ranges, condition,
+        # allowed now)
+        self.grant_lists: dict[tuple[object, ...], list[tuple[str, tuple[Range, ...], str, bool]]] = {}
 
     def _type_sets(self, tclass: str, perm: str) -> tuple[tuple[frozenset[str], ...],
                                                           tuple[frozenset[str], ...], bool]:
@@ -194,6 +197,11 @@ class Decisions:
                         (t1 if tok == "t1" else t2).append(frozenset((nxt,)))
             got = self._typed[pk] = (tuple(t1), tuple(t2), direct)
         return got
+
+    def subject_key(self, scon: Context, tclass: str, perm: str) -> tuple[object, ...]:
+        """The subject's part of :meth:`key`: subjects with equal parts decide alike on
+        every target (and have the same candidate targets)."""
+        return self.key(scon, scon, tclass, perm)[:4]
 
     def key(self, scon: Context, tcon: Context, tclass: str, perm: str) -> tuple[object, ...]:
         """Equal keys, equal decisions (for any boolean values)."""
@@ -1156,16 +1164,23 @@ def _matrix_domain_proto(
     for perm, op in (("name_bind", "bind"), ("name_connect", "connect")):
         if perm == "name_connect" and sclass not in NAME_CONNECT_CLASSES:
             continue
-        if defined(policy, sclass, perm):
-            cands = candidate_targets(policy, sclass, sock.type, perm)
-            ctxs = [c for c in by_ctx if c.type in cands]
-        else:
-            ctxs = list(by_ctx)
-        # by_ctx lists contexts in the order of their first port: no sort needed
-        for ctx in ctxs:
-            acc = decisions.access(sock, ctx, sclass, perm)
-            if not acc.possible:
-                continue
-            cond, now = acc.condition or "", acc.allowed
-            for low, high in by_ctx[ctx]:
-                yield MatrixRow(dom.type, proto, op, low, high, ctx.type, cond, now, sock.type)
+        # Subjects with equal keys get equal grants on every context (the candidates come
+        # from the same rules): decide once per subject key, not once per domain.
+        skey = (decisions.subject_key(sock, sclass, perm), proto, perm)
+        grants = decisions.grant_lists.get(skey)
+        if grants is None:
+            if defined(policy, sclass, perm):
+                cands = candidate_targets(policy, sclass, sock.type, perm)
+                ctxs = [c for c in by_ctx if c.type in cands]
+            else:
+                ctxs = list(by_ctx)
+            grants = []
+            # by_ctx lists contexts in the order of their first port: no sort needed
+            for ctx in ctxs:
+                acc = decisions.access(sock, ctx, sclass, perm)
+                if acc.possible:
+                    grants.append((ctx.type, by_ctx[ctx], acc.condition or "", acc.allowed))
+            decisions.grant_lists[skey] = grants
+        for ptype, ranges, cond, now in grants:
+            for low, high in ranges:
+                yield MatrixRow(dom.type, proto, op, low, high, ptype, cond, now, sock.type)
