@@ -257,3 +257,12 @@ def test_parse_steps_requires_a_socket_first() -> None:
         parse_steps(["listen"], False)
     assert [s.op for s in parse_steps(["sock=udp6", "connect=unspec"], False)] == ["sock",
                                                                                   "connect"]
+
+
+def test_operation_commands_note_an_excluding_ping_group_range(
+        capsys: pytest.CaptureFixture[str], policy_path: Path) -> None:
+    argv = ["send", "ping_t", "127.0.0.1/icmp", "--policy", str(policy_path)]
+    rc, obj = _json(capsys, [*argv, "--sysctl", "net.ipv4.ping_group_range=1 0"])
+    assert rc == 0 and any("fails with EACCES" in n for n in obj["notes"])
+    rc, obj = _json(capsys, [*argv, "--sysctl", "net.ipv4.ping_group_range=0 0"])
+    assert rc == 0 and not any("fails with EACCES" in n for n in obj["notes"])

@@ -262,7 +262,11 @@ class KernelModel:
         if ep.proto == "raw":
             checks.append(self._cap("socket", K.net_raw(ep.family), dom, sc.env))
         if ep.proto == "icmp":
-            notes.append(note("ping-group-range"))
+            low, high = sc.env.ping_group_range or (1, 0)
+            if sc.env.ping_allowed() is False:  # ping_init_sock, after the create check
+                notes.append(note("ping-group-excluded", low=low, high=high))
+            else:
+                notes.append(note("ping-group-range"))
 
         steps = {
             "connect": self._connect,

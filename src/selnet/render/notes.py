@@ -14,6 +14,8 @@ TEXT: dict[str, str] = {
     "rawip_socket",
     "ping-group-range": "ping sockets need no capability; the group must be in "
     "net.ipv4.ping_group_range",
+    "ping-group-excluded": "net.ipv4.ping_group_range is {low} {high}: socket() fails with "
+    "EACCES after the create check (ping_init_sock), whatever SELinux allows",
     "no-packet-checks": "no per-packet checks: no labeled networking, no SECMARK, no "
     "always_check_network",
     "implicit-bind": "connect() picks an ephemeral source port: the implicit bind checks nothing",
