@@ -227,6 +227,13 @@ class _Source:
                 t = au.get_type()
             if t == _AVC:
                 text = au.get_record_text().rstrip()
+                if text[:19] == "type=AVC msg=audit(":  # a repeat: no regex at all
+                    h = text.find("): ", 19)
+                    rec = self.parser._avc_repeat(
+                        text, text[h + 3 :], text[19:h], None, base + au.get_line_number())
+                    if rec is not None:
+                        avcs.append(rec)
+                        continue
                 m = _HEAD_RE.match(text)
                 if m is None:  # the chunk check makes this unreachable
                     self.stats.add_malformed(base + au.get_line_number(), "record header")

@@ -709,7 +709,7 @@ class AvcLogParser:
         self.stats = ParseStats()
         self.engine = "python"  # or "auparse" / "auparse+python" (auparse_source)
         # AVC text without its pid= and comm= -> the first record parsed from it
-        self._shapes: dict[tuple[str, str, str], AvcRecord] = {}
+        self._shapes: dict[tuple[str, str], AvcRecord] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -1110,7 +1110,8 @@ class AvcLogParser:
             body = raw[m.end() :]
             st = self.stats
             if rtype == "AVC":
-                rec = self._avc_line(raw, m, body, line_no)
+                rec = self._avc_repeat(raw, body, m["stamp"], m["node"], line_no) \
+                    or self._avc_line(raw, m, body, line_no)  # fmt: skip
                 if rec is not None:
                     self._add_avc(rec, False)
                 return
@@ -1172,9 +1173,8 @@ class AvcLogParser:
         if end < 0 or not rest[:end].isprintable():
             p = _Pending(raw, m.end(), "AVC", "raw", m["node"], stamp, line_no)
             return self._make_avc(p, raw, bm, rest)
-        shape = (bm[1], bm[2], rest[end:])
+        shape = (body[: bm.end()], rest[end:])
         first = self._shapes.get(shape)
-        ts, serial = self._stamp(stamp)
         if first is None:
             p = _Pending(raw, m.end(), "AVC", "raw", m["node"], stamp, line_no)
             rec = self._make_avc(p, raw, bm, rest)
@@ -1184,6 +1184,13 @@ class AvcLogParser:
                     self._shapes.clear()
                 self._shapes[shape] = rec
             return rec
+        return self._reuse(first, rest, cut, end, raw, stamp, m["node"], line_no)
+
+    def _reuse(
+        self, first: AvcRecord, rest: str, cut: int, end: int, raw: str, stamp: str,
+        node: str | None, line_no: int,
+    ) -> AvcRecord:  # fmt: skip
+        """``first``'s record with this line's pid, comm, stamp and place."""
         fields = first.fields.copy()
         pid = rest[4:cut]
         fields["pid"] = _strip_quotes(pid) if pid[:1] == '"' else pid
@@ -1193,11 +1200,34 @@ class AvcLogParser:
         elif _HEX_RE.fullmatch(comm):
             comm = _hex_text(comm)
         fields["comm"] = comm
+        ts, serial = self._stamp(stamp)
         return AvcRecord(
             first.verdict, first.perms, first.scontext, first.tcontext, first.tclass,
-            first.permissive, fields, serial, ts, m["node"], "raw", line_no, raw, stamp,
+            first.permissive, fields, serial, ts, node, "raw", line_no, raw, stamp,
             first.key_cache or avc_key(first),  # the same key: only pid/comm differ
         )  # fmt: skip
+
+    def _avc_repeat(
+        self, raw: str, body: str, stamp: str, node: str | None, line_no: int,
+    ) -> AvcRecord | None:  # fmt: skip
+        """A raw AVC whose text, pid= and comm= aside, was seen before: its record without
+        a regex (None: not seen; the full path decides).  The first "pid=" is where the
+        body's "avc: denied { ... } for" ends: a permission has no '='."""
+        at = body.find("pid=")
+        if at < 0:
+            return None
+        rest = body[at:]
+        cut = rest.find(" ", 4)
+        end = rest.find(" ", cut + 6) if cut > 0 and rest[cut : cut + 6] == " comm=" else -1
+        if end < 0:
+            return None
+        first = self._shapes.get((body[:at], rest[end:]))
+        if first is None or not rest[:end].isprintable():
+            return None
+        st = self.stats
+        st.records += 1
+        st.avc_records += 1
+        return self._reuse(first, rest, cut, end, raw, stamp, node, line_no)
 
     # -- grouping ----------------------------------------------------------
 
