@@ -90,17 +90,19 @@ def _check_parent(optional_endpoint: bool = False) -> argparse.ArgumentParser:
     return p
 
 
-def label_options(p: argparse.ArgumentParser) -> None:
-    """The socket-label and labeled-networking options (connect, listen, bind, send, trace)."""
+def label_options(p: argparse.ArgumentParser, fixes: bool = True) -> None:
+    """The socket-label and labeled-networking options (connect, listen, bind, send, trace);
+    the fix options only where fixes are computed."""
     p.add_argument("--sockcreate", metavar="CONTEXT", help="socket label set with setsockcreatecon")
     p.add_argument("--labeled", choices=("netlabel", "ipsec"), help="peer labeling is active")
     p.add_argument("--peer", metavar="CONTEXT", help="the peer label (default: unlabeled initial SID)")
     p.add_argument("--secmark", metavar="CONTEXT", help="SECMARK label of the packets (SECMARK active)")
     p.add_argument("--netif", metavar="NAME", help="interface for per-packet checks (default lo/eth0)")
-    p.add_argument("--fixes", type=int, default=0, metavar="N",
-                   help="show N more fixes after the best one (JSON always has them all)")
-    p.add_argument("--no-interfaces", action="store_true",
-                   help="do not look up refpolicy interfaces (selinux-policy-dev)")
+    if fixes:
+        p.add_argument("--fixes", type=int, default=0, metavar="N",
+                       help="show N more fixes after the best one (JSON always has them all)")
+        p.add_argument("--no-interfaces", action="store_true",
+                       help="do not look up refpolicy interfaces (selinux-policy-dev)")
     p.add_argument("--userns", action="store_true",
                    help="the network namespace belongs to a non-initial user namespace (cap_userns)")
 

@@ -53,5 +53,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--remote", metavar="ADDR", help="the peer's address for per-packet checks")
     p.add_argument("--gid", type=_gid, action="append", metavar="GID",
                    help="the caller's groups, for net.ipv4.ping_group_range (default 0)")
-    label_options(p)
+    label_options(p, fixes=False)
     p.set_defaults(func=cmd_trace)
