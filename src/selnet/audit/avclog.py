@@ -45,6 +45,13 @@ of ``denied`` or of a permission name). In ausearch text, whose comm/exe/exit
 values contain spaces, a break inside such a value is glued only when the
 record's lines show a fixed wrap width.
 
+Speed (a raw audit.log is mostly one-line records): a raw record is kept as its line until
+the next line shows it is not continued, then handled without the wrapping machinery; an
+AVC whose text, pid= and comm= aside, was seen before reuses that record's fields (at most
+MAX_SHAPES texts remembered); SYSCALL/SOCKADDR/PROCTITLE are parsed when an :class:`Event`'s
+attribute is first read; a file is read a chunk at a time.  Raw logs can also go through
+libauparse (``auparse_source``), with the same results.
+
 The parser never raises on input: unparseable AVC text is counted in
 ``ParseStats.malformed`` (with up to 20 samples, each cut to 200 characters) and
 skipped; other audit records are counted by type; anything else is counted as
