@@ -1,12 +1,15 @@
 """Benchmark: `selnet domain httpd_t` vs `sepolicy network -d httpd_t`, and `selnet matrix`.
 
-Usage: .venv/bin/python bench/bench_profiles.py [RUNS]   (uses the full MCS reference policy
-from scripts/build-refpolicy; warm selnet index cache, as a user would run it twice).
+Usage: .venv/bin/python bench/bench_profiles.py [RUNS] [POLICY]   (default: the full MCS reference
+policy from scripts/build-refpolicy; warm selnet index cache, as a user would run it twice).
+Prints wall and CPU seconds (median); SELNET_SRC=DIR runs selnet from another source tree.
 Targets (issue #4): selnet domain <= 1/10 of sepolicy's time; matrix < 10 s.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -25,35 +28,56 @@ def refpolicy() -> str:
     return next(line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("mcs "))
 
 
-def timed(cmd: list[str], runs: int) -> float:
-    subprocess.run(cmd, capture_output=True, check=True)  # warm-up (and index cache)
-    times = []
+ENV = dict(os.environ)
+if os.environ.get("SELNET_SRC"):  # another source tree, for a before/after comparison
+    SELNET_CMD = [str(ROOT / ".venv" / "bin" / "python"), "-m", "selnet"]
+    ENV["PYTHONPATH"] = os.environ["SELNET_SRC"]
+else:
+    SELNET_CMD = [SELNET]
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(cmd: list[str], runs: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds: on a shared machine the CPU time is the steadier one."""
+    subprocess.run(cmd, capture_output=True, check=True, env=ENV)  # warm-up (index cache)
+    walls, cpus = [], []
     for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        t, c = time.perf_counter(), _cpu()
+        subprocess.run(cmd, capture_output=True, check=True, env=ENV)
+        walls.append(time.perf_counter() - t)
+        cpus.append(_cpu() - c)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    pol = refpolicy()
-    rows = []
-    sel = timed([SELNET, "domain", "httpd_t", "--policy", pol], runs)
-    rows.append(("selnet domain httpd_t", sel))
+    pol = sys.argv[2] if len(sys.argv) > 2 else refpolicy()
+    rows: list[tuple[str, tuple[float, float]]] = []
+    for d in ("httpd_t", "sshd_t"):
+        rows.append((f"selnet domain {d}", timed([*SELNET_CMD, "domain", d, "--policy", pol],
+                                                 runs)))
+    rows.append(("selnet domain httpd_t --full",
+                 timed([*SELNET_CMD, "domain", "httpd_t", "--full", "--policy", pol], runs)))
+    rows.append(("selnet port 80", timed([*SELNET_CMD, "port", "80", "--policy", pol], runs)))
     if shutil.which("sepolicy"):
         sep = timed(["sepolicy", "-P", pol, "network", "-d", "httpd_t"], max(1, runs // 2))
         rows.append(("sepolicy network -d httpd_t", sep))
-        rows.append(("ratio selnet/sepolicy", sel / sep))
+        sel = rows[0][1]
+        rows.append(("ratio selnet/sepolicy", (sel[0] / sep[0], sel[1] / sep[1])))
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("csv", "sqlite"):
             out = str(Path(tmp) / f"m.{fmt}")
             rows.append((f"selnet matrix --format {fmt} (full refpolicy)",
-                         timed([SELNET, "matrix", "--policy", pol, "--format", fmt, "-o", out],
-                               max(1, runs // 2))))
-    for name, value in rows:
+                         timed([*SELNET_CMD, "matrix", "--policy", pol, "--format", fmt, "-o",
+                                out], max(1, runs // 2))))
+    print(f"{'':48s} {'wall':>8} {'cpu':>8}")
+    for name, (wall, cpu) in rows:
         unit = "" if name.startswith("ratio") else " s"
-        print(f"{name:48s} {value:8.3f}{unit}")
+        print(f"{name:48s} {wall:8.3f} {cpu:8.3f}{unit}")
     return 0
 
 

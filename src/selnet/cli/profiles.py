@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from selnet.cli.options import bool_parent, emit, env_of, load, parse_bools, sysctl_parent
@@ -14,7 +16,37 @@ from selnet.cli.output import atomic_file, atomic_path, check_target
 from selnet.errors import EXIT_OK, InputError
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector off while a profile is computed: it builds ~10 objects per port
+    type and no reference cycles, and each full collection rescans everything alive, which
+    made a 10,000-port-type profile superlinear (a third of its time); memory is still
+    freed by reference counting."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def cmd_domain(args: argparse.Namespace) -> int:
+    with _gc_paused():
+        return _domain(args)
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    with _gc_paused():
+        return _port(args)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    with _gc_paused():
+        return _matrix(args)
+
+
+def _domain(args: argparse.Namespace) -> int:
     from selnet.analyses.profiles import domain_profile, domain_summary
     from selnet.render.profile import profile_json, profile_lines, summary_lines
 
@@ -27,7 +59,7 @@ def cmd_domain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_port(args: argparse.Namespace) -> int:
+def _port(args: argparse.Namespace) -> int:
     from selnet.analyses.profiles import port_report, type_report
     from selnet.model.labels import parse_port
     from selnet.render.profile import port_json, port_lines
@@ -60,7 +92,7 @@ def _progress() -> Callable[[int, int], None] | None:
     return show
 
 
-def cmd_matrix(args: argparse.Namespace) -> int:
+def _matrix(args: argparse.Namespace) -> int:
     from selnet.analyses.profiles import matrix_rows
     from selnet.render.matrix import write_csv, write_jsonl, write_sqlite
 
