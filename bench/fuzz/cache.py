@@ -41,7 +41,10 @@ class Setup:
         env = {"XDG_CACHE_HOME": str(self.pristine)}
         self.answers: dict[str, tuple[int | None, str]] = {}
         for pol in (self.binary, self.cil):
-            clean = harness.run_map(ws, [lambda pol=pol: harness.cli(_argv(pol), env)])[0].value
+            def clean_call(pol: Path = pol) -> harness.Call:
+                return harness.cli(_argv(pol), env)
+
+            clean = harness.run_map(ws, [clean_call])[0].value
             if clean.rc not in (0, 1):
                 raise AssertionError(f"clean connect failed: {clean.err}")
             self.answers[str(pol)] = (clean.rc, clean.out)
@@ -93,7 +96,10 @@ def run(ws: Workspace, rng: random.Random, n: int, jobs: int = 1, timeout: float
             what, pol = corrupt(rng, s, d)
             meta.append((what, pol, d))
             env = {"XDG_CACHE_HOME": str(d)}
-            yield lambda pol=pol, env=env: harness.cli(_argv(pol), env)
+            def call(pol: Path = pol, env: dict[str, str] = env) -> harness.Call:
+                return harness.cli(_argv(pol), env)
+
+            yield call
 
     for idx, child in harness.run_children(ws, tasks(), jobs, timeout):
         what, pol, d = meta[idx]

@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.fuzz import cache, cli, harness, logs, policy
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parts: list[harness.Part] = []
     with harness.Workspace(keep=args.keep) as ws:
         print(f"fuzz: seed {seed}, workspace {ws.root}, {args.jobs} jobs", flush=True)
-        runs = [
+        runs: list[tuple[str, Callable[[random.Random], harness.Part]]] = [
             ("policy", lambda r: policy.run(ws, r, n_policy, args.jobs)),
             ("logs", lambda r: logs.run(ws, r, n_lines, jobs=args.jobs)),
             ("cli", lambda r: cli.run(ws, r, n_cli, args.jobs)),

@@ -14,7 +14,7 @@ import time
 import tomllib
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from bench.fuzz import harness
 from bench.fuzz.harness import ROOT, Part, Workspace
@@ -26,7 +26,8 @@ def real_lines() -> list[str]:
     for log in sorted((ROOT / "tests" / "data" / "audit").glob("*.log")):
         lines += log.read_text().splitlines()
     corpus = tomllib.loads((ROOT / "tests" / "data" / "denials" / "corpus.toml").read_text())
-    for entry in corpus.get("case", corpus.get("cases", [])) if isinstance(corpus, dict) else []:
+    tables = cast(list[Any], corpus.get("case", corpus.get("cases", [])))
+    for entry in tables if isinstance(corpus, dict) else []:
         if isinstance(entry, dict) and isinstance(entry.get("avc"), str):
             lines += [ln for ln in entry["avc"].splitlines() if ln.strip()]
     for value in corpus.values():  # whatever the table is called: every avc field
@@ -52,7 +53,8 @@ def batch(rng: random.Random, pool: list[str], size: int) -> list[str | bytes]:
         else:
             out.append(line)
         if rng.random() < 0.1:
-            out[-1] = out[-1] + (b"\n" if isinstance(out[-1], bytes) else "\n")
+            last = out[-1]
+            out[-1] = last + b"\n" if isinstance(last, bytes) else last + "\n"
     return out
 
 
