@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -674,7 +675,7 @@ def test_old_events_flushed_by_age_while_streaming() -> None:
     parser = AvcLogParser(window=1000, max_age=5.0)
     seen: list[Event] = []
 
-    def feed() -> object:
+    def feed() -> Iterator[str]:
         for i in range(20):
             yield RAW_EVENT[0].replace("1700000000.123:456", f"{1700000000 + i}.000:{i + 1}")
             if i == 10:
@@ -698,7 +699,7 @@ def test_window_is_bounded_on_many_serials() -> None:
     )
     sysc = "type=SYSCALL msg=audit(1700000000.000:{s}): arch=c000003e syscall=42 exit=-13"
 
-    def lines() -> object:
+    def lines() -> Iterator[str]:
         # every 50th serial's SYSCALL arrives 30 serials late: still inside the window
         for s in range(1, n + 1):
             yield avc.format(s=s)
