@@ -31,7 +31,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from selnet.analyses.profiles import PROTOCOLS, candidate_targets, defined
+from selnet.analyses.profiles import PROTOCOLS, Decisions, candidate_targets, defined
 from selnet.decide.decision import Decider, Grant
 from selnet.errors import InputError
 from selnet.kernel.classes import INET_SOCKET_CLASSES, socket_class
@@ -84,6 +84,9 @@ class Side:
         self.env = env
         self.bools = policy.bool_values()
         self.decider = Decider(policy, self.bools)
+        self.decisions = Decisions(policy, self.bools)
+        self._cores: dict[tuple[object, ...], tuple[BoolFn, tuple[Grant, ...], str | None,
+                                                    bool]] = {}
         self.ports: PortMap = port_map(policy)
         self.domains = frozenset(policy.domains())
         self._facts: dict[tuple[str, Context, Context, str, str], Fact] = {}
@@ -110,6 +113,19 @@ class Side:
         got = self._facts.get(key)
         if got is not None:
             return got
+        # Pairs with equal Decisions keys decide alike under any booleans (the rules that
+        # name the permission, the contexts' user/role/level, the types only as far as
+        # constraints and bounds read them): decided once per key.
+        shared = self.decisions.key(scon, tcon, tclass, perm)
+        core = self._cores.get(shared)
+        if core is None:
+            core = self._cores[shared] = self._decide(scon, tcon, tclass, perm)
+        got = Fact(role, tclass, perm, scon, tcon, *core)
+        self._facts[key] = got
+        return got
+
+    def _decide(self, scon: Context, tcon: Context, tclass: str, perm: str
+                ) -> tuple[BoolFn, tuple[Grant, ...], str | None, bool]:
         policy = self.policy
         is_def = defined(policy, tclass, perm)
         allows: tuple[Grant, ...] = ()
@@ -128,9 +144,7 @@ class Side:
                 if failing is not None or not self.decider.bounded_ok(
                         scon.type, tcon.type, tclass, perm):
                     fn = FALSE
-        got = Fact(role, tclass, perm, scon, tcon, fn, allows, failing, is_def)
-        self._facts[key] = got
-        return got
+        return fn, allows, failing, is_def
 
     def shape(self, dom: Context, sock: Context, proto: str, operation: str
               ) -> tuple[tuple[str, str, str], ...]:
@@ -308,21 +322,36 @@ class OpModel:
             return []
         if self.port_perm is None or self.default != FALSE:
             return None
-        if self.operation == "bind":
-            return None  # ports the kernel does not check for name_bind are open to all
         ranges = self.side.ranges(self.proto)
         assert self.candidates is not None
-        return _merged([r for ctx, rs in ranges.items() if ctx.type in self.candidates
-                        for r in rs])
+        spans = [r for ctx, rs in ranges.items() if ctx.type in self.candidates for r in rs]
+        if self.operation == "bind":
+            # Ports the kernel does not check for name_bind (NetEnv.requires_name_bind).
+            env = self.side.env
+            low, high = max(env.local_port_range[0], env.unprivileged_port_start), \
+                env.local_port_range[1]
+            if low <= high:
+                spans.append((low, high))
+        return _merged(spans)
+
+    def head(self) -> tuple[object, ...]:
+        """Everything but the port labels' functions."""
+        return (self.permissive, self.fixed_fn(), self.port_perm, self.default,
+                None if self.cap is None else self.cap.fn)
 
     def signature(self) -> tuple[object, ...]:
         """Equal signatures on both sides: the same access at every port (fast path)."""
         ranges = self.side.ranges(self.proto)
         runs: list[tuple[int, int, BoolFn]] = []
         if self.port_perm is not None:
-            spans = sorted((lo, hi, self.port_fn(ctx)) for ctx in ranges
-                           if self.candidates is not None and ctx.type in self.candidates
-                           for lo, hi in ranges[ctx])
+            spans: list[tuple[int, int, BoolFn]] = []
+            cands = self.candidates
+            if cands is not None:
+                for ctx, rs in ranges.items():
+                    if ctx.type in cands:
+                        fn = self.port_fn(ctx)
+                        spans.extend((lo, hi, fn) for lo, hi in rs)
+            spans.sort(key=lambda t: t[0])
             for lo, hi, fn in spans:
                 if runs and runs[-1][1] + 1 == lo and runs[-1][2] == fn:
                     runs[-1] = (runs[-1][0], hi, fn)
@@ -633,13 +662,11 @@ def _compare(a: Side, b: Side, explainer: Explainer, domain: str, proto: str,
         return []
     # The slow path: every run of ports with one label on each side, only where one side
     # may allow something (a port no rule covers on either side is denied on both).
-    windows: list[Range] | None
+    sa = ma.spans() if ma is not None else []
+    sb = mb.spans() if mb is not None else []
+    windows = None if sa is None or sb is None else _merged([*sa, *sb])
     if restrict is not None:
-        windows = list(restrict)
-    else:
-        sa = ma.spans() if ma is not None else []
-        sb = mb.spans() if mb is not None else []
-        windows = None if sa is None or sb is None else _merged([*sa, *sb])
+        windows = list(restrict) if windows is None else _intersect(windows, list(restrict))
     groups: dict[tuple[Access, Access, str, tuple[Cause, ...]], list[Range]] = {}
     memo: dict[tuple[Context, Context, bool, bool], tuple[Access, Access, str,
                                                           tuple[Cause, ...]] | None] = {}
@@ -681,6 +708,21 @@ def _run(a: Side, b: Side, explainer: Explainer, ma: OpModel | None, mb: OpModel
     direction = _direction(TRUE if before.state == "permissive" else fa,
                            TRUE if after.state == "permissive" else fb, before, after)
     return before, after, direction, _causes(a, b, explainer, ma, mb, proto, low, ca, cb)
+
+
+def _intersect(xs: list[Range], ys: list[Range]) -> list[Range]:
+    """Both lists sorted and disjoint: a linear merge."""
+    out: list[Range] = []
+    i = j = 0
+    while i < len(xs) and j < len(ys):
+        lo, hi = max(xs[i][0], ys[j][0]), min(xs[i][1], ys[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if xs[i][1] < ys[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
 
 
 def _same_now(ma: OpModel, mb: OpModel) -> bool:
