@@ -207,6 +207,10 @@ def test_socket_type_transition_is_the_subject(policy: Any) -> None:
     assert tcp.socket.endswith(":helper_sock_t")
     # the rule on helper_t -> www_port_t is never used: the socket is the subject
     assert _grants(tcp.name_connect) == {"db_port_t": ("5432", True, "")}
+    # and the summary says so
+    lines = summary_lines(domain_summary(policy, prof))
+    assert f"  tcp: socket (labeled {tcp.socket}) create connect write read: yes" in lines
+    assert "    name_connect now: db_port_t (5432)" in lines
 
 
 def test_sysctl_changes_free_range(policy: Any) -> None:

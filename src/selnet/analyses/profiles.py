@@ -800,6 +800,7 @@ class SideSummary:
     nodes_now: tuple[str, ...]  # node types node_bind is allowed on now (server)
     nodes_later: tuple[str, ...]  # node types granted only under other boolean values
     ports: tuple[Range, ...]  # bind() to 0.0.0.0 / connect() passes every check now
+    socket: str = ""  # the socket's context, the subject of the port checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -836,7 +837,7 @@ def _now_types(grants: Iterable[PortGrant]) -> set[str]:
 def _side_summary(
     policy: Policy, proto: str, sclass: str, perm: str, perms: Mapping[str, Access],
     grants: tuple[PortGrant, ...], checked: bool, nodes: tuple[NodeGrant, ...],
-    ports: tuple[Range, ...],
+    ports: tuple[Range, ...], socket: str,
 ) -> SideSummary:
     now = _now_types(grants)
     later = {g.type for g in grants if not g.access.allowed and g.access.constraint is None}
@@ -848,6 +849,7 @@ def _side_summary(
         tuple(dict.fromkeys(n.type for n in nodes if not n.access.allowed
                             and n.access.constraint is None)),
         ports,
+        socket,
     )
 
 
@@ -857,11 +859,11 @@ def domain_summary(policy: Policy, prof: DomainProfile) -> DomainSummary:
     Every fact of the profile's port and boolean sections is in some group."""
     server = tuple(
         _side_summary(policy, s.protocol, s.sclass, "name_bind", s.socket_perms, s.name_bind,
-                      True, s.node_bind, s.bindable)
+                      True, s.node_bind, s.bindable, s.socket)
         for s in prof.server)
     client = tuple(
         _side_summary(policy, c.protocol, c.sclass, "name_connect", c.socket_perms,
-                      c.name_connect, c.port_checked, (), c.reachable)
+                      c.name_connect, c.port_checked, (), c.reachable, c.socket)
         for c in prof.client)
     now: dict[str, set[str]] = {}
     for s in prof.server:

@@ -134,6 +134,7 @@ def _side_summary_json(s: SideSummary) -> dict[str, object]:
         "now": [group_json(g) for g in s.now], "port_types_under_booleans": s.later,
         "port_types_denied_by_constraint": s.blocked, "node_bind_now": list(s.nodes_now),
         "node_bind_under_booleans": list(s.nodes_later), "ports_now": _ranges_json(s.ports),
+        "socket": s.socket,
     }
 
 
@@ -466,10 +467,12 @@ def groups_text(groups: tuple[PortGroup, ...]) -> str:
     return ", ".join(shown) if shown else "no port type"
 
 
-def _side_head(s: SideSummary, steps: str) -> str:
+def _side_head(s: SideSummary, steps: str, domain: str) -> str:
+    # a socket type_transition makes the socket, not the domain, the port checks' subject
+    label = f" (labeled {s.socket})" if s.socket and s.socket != domain else ""
     if not s.socket_denied:
-        return f"{s.protocol}: socket {steps}: yes"
-    return f"{s.protocol}: socket {steps}: denied {' '.join(s.socket_denied)}"
+        return f"{s.protocol}: socket{label} {steps}: yes"
+    return f"{s.protocol}: socket{label} {steps}: denied {' '.join(s.socket_denied)}"
 
 
 def _later(s: SideSummary) -> str:
@@ -486,12 +489,12 @@ def _dead(sides: tuple[SideSummary, ...]) -> list[SideSummary]:
     return [s for s in sides if "create" in s.socket_denied and not s.now and not s.later]
 
 
-def _server_summary(s: SideSummary) -> list[str]:
+def _server_summary(s: SideSummary, domain: str) -> list[str]:
     nodes = ", ".join(s.nodes_now) or "no node type (bind() fails on every address)"
     if s.nodes_later:
         nodes += f"; under booleans: {', '.join(s.nodes_later)}"
     return [
-        f"  {_side_head(s, 'create bind listen accept' if s.protocol != 'udp' else 'create bind')}"
+        f"  {_side_head(s, 'create bind listen accept' if s.protocol != 'udp' else 'create bind', domain)}"
         f"; node_bind: {nodes}",
         f"    name_bind now: {groups_text(s.now)}{_later(s)}",
         f"    bind() to 0.0.0.0 succeeds now on: "
@@ -499,8 +502,8 @@ def _server_summary(s: SideSummary) -> list[str]:
     ]
 
 
-def _client_summary(s: SideSummary) -> list[str]:
-    out = [f"  {_side_head(s, 'create connect write read')}"]
+def _client_summary(s: SideSummary, domain: str) -> list[str]:
+    out = [f"  {_side_head(s, 'create connect write read', domain)}"]
     if not s.port_checked:
         out[0] += f"; {s.sclass} has no name_connect: destination ports are not checked"
         return out
@@ -548,14 +551,14 @@ def summary_lines(s: DomainSummary) -> list[str]:
     dead = _dead(s.server)
     for side in s.server:
         if side not in dead:
-            lines.extend(_server_summary(side))
+            lines.extend(_server_summary(side, p.domain))
     if dead:
         lines.append(f"  {', '.join(d.protocol for d in dead)}: socket create denied")
     lines.append("client:")
     dead = _dead(s.client)
     for side in s.client:
         if side not in dead:
-            lines.extend(_client_summary(side))
+            lines.extend(_client_summary(side, p.domain))
     if dead:
         lines.append(f"  {', '.join(d.protocol for d in dead)}: socket create denied")
     other = "; ".join(f"{cls} {_perms_brief(perms)}" for cls, perms in p.other_sockets.items())
