@@ -317,3 +317,21 @@ def test_json_matches_the_schemas(compile_cil: CompileCil,
         errors = list(jsonschema.Draft202012Validator(schema).iter_errors(obj))
         assert not errors, (argv, errors[0].message)
         assert (code == 2) == ("error" in obj)
+
+
+def test_cli_whatif_module_and_layered_diff(compile_cil: CompileCil, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    pol = str(compile_cil(BASE))
+    mod = tmp_path / "web.cil"
+    mod.write_text("(portcon tcp 8443 (system_u object_r http_port_t low_low))\n")
+    code, out = _run(["whatif", "--policy", pol, "--module", str(mod), "--json"], capsys)
+    obj = json.loads(out)
+    assert code == 1
+    assert {(c["domain"], c["operation"], tuple(map(tuple, c["ports"])))
+            for c in obj["changes"]} == {("server_t", "bind", ((8443, 8443),)),
+                                         ("client_t", "connect", ((8443, 8443),))}
+    assert [m["path"] for m in obj["new"]["modules"]] == [str(mod)]
+    # The same module layered on NEW in a diff gives the same answer.
+    code, out = _run(["diff", pol, pol, "--new-module", str(mod), "--json"], capsys)
+    again = json.loads(out)
+    assert again["changes"] == obj["changes"]
