@@ -190,3 +190,23 @@ def test_no_cache_writes_nothing(own_cache: Path, tmp_path: Path, monkeypatch: p
     assert os.listdir(scratch_root) == []  # the scratch compile is gone too
     assert main(["info", "--no-cache", "--policy", str(EXAMPLE_CIL)]) == 0
     assert not (own_cache / "selnet").exists() and os.listdir(scratch_root) == []
+
+
+def test_no_cache_holds_for_the_interface_index(own_cache: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """explain and the fix engine read the refpolicy interfaces after the policy: under
+    --no-cache their index is built in memory and written nowhere."""
+    from selnet.fix.interfaces import DEFAULT_INCLUDE_DIR
+
+    if not DEFAULT_INCLUDE_DIR.is_dir():
+        pytest.skip("selinux-policy-dev is not installed")
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch_root))
+    assert main(["explain", "web_t", "--no-cache", "--policy", str(EXAMPLE_CIL)]) == 0
+    assert "corenet_tcp_bind_http_port" in capsys.readouterr().out  # the interfaces were read
+    assert not (own_cache / "selnet").exists() and os.listdir(scratch_root) == []
+    # With the cache, the same command writes the interface index (the test can see it).
+    assert main(["explain", "web_t", "--policy", str(EXAMPLE_CIL)]) == 0
+    assert list((own_cache / "selnet").glob("interfaces-*.bin"))

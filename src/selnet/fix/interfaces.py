@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from selnet.policy.source import cache_dir as selnet_cache_dir
+from selnet.policy.source import caches_allowed, private_cache_dir
 
 __all__ = [
     "DEFAULT_INCLUDE_DIR",
@@ -694,8 +694,13 @@ class InterfaceIndex:
         files = _policy_files(root)
         if not any(f.suffix == ".if" for f in files):
             return None
+        if cache_dir is None and not caches_allowed():
+            return cls.build(root, files)  # --no-cache: nothing read or written
+        # selnet's own directory only when it is the user's and nobody else can write it
+        cdir = private_cache_dir("") if cache_dir is None else cache_dir
+        if cdir is None:
+            return cls.build(root, files)
         key = _cache_key(root, files)
-        cdir = cache_dir if cache_dir is not None else selnet_cache_dir()
         path = cdir / f"interfaces-{key}.bin"
         data = _read_cache(path)
         if data is not None:

@@ -21,7 +21,14 @@ from selnet.policy.cache import get_or_build
 from selnet.policy.extract import extract
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import PolicySnapshot
-from selnet.policy.source import PolicySource, compile_cil, is_cil_base, resolve, split_layers
+from selnet.policy.source import (
+    PolicySource,
+    allow_caches,
+    compile_cil,
+    is_cil_base,
+    resolve,
+    split_layers,
+)
 
 
 def load_policy(
@@ -30,6 +37,7 @@ def load_policy(
     use_cache: bool = True,
     on_build: Callable[[], None] | None = None,
 ) -> Policy:
+    allow_caches(use_cache)  # --no-cache holds for the whole command
     base_paths, module_paths = split_layers(list(paths or []))
     source = resolve(base_paths or None, use_cache=use_cache)
     try:

@@ -45,6 +45,20 @@ def cache_dir() -> Path:
 
 _noted_unsafe = False
 
+# Whether this process may use selnet's caches beyond the policy's own: False after
+# load_policy(use_cache=False) (the CLI's --no-cache loads the policy first), so the
+# caches a command fills later (the refpolicy interface index) write nothing either.
+_caches_allowed = True
+
+
+def allow_caches(on: bool) -> None:
+    global _caches_allowed
+    _caches_allowed = on
+
+
+def caches_allowed() -> bool:
+    return _caches_allowed
+
 
 def _note_unsafe(path: Path, why: str) -> None:
     global _noted_unsafe
