@@ -174,7 +174,63 @@ def cases(ws: Workspace, rng: random.Random, sh: Shared, n: int, fifo_inputs: bo
         yield p, (base if rng.random() < 0.05 else mutate(rng, base, p))
 
 
-def run(ws: Workspace, rng: random.Random, n: int, jobs: int = 1, timeout: float = 10.0,
+def log_fifos(argv: list[str], p: Paths) -> bool:
+    """Whether ``audit`` reads the case's FIFO as a log (a FILE argument, as selnet's own
+    parser reads the arguments): then the case gives it a writer.  Reading a FIFO waits for
+    its writer, by design and as ``cat`` does: ``selnet audit <(ausearch ...)`` hands selnet
+    a pipe.  A FIFO anywhere else (``--policy``, ``-o``) gets no writer, so a blocking open
+    there is still a hang."""
+    if not argv or argv[0] != "audit":
+        return False
+    import contextlib
+    import io
+
+    from selnet.cli.main import build_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            ns = build_parser().parse_args(argv)
+    except SystemExit:
+        return False  # argparse refuses it before anything is opened
+    files = [str(f) for f in getattr(ns, "files", None) or []]
+    return str(p.fifo) in files or str(p.fifo_link) in files
+
+
+FEED = (b"type=AVC msg=audit(1700000000.123:1): avc:  denied  { name_connect } for  pid=1 "
+        b'comm="web" dest=5432 scontext=system_u:system_r:web_t:s0 '
+        b"tcontext=system_u:object_r:db_port_t:s0 tclass=tcp_socket permissive=0\n")
+
+
+def fed_call(argv: list[str], fifo: Path) -> harness.Call:
+    """``harness.cli(argv)`` while a writer feeds ``fifo``: one log line each time there is
+    a reader, then a pause in which a reader sees EOF, for as long as selnet runs (the same
+    FIFO may be named twice, so it may be opened again after an EOF); stopped afterwards."""
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the writer
+        try:
+            while True:
+                fd = os.open(fifo, os.O_WRONLY)  # waits for selnet to open it for reading
+                os.write(fd, FEED)
+                os.close(fd)
+                time.sleep(0.2)
+        finally:
+            os._exit(0)
+    try:
+        return harness.cli(argv)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+# A case's time limit: a call that needs the interface index under --no-cache parses the
+# refpolicy headers (about 3 s of CPU, much more on a loaded 2-core machine); a real hang
+# (a blocking open) never returns, so a generous limit loses nothing.
+CASE_TIMEOUT = 30.0
+
+
+def run(ws: Workspace, rng: random.Random, n: int, jobs: int = 1, timeout: float = CASE_TIMEOUT,
         shared: Shared | None = None, fifo_inputs: bool = True) -> Part:
     part = Part("cli")
     t0 = time.monotonic()
@@ -185,7 +241,10 @@ def run(ws: Workspace, rng: random.Random, n: int, jobs: int = 1, timeout: float
         for p, toks in cases(ws, rng, sh, n, fifo_inputs):
             argv = _argv(ws, toks)
             meta.append((p, argv))
-            yield lambda argv=argv: harness.cli(argv)  # type: ignore[misc]
+            if log_fifos(argv, p):
+                yield lambda argv=argv, fifo=p.fifo: fed_call(argv, fifo)  # type: ignore[misc]
+            else:
+                yield lambda argv=argv: harness.cli(argv)  # type: ignore[misc]
 
     for idx, child in harness.run_children(ws, tasks(), jobs, timeout):
         p, argv = meta[idx]

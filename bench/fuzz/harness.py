@@ -254,10 +254,21 @@ def cli(argv: Sequence[str], env: dict[str, str] | None = None) -> Call:
     return Call(rc, out.getvalue(), err.getvalue(), tb)
 
 
+def _is_note(line: str) -> bool:
+    """selnet's notes, printed before any answer (an error included) on purpose: a cache
+    it will not use, and the bundled example policy standing in for a missing --policy
+    (an answer about a toy policy must never pass for one about this machine).  They are
+    not part of an error message."""
+    from selnet.cli.options import example_note
+
+    return line.startswith("selnet: note: ") or line == example_note()
+
+
 def error_lines(err: str) -> list[str]:
     """The lines of an error message.  argparse's usage block that precedes its one
-    ``selnet CMD: error: ...`` line is not counted: it is argparse's standard shape."""
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    ``selnet CMD: error: ...`` line is not counted: it is argparse's standard shape; nor
+    are selnet's notes (``_is_note``)."""
+    lines = [ln for ln in err.splitlines() if ln.strip() and not _is_note(ln)]
     if lines and lines[0].startswith("usage:"):
         for i, ln in enumerate(lines):
             if ": error: " in ln:
