@@ -92,3 +92,12 @@ def test_net_bind_service_per_family(load: Any, compile_cil: Any, endpoint: str,
     # The capability comes after the SELinux bind hook's checks.
     perms = [r.check.perm for r in chain.results]
     assert perms.index("net_bind_service") > perms.index("node_bind")
+
+
+def test_so_debug_net_admin_refuses_with_eacces() -> None:
+    # sk_setsockopt: SO_DEBUG without CAP_NET_ADMIN is -EACCES; the other net_admin options
+    # are -EPERM (observed on 6.1 by the trace_so_debug conformance scenarios)
+    by_id = {c.id: c for c in K.for_avc("capability", "net_admin")}
+    assert by_id["setsockopt.net_admin_debug"].errno == "EACCES"
+    assert by_id["setsockopt.net_admin"].errno == "EPERM"
+    assert by_id["setsockopt.net_admin_debug"].step == "setsockopt"

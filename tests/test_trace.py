@@ -266,3 +266,12 @@ def test_operation_commands_note_an_excluding_ping_group_range(
     assert rc == 0 and any("fails with EACCES" in n for n in obj["notes"])
     rc, obj = _json(capsys, [*argv, "--sysctl", "net.ipv4.ping_group_range=0 0"])
     assert rc == 0 and not any("fails with EACCES" in n for n in obj["notes"])
+
+
+def test_limited_broadcast_needs_so_broadcast(policy: Policy) -> None:
+    # udp_sendmsg: EACCES from the kernel, not SELinux, without SO_BROADCAST
+    tr = trace(policy, "cli_t", ["sock=udp", "sendto=255.255.255.255:67"])
+    assert (tr.steps[1].errno, tr.steps[1].cause) == ("EACCES", "kernel") and tr.allowed
+    tr = trace(policy, "cli_t", ["sock=udp", "setsockopt=SO_BROADCAST",
+                                 "sendto=255.255.255.255:67"])
+    assert tr.completes

@@ -55,6 +55,12 @@ OPS = ("sock", "bind", "listen", "connect", "sendto", "send", "recv", "accept", 
 _ARG_OPS = {"sock", "bind", "connect", "sendto", "setsockopt", "getsockopt"}
 
 SOCK_C = "net/core/sock.c"
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_BROADCAST: dict[str, tuple[str, str, int]] = {
+    "udp": ("udp_sendmsg", "net/ipv4/udp.c", 1321),
+    "icmp": ("ping_v4_sendmsg", "net/ipv4/ping.c", 816),
+    "raw": ("raw_sendmsg", "net/ipv4/raw.c", 631),
+}
 # send() with no address on an unconnected datagram socket
 _NO_DEST: dict[tuple[str, int], tuple[str, str, int]] = {
     ("udp", 4): ("udp_sendmsg", "net/ipv4/udp.c", 1200),
@@ -134,6 +140,7 @@ class _Sock:
     child: Context | None = None  # accept()ed connection's label; data steps use it
     sender: IPAddress | None = None  # a datagram arrived from (send then replies to it)
     shut: bool = False
+    broadcast: bool = False  # SO_BROADCAST set
 
     @property
     def stream(self) -> bool:
@@ -359,6 +366,8 @@ class TraceModel:
             target = sock.child or sock.label
             p = self._plan(ts, sock, env, target)
             p.sockperm(op, "setsockopt.setopt" if op == "setsockopt" else "getsockopt.getopt")
+            if op == "setsockopt" and st.option == "SO_BROADCAST":
+                sock.broadcast = True
             cap = SET_OPTIONS.get(st.option) if op == "setsockopt" else None
             if cap is not None:
                 ts.checks.append(km._cap(op, K.check(cap), ts.subject, env))
@@ -439,6 +448,8 @@ class TraceModel:
             ts.error = _err("EISCONN", "__inet_stream_connect", K.AF_INET, 648,
                             "the socket is connected or listening")
             return
+        if not sock.stream and self._broadcast_refused(ts, sock, ep.address):
+            return
         if not sock.has_port:
             ts.notes.append(note("implicit-bind"))
             sock.autobound = True
@@ -473,12 +484,28 @@ class TraceModel:
             ts.error = _err("EDESTADDRREQ", fn, file, line,
                             "no destination: the socket is not connected")
             return
+        if not sock.has_port:  # inet_send_prepare, before the protocol's sendmsg
+            ts.notes.append(note("autobind"))
+            sock.autobound = True
+        if self._broadcast_refused(ts, sock, remote):  # routing, before the buffer
+            return
         if sock.shut:
             # observed on 6.1: the datagram's buffer is refused after shutdown()
             ts.error = _err("EPIPE", "sock_alloc_send_pskb", SOCK_C, 2771,
                             "the socket is shut down for sending")
             return
-        if not sock.has_port:
-            ts.notes.append(note("autobind"))
-            sock.autobound = True
         self.km._packets(p, "tx", target, remote, "send")
+
+    def _broadcast_refused(self, ts: TraceStep, sock: _Sock, remote: IPAddress) -> bool:
+        """An IPv4 datagram to the limited broadcast address without SO_BROADCAST: EACCES
+        from the protocol after routing (udp_sendmsg, ping_v4_sendmsg, raw_sendmsg,
+        ip4_datagram_connect), not from SELinux.  Other broadcast addresses depend on the
+        routes, which selnet does not know."""
+        if sock.family != 4 or sock.broadcast or remote != _LIMITED_BROADCAST:
+            return False
+        fn, file, line = _BROADCAST[sock.proto] if ts.step.op != "connect" else (
+            "__ip4_datagram_connect", "net/ipv4/datagram.c", 59)
+        ts.error = _err("EACCES", fn, file, line,
+                        "a broadcast destination without SO_BROADCAST (when a route to it "
+                        "exists; ENETUNREACH otherwise)")
+        return True
