@@ -160,6 +160,13 @@ _PORT_MAPS: weakref.WeakKeyDictionary[Policy, PortMap] = weakref.WeakKeyDictiona
 def port_map(policy: Policy) -> PortMap:
     """Built once per policy from the portcons in binary order (first match wins)."""
     got = _PORT_MAPS.get(policy)
+    if got is None and policy.base is not policy and \
+            policy.snap.portcons is policy.base.snap.portcons and \
+            policy.snap.initial_sids is policy.base.snap.initial_sids:
+        # An overlay that leaves the portcons alone (a rule, a boolean: every fix the
+        # engine verifies but port labels) has its base's map.
+        got = port_map(policy.base)
+        _PORT_MAPS[policy] = got
     if got is None:
         initial = policy.snap.initial_sids.get("port")
         if initial is None:
