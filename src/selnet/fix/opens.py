@@ -14,8 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from selnet.analyses.porttypes import PolicyFacts
-from selnet.analyses.profiles import Range, candidate_subjects, merge_ranges
-from selnet.decide.decision import Decider
+from selnet.analyses.profiles import Decisions, Range, candidate_subjects, merge_ranges
 from selnet.errors import InputError
 from selnet.kernel.classes import (
     CLASS_PROTOCOL,
@@ -88,7 +87,9 @@ class Measurer:
         self.base = base
         self.bools = dict(bools)
         self.facts = facts
-        self.before = Decider(base, self.bools)
+        # Memoised on what a decision depends on: a boolean that activates an
+        # attribute's rules asks the same question of hundreds of domains and types.
+        self.before = Decisions(base, self.bools)
         self._ctx: dict[str, Context] = {}
         self._by_bool: dict[str, list[AVRule]] = {}
         for r in base.snap.rules:
@@ -130,7 +131,7 @@ class Measurer:
                 settings: Sequence[tuple[str, bool]], want: Want) -> Opens:
         after_bools = {**{k: v for k, v in changed.snap.booleans.items()}, **self.bools,
                        **dict(settings)}
-        after = Decider(changed, after_bools)
+        after = Decisions(changed, after_bools)
         rules = [r for r in changed.snap.rules[len(self.base.snap.rules):] if r.ruletype == "allow"]
         rules += self.activated(settings)
         gains: dict[tuple[str, str, str, str], Gain] = {}
@@ -142,10 +143,11 @@ class Measurer:
             self._relabel_gains(changed, after, relabeled, gains, losses)
         return self._summary(list(gains.values()), list(losses.values()), want, estimated)
 
-    def _rule_gains(self, changed: Policy, after: Decider, rules: Iterable[AVRule],
+    def _rule_gains(self, changed: Policy, after: Decisions, rules: Iterable[AVRule],
                     gains: dict[tuple[str, str, str, str], Gain]) -> bool:
         estimated = False
         pm = port_map(changed)
+        type_ranges: dict[tuple[str, str], tuple[Range, ...]] = {}
         for r in rules:
             subjects = changed.expand(r.source)
             targets = changed.expand(r.target)
@@ -163,19 +165,21 @@ class Measurer:
                         if key in gains:
                             continue
                         if decide:
-                            if not after.decide(scon, tcon, r.tclass, p).allowed:
+                            if not after.decision(scon, tcon, r.tclass, p).allowed:
                                 continue
-                            if self.before.decide(scon, tcon, r.tclass, p).allowed:
+                            if self.before.decision(scon, tcon, r.tclass, p).allowed:
                                 continue
                         ports: tuple[Range, ...] = ()
                         if proto is not None and p in PORT_PERMS:
-                            ports = tuple(merge_ranges(
-                                (iv.low, iv.high) for iv in pm.intervals[proto]
-                                if iv.context.type == t))
+                            ports = type_ranges.get((proto, t), ())
+                            if (proto, t) not in type_ranges:
+                                ports = type_ranges[(proto, t)] = tuple(merge_ranges(
+                                    r for ctx, rs in pm.context_ranges(proto).items()
+                                    if ctx.type == t for r in rs))
                         gains[key] = Gain(s, r.tclass, p, t, ports)
         return estimated
 
-    def _relabel_gains(self, changed: Policy, after: Decider,
+    def _relabel_gains(self, changed: Policy, after: Decisions,
                        regions: list[tuple[str, int, int]],
                        gains: dict[tuple[str, str, str, str], Gain],
                        losses: dict[tuple[str, str, str, str, int], Gain]) -> None:
@@ -195,8 +199,8 @@ class Measurer:
                             candidate_subjects(self.base, sclass, old.context.type, perm)
                         for s in sorted(subs):
                             scon = self.subject_ctx(changed, s)
-                            now = after.decide(scon, new.context, sclass, perm).allowed
-                            was = self.before.decide(scon, old.context, sclass, perm).allowed
+                            now = after.decision(scon, new.context, sclass, perm).allowed
+                            was = self.before.decision(scon, old.context, sclass, perm).allowed
                             if now and not was:
                                 key = (s, sclass, perm, new.context.type)
                                 prev = gains.get(key)
