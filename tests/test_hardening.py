@@ -308,3 +308,15 @@ def test_no_cache_answers_name_the_cil_files(capsys: pytest.CaptureFixture[str],
     captured = capsys.readouterr()
     assert json.loads(captured.out)["policy"]["path"] == str(cil)
     assert "not using the cache" in captured.err
+
+
+def test_lint_refuses_a_fifo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """lint read a FIFO and waited forever for a writer (fuzz campaign, seed 1202)."""
+    fifo = tmp_path / "mod.te"
+    os.mkfifo(fifo)
+    good = tmp_path / "ok.te"
+    good.write_text("allow web_t self:tcp_socket { create connect };\n")
+    assert main(["lint", str(good), str(fifo)]) == 2
+    one_line_error(capsys.readouterr().err, "not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert main(["lint", str(good)]) in (0, 1)  # the regular file alone is linted

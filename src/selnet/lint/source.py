@@ -9,7 +9,9 @@ installed (or when the linted tree has one).
 from __future__ import annotations
 
 import bisect
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +231,13 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
 
 
 def read_source(path: Path, sets: dict[str, tuple[str, ...]]) -> SourceFile:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0  # missing or unreadable: the read below says why
+    if mode and not stat.S_ISREG(mode):
+        # A FIFO would block the read until a writer comes, a device might never end.
+        raise InputError(f"cannot read {path}: not a regular file")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
