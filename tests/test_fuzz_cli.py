@@ -23,7 +23,7 @@ def _assert_clean(part: harness.Part) -> None:
 @pytest.mark.parametrize("seed", [20261201, 20261202])
 def test_mutated_arguments_keep_the_contract(ws: harness.Workspace, seed: int) -> None:
     """FIFOs only as outputs here; a FIFO as an input is test_fifo_policy_is_refused."""
-    part = cli.run(ws, random.Random(seed), 40, jobs=2, timeout=4, fifo_inputs=False)
+    part = cli.run(ws, random.Random(seed), 40, jobs=2, fifo_inputs=False)  # cli.CASE_TIMEOUT
     assert part.cases == 40
     _assert_clean(part)
 

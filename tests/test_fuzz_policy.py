@@ -3,6 +3,7 @@ corruption, fixed seeds, a few seconds each.  scripts/fuzz runs the long campaig
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -20,25 +21,40 @@ def _assert_clean(part: harness.Part) -> None:
         f"{k}: {v}" for k, v in part.examples.items())
 
 
+# The seed policies and the pristine cache are built once for the module (secilc and a
+# clean answer each): the slices then cost only their cases.
+@pytest.fixture(scope="module")
+def seed_list(ws: harness.Workspace) -> list[policy.Seed]:
+    return policy.seeds(ws)
+
+
+@pytest.fixture(scope="module")
+def setup(ws: harness.Workspace) -> cache.Setup:
+    return cache.Setup(ws)
+
+
 @pytest.mark.parametrize("seed", [20261201, 20261202])
-def test_policy_mutants_keep_the_contract(ws: harness.Workspace, seed: int) -> None:
-    part = policy.run(ws, random.Random(seed), 30, jobs=2, timeout=20)
-    assert part.cases == 30
-    _assert_clean(part)
-
-
-@pytest.mark.parametrize("seed", [7, 9])
-def test_cache_corruption_never_changes_the_answer(ws: harness.Workspace, seed: int) -> None:
-    part = cache.run(ws, random.Random(seed), 25, jobs=2)
+def test_policy_mutants_keep_the_contract(ws: harness.Workspace, seed_list: list[policy.Seed],
+                                          seed: int) -> None:
+    part = policy.run(ws, random.Random(seed), 25, jobs=2, timeout=20, seed_list=seed_list)
     assert part.cases == 25
     _assert_clean(part)
 
 
-def test_index_cache_corruption_is_rebuilt(ws: harness.Workspace) -> None:
-    """Only the index pickles, on the binary policy: never a different answer."""
-    s = cache.Setup(ws)
-    s.targets = [p for p in s.index if p != s.other_index]
+@pytest.mark.parametrize("seed", [7, 9])
+def test_cache_corruption_never_changes_the_answer(ws: harness.Workspace, setup: cache.Setup,
+                                                   seed: int) -> None:
+    part = cache.run(ws, random.Random(seed), 25, jobs=2, setup=setup)
+    assert part.cases == 25
+    _assert_clean(part)
+
+
+def test_index_cache_corruption_is_rebuilt(ws: harness.Workspace, setup: cache.Setup) -> None:
+    """Only the index files, on the binary policy: never a different answer."""
+    s = copy.copy(setup)
+    s.targets = [p for p in setup.index if p != setup.other_index]
     part = cache.run(ws, random.Random(8), 15, jobs=2, setup=s)
+    assert part.cases == 15
     _assert_clean(part)
 
 
