@@ -112,7 +112,7 @@ def emit(args: argparse.Namespace, as_json: Callable[[], object],
          lines: Callable[[], Sequence[str]], policy: Policy | None = None) -> None:
     """JSON under --json, else text lines: rendering is always the last step.  Every JSON
     answer names the policy (and modules, and changes) it was decided on."""
-    from selnet.render.facts import policy_json, policy_lines
+    from selnet.render.facts import policy_footer, policy_json, policy_lines
 
     if args.json:
         from selnet.render.jsonout import SCHEMA_VERSION, emit_json
@@ -125,4 +125,5 @@ def emit(args: argparse.Namespace, as_json: Callable[[], object],
         emit_json(obj)
     else:
         head = policy_lines(policy) if policy is not None else []
-        sys.stdout.write("\n".join([*head, *lines()]) + "\n")
+        tail = policy_footer(policy) if policy is not None else []
+        sys.stdout.write("\n".join([*head, *lines(), *tail]) + "\n")

@@ -117,7 +117,8 @@ def policy_json(policy: Policy) -> dict[str, object]:
 
 
 def policy_lines(policy: Policy) -> list[str]:
-    """For a layered policy (modules or changes), which one, and what was not applied."""
+    """For a layered policy (modules or changes): which one, and what was not applied.
+    Shown first: an answer about a module must say what the module did not bring."""
     if policy.overlay is None and not getattr(policy, "modules", ()):
         return []
     out = [f"policy: {policy.describe()}"]
@@ -125,3 +126,11 @@ def policy_lines(policy: Policy) -> list[str]:
         if u.matters:
             out.append(f"  not applied (can matter for networking): {u.describe()}")
     return out
+
+
+def policy_footer(policy: Policy) -> list[str]:
+    """Every human answer names the policy it was decided on, last (a layered policy
+    already said so first)."""
+    if policy.overlay is not None or hasattr(policy, "modules"):
+        return []
+    return [f"decided on {policy.describe()}"]
