@@ -91,6 +91,17 @@ class AVRule(NamedTuple):
     cond: CondExpr | None = None
     branch: bool = True  # the rule applies when the condition evaluates to this
 
+    def te(self) -> str:
+        """The rule as TE a policy writer can paste: every permission, and a conditional
+        rule inside its ``if`` block (the false branch as ``else``)."""
+        perms = sorted(self.perms)
+        ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
+        text = f"{self.ruletype} {self.source} {self.target}:{self.tclass} {ptext};"
+        if self.cond is None:
+            return text
+        expr = infix(self.cond)
+        return f"if ({expr}) {{ {text} }}" if self.branch else f"if ({expr}) {{ }} else {{ {text} }}"
+
     def sesearch(self) -> str:
         """The rule the way sesearch prints it."""
         perms = sorted(self.perms)

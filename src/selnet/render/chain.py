@@ -42,15 +42,16 @@ def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
         if not active:
             return "allowed by handle_unknown=allow (the policy does not define it)"
         g = active[0]
-        # The rule as sesearch prints it, narrowed to the permission checked (what
-        # `sesearch -A -s S -t T -c C -p P` selects); JSON carries the whole rule.
-        text = g.rule._replace(perms=frozenset({res.check.perm})).sesearch()
+        # The rule narrowed to the permission checked (what `sesearch -A -s S -t T -c C
+        # -p P` selects), as pasteable TE; JSON carries the whole rule.
+        text = g.rule._replace(perms=frozenset({res.check.perm})).te()
         if g.rule.source != res.check.subject.type:
             text += f" (subject via attribute {g.rule.source})"
         if g.rule.target != res.check.target.type:
             text += f" (target via attribute {g.rule.target})"
         if len(active) > 1:
-            text += f" (+{len(active) - 1} more)"
+            n = len(active) - 1
+            text += f" (and {n} more rule{'s' if n > 1 else ''})"
         return text
     parts: list[str] = []
     if d.reason == "boolean" and d.boolean_fixes:
@@ -68,7 +69,7 @@ def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
         if d.constraint_blocks_fix:
             parts.append(f"and a constraint would deny it too: {d.constraint}")
     if d.silent:
-        parts.append("silent: dontaudit " + d.dontaudit[0].sesearch())
+        parts.append("silent: " + d.dontaudit[0].te())
     if not d.enforced:
         parts.append(f"{res.check.subject.type} is permissive: logged, not enforced")
     return "; ".join(parts)

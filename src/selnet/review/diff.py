@@ -38,7 +38,7 @@ from selnet.kernel.classes import INET_SOCKET_CLASSES, socket_class
 from selnet.model.env import NetEnv
 from selnet.model.labels import PortMap, node_label, port_map
 from selnet.model.plan import Endpoint, KernelModel, Scenario, socket_label
-from selnet.policy.conditions import eval_cond, infix
+from selnet.policy.conditions import eval_cond
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import AVRule, Context
 from selnet.review.boolfn import FALSE, TRUE, BoolFn, conj, conj_all, implies, of_conditions
@@ -65,15 +65,8 @@ class Fact:
 
 
 def rule_text(rule: AVRule) -> str:
-    """The rule as TE a reviewer can paste: every permission, and its conditional block."""
-    perms = sorted(rule.perms)
-    ptext = perms[0] if len(perms) == 1 else "{ " + " ".join(perms) + " }"
-    text = f"{rule.ruletype} {rule.source} {rule.target}:{rule.tclass} {ptext};"
-    if rule.cond is not None:
-        expr = infix(rule.cond)
-        text = f"if ({expr}) {{ {text} }}" if rule.branch else \
-            f"if ({expr}) {{ }} else {{ {text} }}"
-    return text
+    """The rule as TE a reviewer can paste (AVRule.te)."""
+    return rule.te()
 
 
 class Side:
