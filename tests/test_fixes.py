@@ -179,3 +179,18 @@ def test_audit_module_cil_compiles_with_secilc_on_the_example(tmp_path: Path,
         assert dec.decide(r["scontext"], r["tcontext"], r["class"], r["perm"]).allowed
 
 
+
+
+def test_audit_module_resolves_conflicting_best_fixes(compile_cil: Any, tmp_path: Path,
+                                                      capsys: Any) -> None:
+    """Each group's best fix alone can undo another's: relabeling 5432 for worker_t's bind
+    takes it from web_t's connect (db_port_t).  The module's fixes are chosen together, so
+    every record is allowed."""
+    root = Path(__file__).resolve().parent
+    policy = compile_cil((root / "data" / "audit" / "audit-policy.cil").read_text())
+    log = root / "data" / "audit" / "ausearch-connect.log"
+    rc, out = _json(capsys, "audit", str(log), "--policy", str(policy), "--module", "both",
+                    "-o", str(tmp_path))
+    assert rc == 0 and out["verified"], out
+    assert all(r["allowed"] for r in out["records"])
+    assert "semanage port -m" not in (tmp_path / "both.sh").read_text()

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -165,7 +162,7 @@ def _module(args: argparse.Namespace, policy: Policy, report: AuditReport) -> in
     """Write NAME.te, NAME.cil, NAME.pp (when checkmodule is installed) and NAME.sh, with
     only what the groups' best fixes need; verify by layering and deciding again."""
     from selnet.audit.auditor import needs_of
-    from selnet.fix.module import check_module, plan_module
+    from selnet.fix.module import check_module, choose_fixes, plan_module
     from selnet.render.module import cil_text, module_json, module_lines, script_text, te_text
 
     name = args.module
@@ -174,11 +171,17 @@ def _module(args: argparse.Namespace, policy: Policy, report: AuditReport) -> in
     outdir = Path(args.output or ".")
     if not outdir.is_dir():
         raise InputError(f"-o {outdir}: not a directory")
-    chosen = [g.fix for g in report.groups if g.still_denied and g.fix is not None]
+    denied = [g for g in report.groups if g.still_denied and g.fix is not None]
+    chosen = choose_fixes(name, policy, report.bools, [
+        (needs_of(e.diag for e in g.entries), [f for f in g.fixes if f.verified])
+        for g in denied])
     needs = needs_of(e.diag for g in report.groups if g.still_denied for e in g.entries)
     plan = plan_module(name, chosen)
     te, cil = te_text(plan, policy), cil_text(plan)
-    pp, pp_error = _compile_pp(name, te, policy.snap.mls)
+    if plan.rules or plan.types:
+        pp, pp_error = _compile_pp(name, te, policy.snap.mls)
+    else:  # checkmodule refuses a module with no statement; nothing to load anyway
+        pp, pp_error = None, "the fixes need no rule: no .pp to load, only the commands"
     files = {f"{name}.te": te, f"{name}.cil": cil, f"{name}.sh": script_text(plan, pp is not None)}
     for fname, text in files.items():
         write_text(outdir / fname, text)
@@ -193,6 +196,10 @@ def _module(args: argparse.Namespace, policy: Policy, report: AuditReport) -> in
 
 def _compile_pp(name: str, te: str, mls: bool) -> tuple[bytes | None, str | None]:
     """checkmodule -M -m, then semodule_package: the .pp semodule -i loads."""
+    import shutil
+    import subprocess
+    import tempfile
+
     checkmodule, package = shutil.which("checkmodule"), shutil.which("semodule_package")
     if checkmodule is None or package is None:
         return None, "checkmodule/semodule_package not installed: no .pp written"

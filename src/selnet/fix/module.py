@@ -95,3 +95,44 @@ def check_module(base: Policy, bools: Mapping[str, bool], plan: ModulePlan, cil:
             tcon = port_label(changed, n.proto, n.port, with_shadowed=False).context
         verdicts.append(Verdict(n, dec.decide(n.scon, tcon, n.tclass, n.perm).allowed))
     return ModuleCheck(tuple(verdicts), tuple(u.statement for u in unapplied))
+
+
+def _plan_allows(base: Policy, bools: Mapping[str, bool], plan: ModulePlan,
+                 needs: Sequence[Need]) -> bool:
+    """The plan's changes applied directly (no CIL round trip): are all needs allowed?"""
+    changes: list[Change] = [*plan.types, *plan.rules, *plan.labels]
+    changed = base.with_changes(*changes) if changes else base
+    dec = Decider(changed, {**changed.snap.booleans, **bools, **dict(plan.settings)})
+    for n in needs:
+        tcon = n.tcon
+        if n.port_check and plan.labels:
+            assert n.proto is not None and n.port is not None
+            tcon = port_label(changed, n.proto, n.port, with_shadowed=False).context
+        if not dec.decide(n.scon, tcon, n.tclass, n.perm).allowed:
+            return False
+    return True
+
+
+def choose_fixes(name: str, base: Policy, bools: Mapping[str, bool],
+                 groups: Sequence[tuple[Sequence[Need], Sequence[Fix]]]) -> list[Fix]:
+    """One fix per group such that the module allows every group's records together.
+
+    Each group's best fix is verified alone; two can conflict (a port relabeled for one
+    domain takes the port from another that reached it by its old type).  Groups are taken
+    in order, each with the first of its ranked fixes that keeps every record chosen so far
+    allowed; a group none of whose fixes fits keeps its best (the check then says which
+    records stay denied)."""
+    chosen: list[Fix] = []
+    needs: list[Need] = []
+    for group_needs, fixes in groups:
+        if not fixes:
+            continue
+        pick = fixes[0]
+        for f in fixes:
+            if _plan_allows(base, bools, plan_module(name, [*chosen, f]),
+                            [*needs, *group_needs]):
+                pick = f
+                break
+        chosen.append(pick)
+        needs.extend(group_needs)
+    return chosen
