@@ -155,14 +155,13 @@ def _write_atomic(out: Path, data: bytes) -> None:
         raise
 
 
-def prepare(path: Path, store: ModuleStore | None = None) -> Module:
-    """The module at ``path``, converted to CIL in ``store`` (default: the cache).  With a
-    store of its own the caller closes it once the policy is read."""
+def prepare(path: Path, store: ModuleStore) -> Module:
+    """The module at ``path``, converted to CIL in ``store``; the caller closes the store
+    once the policy is read (a scratch conversion is then removed)."""
     if not path.exists():
         raise PolicyError(f"{path}: no such module file")
     if path.is_dir():
         raise PolicyError(f"{path}: is a directory, not a policy module")
-    store = store if store is not None else ModuleStore()
     if path.suffix == ".te":
         return _from_te(path, store)
     data = _read(path)
@@ -252,7 +251,7 @@ _GEN_REQUIRE = re.compile(r"\(\s*typeattribute\s+cil_gen_require\s*\)")
 
 
 def gen_require_shim(base: tuple[Path, ...], modules: list[Module],
-                     store: ModuleStore | None = None) -> list[Path]:
+                     store: ModuleStore) -> list[Path]:
     """A declaration of ``cil_gen_require`` when converted modules need one.
 
     Modules converted from a .pp mark what they require with
@@ -267,7 +266,6 @@ def gen_require_shim(base: tuple[Path, ...], modules: list[Module],
                 return []
         except OSError:
             return []
-    store = store if store is not None else ModuleStore()
     out, _ = store.get(f"cil_gen_require-{_FORMAT}",
                        lambda: b"(typeattribute cil_gen_require)\n(roleattribute cil_gen_require)\n")
     return [out]
