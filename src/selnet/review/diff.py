@@ -85,6 +85,10 @@ class Side:
         self._facts: dict[tuple[str, Context, Context, str, str], Fact] = {}
         self._targets: dict[tuple[str, str, str], dict[str, list[AVRule]]] = {}
         self._shapes: dict[tuple[str, str, bool], tuple[tuple[str, str, str], ...]] = {}
+        # Per subject key: the candidate port types and each label's function (shared by
+        # the domains that key stands for), and their merged runs.
+        self._tables: dict[tuple[object, ...], tuple[frozenset[str], dict[Context, BoolFn]]] = {}
+        self._runs: dict[tuple[object, ...], tuple[tuple[int, int, BoolFn], ...]] = {}
         self._any_node: Context | None = None
         self._ranges: dict[str, dict[Context, list[Range]]] = {}
         self._contexts: dict[str, Context | None] = {}
@@ -256,7 +260,10 @@ class OpModel:
     permissive: bool
     candidates: frozenset[str] | None = None  # port types some rule covers; None: all alike
     default: BoolFn = FALSE  # every port label no rule covers
+    # Shared by every domain whose socket has the same subject key (Decisions): the
+    # attribute-granted domains of a policy share a handful of such tables.
     _port_fns: dict[Context, BoolFn] = field(default_factory=dict)
+    _runs_key: tuple[object, ...] = ()
     _fixed_fn: BoolFn | None = None
 
     @classmethod
@@ -281,8 +288,14 @@ class OpModel:
                     dom.type in policy.snap.permissive)
         if port_perm is not None:
             if defined(policy, sclass, port_perm):
-                model.candidates = frozenset(
-                    candidate_targets(policy, sclass, sock.type, port_perm))
+                skey = (proto, sclass, port_perm,
+                        side.decisions.subject_key(sock, sclass, port_perm))
+                shared = side._tables.get(skey)
+                if shared is None:
+                    shared = side._tables[skey] = (
+                        frozenset(candidate_targets(policy, sclass, sock.type, port_perm)), {})
+                model.candidates, model._port_fns = shared
+                model._runs_key = skey
             else:  # handle_unknown decides every port alike
                 any_ctx = next(iter(side.ranges(proto)))
                 model.default = model.port_fact(any_ctx).fn
@@ -334,24 +347,31 @@ class OpModel:
 
     def signature(self) -> tuple[object, ...]:
         """Equal signatures on both sides: the same access at every port (fast path)."""
+        return (*self.head(), self.runs())
+
+    def runs(self) -> tuple[tuple[int, int, BoolFn], ...]:
+        """The candidate labels' ports with their functions, merged (shared per table)."""
+        if self.port_perm is None or self.candidates is None:
+            return ()
+        got = self.side._runs.get(self._runs_key)
+        if got is not None:
+            return got
         ranges = self.side.ranges(self.proto)
+        spans: list[tuple[int, int, BoolFn]] = []
+        cands = self.candidates
+        for ctx, rs in ranges.items():
+            if ctx.type in cands:
+                fn = self.port_fn(ctx)
+                spans.extend((lo, hi, fn) for lo, hi in rs)
+        spans.sort(key=lambda t: t[0])
         runs: list[tuple[int, int, BoolFn]] = []
-        if self.port_perm is not None:
-            spans: list[tuple[int, int, BoolFn]] = []
-            cands = self.candidates
-            if cands is not None:
-                for ctx, rs in ranges.items():
-                    if ctx.type in cands:
-                        fn = self.port_fn(ctx)
-                        spans.extend((lo, hi, fn) for lo, hi in rs)
-            spans.sort(key=lambda t: t[0])
-            for lo, hi, fn in spans:
-                if runs and runs[-1][1] + 1 == lo and runs[-1][2] == fn:
-                    runs[-1] = (runs[-1][0], hi, fn)
-                else:
-                    runs.append((lo, hi, fn))
-        return (self.permissive, self.fixed_fn(), self.port_perm, self.default,
-                None if self.cap is None else self.cap.fn, tuple(runs))
+        for lo, hi, fn in spans:
+            if runs and runs[-1][1] + 1 == lo and runs[-1][2] == fn:
+                runs[-1] = (runs[-1][0], hi, fn)
+            else:
+                runs.append((lo, hi, fn))
+        got = self.side._runs[self._runs_key] = tuple(runs)
+        return got
 
     def access_fn(self, port: int, ctx: Context) -> BoolFn:
         fn = self.fixed_fn()
