@@ -675,11 +675,13 @@ def _compare(a: Side, b: Side, explainer: Explainer, domain: str, proto: str,
         return []
     # The slow path: every run of ports with one label on each side, only where one side
     # may allow something (a port no rule covers on either side is denied on both).
-    sa = ma.spans() if ma is not None else []
-    sb = mb.spans() if mb is not None else []
-    windows = None if sa is None or sb is None else _merged([*sa, *sb])
+    windows: list[Range] | None
     if restrict is not None:
-        windows = list(restrict) if windows is None else _intersect(windows, list(restrict))
+        windows = list(restrict)  # already small: the re-typed ports
+    else:
+        sa = ma.spans() if ma is not None else []
+        sb = mb.spans() if mb is not None else []
+        windows = None if sa is None or sb is None else _merged([*sa, *sb])
     groups: dict[tuple[Access, Access, str, tuple[Cause, ...]], list[Range]] = {}
     memo: dict[tuple[Context, Context, bool, bool], tuple[Access, Access, str,
                                                           tuple[Cause, ...]] | None] = {}
@@ -721,21 +723,6 @@ def _run(a: Side, b: Side, explainer: Explainer, ma: OpModel | None, mb: OpModel
     direction = _direction(TRUE if before.state == "permissive" else fa,
                            TRUE if after.state == "permissive" else fb, before, after)
     return before, after, direction, _causes(a, b, explainer, ma, mb, proto, low, ca, cb)
-
-
-def _intersect(xs: list[Range], ys: list[Range]) -> list[Range]:
-    """Both lists sorted and disjoint: a linear merge."""
-    out: list[Range] = []
-    i = j = 0
-    while i < len(xs) and j < len(ys):
-        lo, hi = max(xs[i][0], ys[j][0]), min(xs[i][1], ys[j][1])
-        if lo <= hi:
-            out.append((lo, hi))
-        if xs[i][1] < ys[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 def _same_now(ma: OpModel, mb: OpModel) -> bool:
