@@ -179,3 +179,12 @@ def test_cli_follow_json_lines_sigterm_summary(tmp_path: Path) -> None:
     counts = {g["situation"]: g["count"] for g in summary["groups"]}
     assert counts["boolean-off"] == 2 and counts["generic-port-type"] >= 1
     assert summary["network_denials"] == sum(counts.values())
+
+
+def test_follow_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    from selnet.errors import InputError
+
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        Tail(str(fifo))  # open() of a FIFO would wait for a writer

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import BinaryIO
 from selnet.audit.auditor import Auditor, Entry, Group
 from selnet.audit.avclog import MAX_LINE_CHARS, AvcKey, AvcLogParser, Event, avc_key
 from selnet.audit.diagnose import is_network
+from selnet.errors import InputError
 from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
 
@@ -165,6 +167,11 @@ class Tail:
             self._fd = 0
             self._f: BinaryIO | None = None
             return
+        # A FIFO or a device has no end to follow and no rotation (and open() of a FIFO
+        # blocks until a writer comes): refused before it is opened.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError(f"{path}: not a regular file: --follow follows a log file "
+                             "(or - for stdin)")
         self._f = open(path, "rb")  # noqa: SIM115 - kept open while following
         st = os.fstat(self._f.fileno())
         self._ino = (st.st_dev, st.st_ino)
