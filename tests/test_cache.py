@@ -210,3 +210,32 @@ def test_no_cache_holds_for_the_interface_index(own_cache: Path, tmp_path: Path,
     # With the cache, the same command writes the interface index (the test can see it).
     assert main(["explain", "web_t", "--policy", str(EXAMPLE_CIL)]) == 0
     assert list((own_cache / "selnet").glob("interfaces-*.bin"))
+
+
+def test_boolean_descriptions_cached_and_verified(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """policy.xml's descriptions come from the verified cache once parsed; a damaged or
+    foreign entry is parsed again, never trusted."""
+    from selnet.policy import booldoc
+
+    xml = tmp_path / "policy.xml"
+    xml.write_text('<policy><module name="m"><bool name="web_ok" dflt="false">'
+                   "<desc><p>Allow the web server to connect .</p></desc></bool>"
+                   "</module></policy>")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    want = {"web_ok": "Allow the web server to connect."}
+    booldoc.boolean_descriptions.cache_clear()
+    assert booldoc.boolean_descriptions(xml) == want
+    entry = tmp_path / "cache" / "selnet" / "derived" / "booldoc.bin"
+    assert entry.is_file()
+    calls: list[Path] = []
+    real = booldoc._parse
+    monkeypatch.setattr(booldoc, "_parse", lambda p: calls.append(p) or real(p))
+    booldoc.boolean_descriptions.cache_clear()
+    assert booldoc.boolean_descriptions(xml) == want and calls == []  # from the cache
+    data = bytearray(entry.read_bytes())
+    data[-3] ^= 0x01  # one bit of the payload
+    entry.write_bytes(bytes(data))
+    booldoc.boolean_descriptions.cache_clear()
+    assert booldoc.boolean_descriptions(xml) == want and calls == [xml]
+    booldoc.boolean_descriptions.cache_clear()

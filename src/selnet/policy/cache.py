@@ -40,7 +40,7 @@ from selnet.policy.snapshot import (
     TypeTransition,
     UserInfo,
 )
-from selnet.policy.source import cache_dir, private_cache_dir
+from selnet.policy.source import cache_dir, caches_allowed, private_cache_dir
 
 _MAGIC = b"selnet-snapshot"
 # The layout of the payload below; with SNAPSHOT_FORMAT it makes the header's format.
@@ -220,3 +220,55 @@ def get_or_build(sha256: str, build: Callable[[], PolicySnapshot]) -> tuple[Poli
     snap = build()
     store(snap)
     return snap, False
+
+
+# -- small derived data (boolean descriptions, ...) ------------------------------------------
+_BLOB_MAGIC = b"selnet-blob"
+
+
+def _blob_header(key: str, payload: bytes) -> bytes:
+    digest = hashlib.sha256(payload).hexdigest()
+    return b"%s %s %s %d\n" % (_BLOB_MAGIC, hashlib.sha256(key.encode()).hexdigest().encode(),
+                               digest.encode(), len(payload))
+
+
+def read_blob(name: str, key: str) -> bytes | None:
+    """The payload stored under ``name`` for ``key`` (the inputs it was derived from), or
+    None: verified like the index (the user's file, nobody else may write it; the key,
+    the payload's sha256 and length in the header)."""
+    if not caches_allowed():
+        return None
+    cdir = private_cache_dir("derived")
+    if cdir is None:
+        return None
+    data = _read_entry(cdir / name)
+    if data is None:
+        return None
+    end = data.find(b"\n", 0, _MAX_HEADER)
+    if end < 0:
+        return None
+    payload = data[end + 1:]
+    return payload if data[:end + 1] == _blob_header(key, payload) else None
+
+
+def write_blob(name: str, key: str, payload: bytes) -> None:
+    """Store ``payload`` atomically; a cache that cannot be written only costs speed."""
+    if not caches_allowed():
+        return
+    cdir = private_cache_dir("derived")
+    if cdir is None:
+        return
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=cdir, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(_blob_header(key, payload))
+            f.write(payload)
+        os.replace(tmp, cdir / name)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
