@@ -3,46 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from selnet.cli.options import bool_parent, emit, env_of, load, parse_bools, sysctl_parent
+from selnet.cli.options import (
+    bool_parent,
+    emit,
+    env_of,
+    gc_paused,
+    load,
+    parse_bools,
+    sysctl_parent,
+)
 from selnet.cli.output import atomic_file, atomic_path, check_target
 from selnet.errors import EXIT_OK, InputError
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic collector off while a profile is computed: it builds ~10 objects per port
-    type and no reference cycles, and each full collection rescans everything alive, which
-    made a 10,000-port-type profile superlinear (a third of its time); memory is still
-    freed by reference counting."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def cmd_domain(args: argparse.Namespace) -> int:
-    with _gc_paused():
+    with gc_paused():
         return _domain(args)
 
 
 def cmd_port(args: argparse.Namespace) -> int:
-    with _gc_paused():
+    with gc_paused():
         return _port(args)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    with _gc_paused():
+    with gc_paused():
         return _matrix(args)
 
 

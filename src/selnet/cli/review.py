@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from selnet.cli.options import emit, parse_bools
+from selnet.cli.options import emit, gc_paused, parse_bools
 from selnet.errors import EXIT_OK, InputError
 
 if TYPE_CHECKING:
@@ -91,8 +91,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     old = _load([args.old, *(args.old_module or [])], args)
     new = _load([args.new, *(args.new_module or [])], args)
     only = _filter(args, [old, new])
-    d = diff_policies(old, new, env=parse_sysctls(args.sysctl or []), only=only,
-                      progress=_progress("diff"))
+    with gc_paused():
+        d = diff_policies(old, new, env=parse_sysctls(args.sysctl or []), only=only,
+                          progress=_progress("diff"))
     return _finish(args, d, "diff")
 
 
@@ -145,8 +146,9 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     if changes:
         new = new.with_changes(*changes)
     only = _filter(args, [old, new])
-    d = diff_policies(old, new, env=parse_sysctls(args.sysctl or []), only=only,
-                      progress=_progress("whatif"))
+    with gc_paused():
+        d = diff_policies(old, new, env=parse_sysctls(args.sysctl or []), only=only,
+                          progress=_progress("whatif"))
     return _finish(args, d, "whatif")
 
 
