@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -58,11 +59,18 @@ def predict(
     argv = s.selnet_argv(str(policy))
     cache = build.CACHE / "predictions" / f"{build.sha(fp, policy.name, *argv)}.json"
     if fp and cache.exists():
-        return json.loads(cache.read_text()), ""
+        try:
+            return json.loads(cache.read_text()), ""
+        except (OSError, ValueError):
+            pass  # damaged (an interrupted run): predicted again, never trusted
     data, err = run_selnet(selnet, argv)
     if data is not None and not err:
+        # Atomic: two scenarios with the same command share an entry, and the predictions
+        # run in threads; a reader must never see a half-written file.
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(data))
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, cache)
     return data, err
 
 
