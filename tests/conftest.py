@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -43,6 +44,14 @@ _SESSION_ENV = "SELNET_TEST_SESSION_CACHE"
 _OWN_SESSION_CACHE = not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(_SESSION_ENV))
 if _OWN_SESSION_CACHE:
     os.environ[_SESSION_ENV] = tempfile.mkdtemp(prefix="selnet-test-cache-")
+    # The index of every test policy, kept across runs: entries are keyed by the policy's
+    # sha256 and the snapshot format and verified on read (policy/cache.py), so a stale one
+    # cannot be used; only selnet's index directory is carried over, nothing else.
+    _kept = REFPOLICY_DIR / "index-cache"
+    with contextlib.suppress(OSError):
+        _kept.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (Path(os.environ[_SESSION_ENV]) / "selnet").mkdir(mode=0o700)
+        os.symlink(_kept, Path(os.environ[_SESSION_ENV]) / "selnet" / "index")
 _SESSION_CACHE = Path(os.environ[_SESSION_ENV])
 os.environ["XDG_CACHE_HOME"] = str(_SESSION_CACHE)
 
@@ -66,11 +75,33 @@ def compile_cil(tmp_path_factory: pytest.TempPathFactory) -> CompileCil:
     """compile_cil(snippet, mls=False, base=True) -> path of a binary policy."""
     out_dir = tmp_path_factory.mktemp("cil")
 
+    # Compiled binaries are also kept across runs in the stable per-machine directory
+    # (keyed by the inputs and the secilc binary, checked by a sha256 sidecar), and each
+    # test gets its own copy: a test may mutate its policy file.
+    keep = REFPOLICY_DIR / "cil-cache"
+    secilc = shutil.which("secilc") or "secilc"
+    try:
+        st = os.stat(secilc)
+        tool = f"{secilc}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        tool = secilc
+    base_text = BASE_CIL.read_text()
+
     def compile_(snippet: str, mls: bool = False, base: bool = True) -> Path:
         key = hashlib.sha256(f"{mls}{base}\0{snippet}".encode()).hexdigest()[:16]
         out = out_dir / f"{key}.policy"
         if out.exists():
             return out
+        full = hashlib.sha256(f"{tool}\0{mls}{base}\0{base_text if base else ''}\0"
+                              f"{snippet}".encode()).hexdigest()
+        kept, sidecar = keep / f"{full}.policy", keep / f"{full}.sha256"
+        try:
+            data = kept.read_bytes()
+            if hashlib.sha256(data).hexdigest() == sidecar.read_text().strip():
+                out.write_bytes(data)
+                return out
+        except OSError:
+            pass
         src = out_dir / f"{key}.cil"
         src.write_text(snippet)
         files = [str(BASE_CIL), str(src)] if base else [str(src)]
@@ -80,6 +111,17 @@ def compile_cil(tmp_path_factory: pytest.TempPathFactory) -> CompileCil:
         )
         if proc.returncode != 0:
             raise AssertionError(f"secilc failed:\n{proc.stderr}\n{snippet}")
+        data = out.read_bytes()
+        try:  # atomic: workers compile the same snippets at the same time
+            keep.mkdir(parents=True, exist_ok=True)
+            tmp = keep / f".{full}.{os.getpid()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, kept)
+            sidecar.with_name(f".{full}.{os.getpid()}.sha").write_text(
+                hashlib.sha256(data).hexdigest())
+            os.replace(sidecar.with_name(f".{full}.{os.getpid()}.sha"), sidecar)
+        except OSError:
+            pass  # a read-only cache only costs speed
         return out
 
     return compile_

@@ -16,7 +16,9 @@ from selnet.policy.source import resolve
 from tests.conftest import EXAMPLE_CIL
 
 
-def test_second_load_comes_from_cache(compile_cil) -> None:  # type: ignore[no-untyped-def]
+def test_second_load_comes_from_cache(compile_cil, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a cache of its own: first load builds
     path = compile_cil("(handleunknown deny) (type c1_t) (roletype system_r c1_t)")
     first = load_policy([str(path)])
     second = load_policy([str(path)])
