@@ -195,16 +195,21 @@ def store(snap: PolicySnapshot) -> None:
         payload = encode(snap)
     except ValueError:  # a value marshal cannot hold: no cache, only slower
         return
+    _write_entry(path, _header(snap.sha256, payload), payload)
+
+
+def _write_entry(path: Path, header: bytes, payload: bytes) -> None:
+    """Header and payload in a temporary file beside ``path``, renamed over it: a reader
+    never sees half an entry.  A read-only or full cache directory only costs speed."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
-            f.write(_header(snap.sha256, payload))
+            f.write(header)
             f.write(payload)
         os.replace(tmp, path)
         tmp = None
     except OSError:
-        # A read-only or full cache directory only costs speed.
         pass
     finally:
         if tmp is not None:
@@ -258,17 +263,4 @@ def write_blob(name: str, key: str, payload: bytes) -> None:
     cdir = private_cache_dir("derived")
     if cdir is None:
         return
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=cdir, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(_blob_header(key, payload))
-            f.write(payload)
-        os.replace(tmp, cdir / name)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    _write_entry(cdir / name, _blob_header(key, payload), payload)

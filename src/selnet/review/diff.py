@@ -64,11 +64,6 @@ class Fact:
     is_defined: bool = True
 
 
-def rule_text(rule: AVRule) -> str:
-    """The rule as TE a reviewer can paste (AVRule.te)."""
-    return rule.te()
-
-
 class Side:
     """One policy, decided lazily per (domain, protocol, operation) and per label."""
 
@@ -497,13 +492,13 @@ class Explainer:
                 yield from self._membership(g, here, there, gained, a, b)
                 continue
             if other is not None:  # the rule's permissions changed
-                texts = (rule_text(other),), (rule_text(g.rule),)
+                texts = (other.te(),), (g.rule.te(),)
                 before, after = texts if gained else (texts[1], texts[0])
                 yield Cause("rule", f"{a.perm} {'added to' if gained else 'removed from'} "
                             f"{g.rule.ruletype} {g.rule.source} {g.rule.target}:{g.rule.tclass}",
                             before, after)
                 continue
-            text = rule_text(g.rule)
+            text = g.rule.te()
             yield Cause("rule", f"rule {'added' if gained else 'removed'}: {text}",
                         () if gained else (text,), (text,) if gained else ())
 
@@ -524,13 +519,13 @@ class Explainer:
                             f"{g.rule.target}:{g.rule.tclass})",
                             () if gained else (stmt,), (stmt,) if gained else ())
         if not found:
-            text = rule_text(g.rule)
+            text = g.rule.te()
             yield Cause("rule", f"rule {'now' if gained else 'no longer'} covers {subj}: {text}",
                         () if gained else (text,), (text,) if gained else ())
 
 
 def _granting(f: Fact) -> tuple[str, ...]:
-    return tuple(rule_text(g.rule) for g in f.grants)
+    return tuple(g.rule.te() for g in f.grants)
 
 
 def _same_rule(policy: Policy, rule: AVRule) -> AVRule | None:
