@@ -31,7 +31,13 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from selnet.analyses.profiles import PROTOCOLS, Decisions, candidate_targets, defined
+from selnet.analyses.profiles import (
+    PROTOCOLS,
+    Decisions,
+    candidate_targets,
+    defined,
+    merge_ranges,
+)
 from selnet.decide.decision import Decider, Grant
 from selnet.errors import InputError
 from selnet.kernel.classes import INET_SOCKET_CLASSES, socket_class
@@ -207,8 +213,7 @@ class Side:
             return None
         policy = self.policy
         sclass = socket_class(proto, policy.snap.polcaps)
-        tt = policy.transition(domain, domain, sclass, self.bools)
-        sock = tt.default if tt is not None else domain
+        sock = sock_type(policy, domain, sclass, self.bools)
         rules = [*policy.rules_from(sclass, sock), *policy.rules_from("capability", domain),
                  *policy.rules_from("cap_userns", domain)]
         parts: list[object] = [dom, domain in policy.snap.permissive, sock]
@@ -222,8 +227,7 @@ class Side:
     def port_targets(self, domain: str, proto: str) -> set[str]:
         """Types some rule lets the domain's socket name_bind or name_connect."""
         sclass = socket_class(proto, self.policy.snap.polcaps)
-        tt = self.policy.transition(domain, domain, sclass, self.bools)
-        sock = tt.default if tt is not None else domain
+        sock = sock_type(self.policy, domain, sclass, self.bools)
         out: set[str] = set()
         for r in self.policy.rules_from(sclass, sock):
             if r.ruletype == "allow" and r.perms & {"name_bind", "name_connect"}:
@@ -333,7 +337,7 @@ class OpModel:
                 env.local_port_range[1]
             if low <= high:
                 spans.append((low, high))
-        return _merged(spans)
+        return merge_ranges(spans)
 
     def head(self) -> tuple[object, ...]:
         """Everything but the port labels' functions."""
@@ -654,7 +658,7 @@ def _moved(a: Side, b: Side, proto: str) -> Moved:
             types.add(ca.type)
             types.add(cb.type)
             ranges.append((lo, cuts[i + 1] - 1 if i + 1 < len(cuts) else 65535))
-    return Moved(tuple(_merged(ranges)), frozenset(types))
+    return Moved(tuple(merge_ranges(ranges)), frozenset(types))
 
 
 def _compare(a: Side, b: Side, explainer: Explainer, domain: str, proto: str,
@@ -676,7 +680,7 @@ def _compare(a: Side, b: Side, explainer: Explainer, domain: str, proto: str,
     else:
         sa = ma.spans() if ma is not None else []
         sb = mb.spans() if mb is not None else []
-        windows = None if sa is None or sb is None else _merged([*sa, *sb])
+        windows = None if sa is None or sb is None else merge_ranges([*sa, *sb])
     groups: dict[tuple[Access, Access, str, tuple[Cause, ...]], list[Range]] = {}
     memo: dict[tuple[Context, Context, bool, bool], tuple[Access, Access, str,
                                                           tuple[Cause, ...]] | None] = {}
@@ -695,7 +699,7 @@ def _compare(a: Side, b: Side, explainer: Explainer, domain: str, proto: str,
             groups.setdefault(got, []).append((low, high))
     out = []
     for (before, after, direction, causes), ranges in groups.items():
-        out.append(NetChange(domain, operation, proto, tuple(_merged(ranges)), before, after,
+        out.append(NetChange(domain, operation, proto, tuple(merge_ranges(ranges)), before, after,
                              direction, causes))
     out.sort(key=lambda c: c.ports[0])
     return out
@@ -771,27 +775,18 @@ def _causes(a: Side, b: Side, explainer: Explainer, ma: OpModel | None, mb: OpMo
     return tuple(dict.fromkeys(out))
 
 
-def _merged(ranges: list[Range]) -> list[Range]:
-    out: list[Range] = []
-    for low, high in sorted(ranges):
-        if out and low <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(high, out[-1][1]))
-        else:
-            out.append((low, high))
-    return out
-
-
 # -- which domains a change can touch ---------------------------------------------------------
-def socket_types(policy: Policy, domain: str) -> set[str]:
-    """The domain and the types of the sockets it creates (type_transition)."""
-    out = {domain}
-    bools = policy.bool_values()
-    for proto in PROTOCOLS:
-        sclass = socket_class(proto, policy.snap.polcaps)
-        tt = policy.transition(domain, domain, sclass, bools)
-        if tt is not None:
-            out.add(tt.default)
-    return out
+def sock_type(policy: Policy, domain: str, sclass: str, bools: Mapping[str, bool]) -> str:
+    """The type of the sockets of ``sclass`` the domain creates: a type_transition's
+    default, else the domain (socket_label, without setsockcreatecon)."""
+    tt = policy.transition(domain, domain, sclass, bools)
+    return tt.default if tt is not None else domain
+
+
+def socket_types(policy: Policy, domain: str, bools: Mapping[str, bool]) -> set[str]:
+    """The domain and the types of the sockets it creates."""
+    return {domain, *(sock_type(policy, domain, socket_class(p, policy.snap.polcaps), bools)
+                      for p in PROTOCOLS)}
 
 
 # -- which domains an overlay can touch ----------------------------------------------------
@@ -833,7 +828,8 @@ def overlay_touched(old: Policy, new: Policy) -> set[str] | None:
     # A socket type in the set stands for the domains whose sockets carry it.
     socks = out & {t.default for t in new.snap.transitions if t.tclass in INET_SOCKET_CLASSES}
     if socks:
+        bools = new.bool_values()
         for d in new.domains():
-            if d not in out and socket_types(new, d) & socks:
+            if d not in out and socket_types(new, d, bools) & socks:
                 out.add(d)
     return out
