@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TextIO
 
+from selnet.analyses.profiles import ranges_text
 from selnet.review.types import Access, Cause, NetChange, PolicyDiff, Range
 
 SUMMARY_LINES = 40  # what one screen shows; --full for the rest
@@ -16,13 +17,14 @@ _RANGES_SHOWN = 6
 
 
 def ports_text(ports: Iterable[Range], limit: int | None = _RANGES_SHOWN) -> str:
-    items = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ports]
-    if items == ["1-65535"]:
+    """ranges_text, with "every port" and, past ``limit`` ranges, a count."""
+    ranges = list(ports)
+    if ranges == [(1, 65535)]:
         return "every port"
-    if limit is not None and len(items) > limit:
-        n = sum(hi - lo + 1 for lo, hi in ports)
-        return ", ".join(items[:limit]) + f", ... ({len(items)} ranges, {n} ports)"
-    return ", ".join(items)
+    if limit is not None and len(ranges) > limit:
+        n = sum(hi - lo + 1 for lo, hi in ranges)
+        return ranges_text(ranges[:limit]) + f", ... ({len(ranges)} ranges, {n} ports)"
+    return ranges_text(ranges)
 
 
 def _access_json(a: Access) -> dict[str, object]:
