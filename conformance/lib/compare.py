@@ -81,8 +81,11 @@ def first_denial(pred: dict) -> dict | None:
     return None
 
 
-def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
-    """-> list of human-readable differences (empty: pass)."""
+def _test_process(s: Scenario, kres: dict | None, verb: str
+                  ) -> list[str] | tuple[list[str], dict, list[dict], list[dict]]:
+    """The scenario's test process in the kernel's results: (differences so far, the
+    process, its AVC records, those of its socket checks), or the differences that end
+    the comparison (no result, no process).  ``verb``: how its context is worded."""
     diffs: list[str] = []
     if kres is None:
         return ["kernel: no result for this scenario (guest log incomplete?)"]
@@ -90,11 +93,19 @@ def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
     test = kres["procs"].get(s.name)
     if not test:
         return [*diffs, "kernel: the test process reported nothing"]
-    pid = test["pid"]
-    mine = [r for r in kres["avc"] if r["pid"] == pid]
+    mine = [r for r in kres["avc"] if r["pid"] == test["pid"]]
     sock_recs = [r for r in mine if not any(is_packet_check(r["tclass"], p) for p in r["perms"])]
     if test["context"] != s.context:
-        diffs.append(f"kernel: test process runs as {test['context']}, not {s.context}")
+        diffs.append(f"kernel: test process {verb} as {test['context']}, not {s.context}")
+    return diffs, test, mine, sock_recs
+
+
+def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
+    """-> list of human-readable differences (empty: pass)."""
+    got = _test_process(s, kres, "runs")
+    if isinstance(got, list):
+        return got
+    diffs, test, mine, sock_recs = got
     steps = [st for st in test["steps"] if st["op"] not in SETUP_OPS | IGNORED_OPS]
     setup_fail = [st for st in test["steps"] if st["op"] in SETUP_OPS and st["result"] != "ok"]
     if setup_fail:
@@ -244,18 +255,10 @@ def compare_trace(s: Scenario, pred: dict, kres: dict) -> list[str]:
     """A trace: the kernel's result of each step must be selnet's errno for it ("ok" when
     none), the kernel must stop where selnet says the program stops, and the first denial
     record (enforcing) or the whole check trace (permissive) must be selnet's."""
-    diffs: list[str] = []
-    if kres is None:
-        return ["kernel: no result for this scenario (guest log incomplete?)"]
-    diffs += [f"guest setup failed: {e}" for e in kres["setup_errors"]]
-    test = kres["procs"].get(s.name)
-    if not test:
-        return [*diffs, "kernel: the test process reported nothing"]
-    pid = test["pid"]
-    mine = [r for r in kres["avc"] if r["pid"] == pid]
-    sock_recs = [r for r in mine if not any(is_packet_check(r["tclass"], p) for p in r["perms"])]
-    if test["context"] != s.context:
-        diffs.append(f"kernel: test process ends as {test['context']}, not {s.context}")
+    got = _test_process(s, kres, "ends")
+    if isinstance(got, list):
+        return got
+    diffs, test, mine, sock_recs = got
     setup_fail = [st for st in test["steps"] if st["op"] in SETUP_OPS and st["result"] != "ok"]
     if setup_fail:
         return [*diffs, f"kernel: {setup_fail[0]['op']}={setup_fail[0]['arg']} failed: "
