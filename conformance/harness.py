@@ -20,18 +20,24 @@ import time
 import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent  # conformance/
+REPO = HERE.parent
+# the suite's own policy variants (lib/), and the guest harness selnet ships (selnet.verify),
+# importable from the source tree without an install
+sys.path[:0] = [str(HERE), str(REPO / "src")]
 
-from lib import build, compare, kernel, scenarios
+from lib import policies as variants_lib  # noqa: E402
 
-HERE = build.HERE
+from selnet.verify import build, compare, scenarios  # noqa: E402
+from selnet.verify import qemu as kernel  # noqa: E402
+
 OUT = HERE / "build"
 
 
 def find_selnet(arg: str | None) -> list[str]:
     if arg:
         return arg.split()
-    venv = build.REPO / ".venv" / "bin" / "selnet"
+    venv = REPO / ".venv" / "bin" / "selnet"
     if venv.exists():
         return [str(venv)]
     exe = shutil.which("selnet")
@@ -42,7 +48,7 @@ def find_selnet(arg: str | None) -> list[str]:
 
 def selnet_fingerprint(selnet: list[str]) -> str:
     """Changes whenever selnet's code does (prediction cache key)."""
-    src = build.REPO / "src" / "selnet"
+    src = REPO / "src" / "selnet"
     parts = [" ".join(selnet)]
     if src.is_dir():
         parts += [
@@ -147,7 +153,7 @@ def main() -> int:
     t0 = time.monotonic()
     OUT.mkdir(exist_ok=True)
 
-    paths = {v: build.build_policy(v, policies[v]) for v in variants}
+    paths = {v: variants_lib.build_policy(v, policies[v]) for v in variants}
     if args.list:
         for s in sel:
             print(f"{s.name}  [{s.policy}, {s.mode}]\n    {shell_cmd([], s, paths[s.policy])}")

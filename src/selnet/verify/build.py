@@ -1,4 +1,7 @@
-"""Build and cache what a conformance boot needs: kernel, policies, initramfs.
+"""Build and cache what a guest boot needs: the kernel, sockop, the initramfs.
+
+Shared by `selnet verify` and the conformance suite (conformance/), which adds its own
+policy variants.  Python standard library only.
 
 Cache layout (outside the repository), ${XDG_CACHE_HOME:-~/.cache}/selnet-conformance/:
   kernel-KVER/        the linux-image .deb, the unpacked package, vmlinux (ELF for PVH boot)
@@ -18,9 +21,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent.parent  # conformance/
-REPO = HERE.parent
+GUEST = Path(__file__).resolve().parent / "guest"  # init, lib.sh, sockop.c: package data
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "selnet-conformance"
 
 # modules loaded in the guest, in this order (dependencies first).  crc32c_generic
@@ -58,7 +61,7 @@ def log(msg: str) -> None:
     print(f"[build] {msg}", flush=True)
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if r.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
@@ -156,7 +159,7 @@ def module_order(moddir: Path, wanted: list[str]) -> list[tuple[str, Path]]:
 
 # ------------------------------------------------------------------ sockop + base initramfs
 def build_sockop() -> Path:
-    src = HERE / "src" / "sockop.c"
+    src = GUEST / "sockop.c"
     out = CACHE / f"sockop-{file_sha(src)}"
     if not out.exists():
         log("gcc -static sockop.c")
@@ -199,7 +202,7 @@ def build_base_initramfs(kernel: Kernel) -> Path:
     mods = module_order(kernel.modules, MODULES)
     tools = [t for t in TOOLS if Path(t).exists()]
     libs = sorted({lib for t in tools for lib in ldd_libs(t)})
-    inputs = [sockop, busybox, HERE / "guest" / "init", HERE / "guest" / "lib.sh"]
+    inputs = [sockop, busybox, GUEST / "init", GUEST / "lib.sh"]
     key = sha(
         kernel.version,
         *(p.read_bytes() for p in inputs),
@@ -217,8 +220,8 @@ def build_base_initramfs(kernel: Kernel) -> Path:
             (r / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy(busybox, r / "bin/busybox")
         shutil.copy(sockop, r / "bin/sockop")
-        shutil.copy(HERE / "guest/init", r / "init")
-        shutil.copy(HERE / "guest/lib.sh", r / "lib.sh")
+        shutil.copy(GUEST / "init", r / "init")
+        shutil.copy(GUEST / "lib.sh", r / "lib.sh")
         (r / "init").chmod(0o755)
         for n, p in mods:
             shutil.copy(p, r / "lib/modules" / f"{n}.ko")
@@ -254,70 +257,3 @@ def boot_initramfs(base: Path, policy: Path, script: str) -> Path:
         extra.unlink()
     out.with_suffix(".tmp").rename(out)
     return out
-
-
-# ------------------------------------------------------------------ policies
-REFPOLICY_EXTRA = HERE / "policies" / "refpolicy-conformance.te"
-
-
-def build_policy(name: str, spec: dict) -> Path:
-    """Compile one policy variant described in policies.toml; cached by input hash."""
-    (CACHE / "policy").mkdir(parents=True, exist_ok=True)
-    if "cil" in spec:
-        files = [HERE / "policies" / f for f in spec["cil"]]
-        out = CACHE / "policy" / f"{name}-{file_sha(*files)}.33"
-        if not out.exists():
-            log(f"secilc {name}")
-            mls = "true" if spec.get("mls") else "false"
-            run(
-                [
-                    "secilc",
-                    "-c",
-                    "33",
-                    "-M",
-                    mls,
-                    "-o",
-                    str(out) + ".tmp",
-                    "-f",
-                    "/dev/null",
-                    *map(str, files),
-                ]
-            )
-            os.rename(str(out) + ".tmp", out)
-        return out
-    flavour = spec["refpolicy"]
-    conf = refpolicy_conf(flavour)
-    out = CACHE / "policy" / f"{name}-{file_sha(conf, REFPOLICY_EXTRA)}.33"
-    if not out.exists():
-        log(f"checkpolicy {name} (refpolicy {flavour} + {REFPOLICY_EXTRA.name})")
-        text = conf.read_text()
-        # TE rules must go inside the te_rbac section: before the first "user" statement
-        m = re.search(r"^user ", text, re.M)
-        if not m:
-            raise RuntimeError(f"{conf}: no 'user' statement found")
-        types = re.findall(r"^type ([A-Za-z0-9_]+)", text[: m.start()], re.M)
-        extra = ["# --- selnet conformance additions", "attribute selnet_any;"]
-        extra += [f"typeattribute {t} selnet_any;" for t in types]
-        extra.append(REFPOLICY_EXTRA.read_text())
-        conf2 = CACHE / "policy" / f"{name}.policy.conf"
-        conf2.write_text(text[: m.start()] + "\n".join(extra) + "\n" + text[m.start() :])
-        args = ["checkpolicy", "-c", "33", "-o", str(out) + ".tmp", str(conf2)]
-        if flavour != "standard":
-            args.insert(1, "-M")
-        run(args)
-        os.rename(str(out) + ".tmp", out)
-    return out
-
-
-def refpolicy_conf(flavour: str) -> Path:
-    """policy.conf of refpolicy FLAVOUR, built by scripts/build-refpolicy if needed."""
-    out = run(
-        [str(REPO / "scripts" / "build-refpolicy")], env={**os.environ, "TYPES": flavour}
-    ).stdout
-    for line in out.splitlines():
-        f, _, path = line.partition(" ")
-        if f == flavour:
-            conf = Path(path).parent / f"refpolicy-{flavour}.policy.conf"
-            if conf.exists():
-                return conf
-    raise RuntimeError(f"build-refpolicy did not produce the {flavour} policy.conf")

@@ -15,6 +15,7 @@ import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 OPS = ("connect", "listen", "bind", "send", "trace")
 # trace steps only the guest makes (harness plumbing, not socket calls of the program)
@@ -111,8 +112,8 @@ class Scenario:
                  "--json"]
         for b, v in self.bools.items():
             a += ["--bool", f"{b}={'on' if v else 'off'}"]
-        for k, v in self.sysctl.items():
-            a += ["--sysctl", f"{k}={v}"]
+        for k, val in self.sysctl.items():
+            a += ["--sysctl", f"{k}={val}"]
         if self.bind:
             a += ["--bind", self.bind]
         if self.sockcreate:
@@ -136,7 +137,7 @@ def split_hostport(s: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def fmt(v, values: dict):
+def fmt(v: Any, values: dict[str, Any]) -> Any:
     if isinstance(v, str) and v.startswith("{") and v.endswith("}") and v[1:-1] in values:
         return values[v[1:-1]]  # a whole value (a list of steps, say), not text
     if isinstance(v, str):
@@ -148,12 +149,12 @@ def fmt(v, values: dict):
     return v
 
 
-def load(paths: list[Path], policies: dict) -> list[Scenario]:
+def load(paths: list[Path], policies: dict[str, Any]) -> list[Scenario]:
     out: list[Scenario] = []
     for p in paths:
         data = tomllib.loads(p.read_text())
         default_policy = data.get("policy")
-        raw: list[dict] = list(data.get("scenario", []))
+        raw: list[dict[str, Any]] = list(data.get("scenario", []))
         for m in data.get("matrix", []):
             vary = m.get("vary", {})
             keys = list(vary)
@@ -179,7 +180,7 @@ def load(paths: list[Path], policies: dict) -> list[Scenario]:
     return out
 
 
-def validate(s: Scenario, policies: dict) -> None:
+def validate(s: Scenario, policies: dict[str, Any]) -> None:
     where = f"{s.source}: {s.name}"
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", s.name):
         raise ValueError(f"{where}: bad name")

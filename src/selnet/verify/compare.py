@@ -17,8 +17,13 @@ Permissive mode:
 
 from __future__ import annotations
 
-from .kernel import is_packet_check
+from typing import Any
+
+from .qemu import is_packet_check
 from .scenarios import Scenario
+
+Json = dict[str, Any]  # a prediction (selnet --json) or a parsed kernel result
+Check = tuple[str, str, str, str, str]  # verdict, scontext, tcontext, tclass, perm
 
 # sockop op -> the selnet steps whose checks that syscall makes
 OP_STEPS = {
@@ -42,12 +47,12 @@ def ctype(ctx: str) -> str:
     return p[2] if len(p) > 2 else ctx
 
 
-def fmt_check(c: tuple) -> str:
+def fmt_check(c: Check) -> str:
     v, s, t, cls, perm = c
     return f"{v} {{ {perm} }} {s} -> {t} : {cls}"
 
 
-def kernel_checks(recs: list[dict]) -> list[tuple]:
+def kernel_checks(recs: list[Json]) -> list[Check]:
     out = []
     for r in recs:
         for perm in r["perms"]:
@@ -55,7 +60,7 @@ def kernel_checks(recs: list[dict]) -> list[tuple]:
     return out
 
 
-def predicted_checks(pred: dict, packet: bool) -> list[tuple]:
+def predicted_checks(pred: Json, packet: bool) -> list[Check]:
     out = []
     for c in pred["checks"]:
         if (c["step"] in PACKET_STEPS) != packet:
@@ -74,15 +79,15 @@ def predicted_checks(pred: dict, packet: bool) -> list[tuple]:
     return out
 
 
-def first_denial(pred: dict) -> dict | None:
+def first_denial(pred: Json) -> Json | None:
     for c in pred["checks"]:
         if not c["allowed"] and c.get("enforced", True) and c.get("reached", True):
-            return c
+            return dict(c)
     return None
 
 
-def _test_process(s: Scenario, kres: dict | None, verb: str
-                  ) -> list[str] | tuple[list[str], dict, list[dict], list[dict]]:
+def _test_process(s: Scenario, kres: Json | None, verb: str
+                  ) -> list[str] | tuple[list[str], Json, list[Json], list[Json]]:
     """The scenario's test process in the kernel's results: (differences so far, the
     process, its AVC records, those of its socket checks), or the differences that end
     the comparison (no result, no process).  ``verb``: how its context is worded."""
@@ -100,12 +105,12 @@ def _test_process(s: Scenario, kres: dict | None, verb: str
     return diffs, test, mine, sock_recs
 
 
-def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
+def compare(s: Scenario, pred: Json, kres: Json) -> list[str]:
     """-> list of human-readable differences (empty: pass)."""
-    got = _test_process(s, kres, "runs")
-    if isinstance(got, list):
-        return got
-    diffs, test, mine, sock_recs = got
+    found = _test_process(s, kres, "runs")
+    if isinstance(found, list):
+        return found
+    diffs, test, mine, sock_recs = found
     steps = [st for st in test["steps"] if st["op"] not in SETUP_OPS | IGNORED_OPS]
     setup_fail = [st for st in test["steps"] if st["op"] in SETUP_OPS and st["result"] != "ok"]
     if setup_fail:
@@ -187,25 +192,25 @@ def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
                     "kernel " + fmt_check(kernel_checks(kden[:1])[0]) + "; selnet: allowed"
                 )
         else:
-            want = ("denied", d["subject"], d["target"], d["class"], d["perm"])
+            first: Check = ("denied", d["subject"], d["target"], d["class"], d["perm"])
             if d.get("silent"):
                 if kden:
                     diffs.append(
-                        f"selnet: first denial {fmt_check(want)} is silent (dontaudit); "
+                        f"selnet: first denial {fmt_check(first)} is silent (dontaudit); "
                         f"kernel logged {fmt_check(kernel_checks(kden[:1])[0])}"
                     )
             elif d["step"] in PACKET_STEPS:
-                got = set(kernel_checks([r for r in kres["avc"] if r["verdict"] == "denied"]))
-                if want not in got:
+                denied = set(kernel_checks([r for r in kres["avc"] if r["verdict"] == "denied"]))
+                if first not in denied:
                     diffs.append(
-                        f"selnet: first denial {fmt_check(want)} ({d['step']}); kernel "
-                        f"denials: {'; '.join(map(fmt_check, sorted(got))) or 'none'}"
+                        f"selnet: first denial {fmt_check(first)} ({d['step']}); kernel "
+                        f"denials: {'; '.join(map(fmt_check, sorted(denied))) or 'none'}"
                     )
             else:
                 got = kernel_checks(kden[:1])
-                if not got or got[0] != want:
+                if not got or got[0] != first:
                     diffs.append(
-                        f"first denial: selnet {fmt_check(want)}; kernel "
+                        f"first denial: selnet {fmt_check(first)}; kernel "
                         f"{fmt_check(got[0]) if got else 'none logged'}"
                     )
         return diffs
@@ -233,14 +238,14 @@ def compare(s: Scenario, pred: dict, kres: dict) -> list[str]:
     return diffs
 
 
-def collapse(checks: set[tuple]) -> set[tuple]:
+def collapse(checks: set[Check]) -> set[Check]:
     """A permissive denial is cached as allowed, so the next packet logs the same
     check as granted (auditallow): keep only the denial."""
     denied = {c[1:] for c in checks if c[0] == "denied"}
     return {c for c in checks if c[0] == "denied" or c[1:] not in denied}
 
 
-def trace_diff(want: list[tuple], got: list[tuple]) -> str:
+def trace_diff(want: list[Check], got: list[Check]) -> str:
     n = max(len(want), len(got))
     out = []
     for i in range(n):
@@ -251,14 +256,14 @@ def trace_diff(want: list[tuple], got: list[tuple]) -> str:
     return "\n".join(out)
 
 
-def compare_trace(s: Scenario, pred: dict, kres: dict) -> list[str]:
+def compare_trace(s: Scenario, pred: Json, kres: Json) -> list[str]:
     """A trace: the kernel's result of each step must be selnet's errno for it ("ok" when
     none), the kernel must stop where selnet says the program stops, and the first denial
     record (enforcing) or the whole check trace (permissive) must be selnet's."""
-    got = _test_process(s, kres, "ends")
-    if isinstance(got, list):
-        return got
-    diffs, test, mine, sock_recs = got
+    found = _test_process(s, kres, "ends")
+    if isinstance(found, list):
+        return found
+    diffs, test, mine, sock_recs = found
     setup_fail = [st for st in test["steps"] if st["op"] in SETUP_OPS and st["result"] != "ok"]
     if setup_fail:
         return [*diffs, f"kernel: {setup_fail[0]['op']}={setup_fail[0]['arg']} failed: "
@@ -304,10 +309,10 @@ def compare_trace(s: Scenario, pred: dict, kres: dict) -> list[str]:
                     diffs.append(f"selnet: first denial {fmt_check(want_c)} is silent; kernel "
                                  f"logged {fmt_check(kernel_checks(kden[:1])[0])}")
             elif d["step"] in PACKET_STEPS:
-                got = set(kernel_checks([r for r in kres["avc"] if r["verdict"] == "denied"]))
-                if want_c not in got:
+                denied = set(kernel_checks([r for r in kres["avc"] if r["verdict"] == "denied"]))
+                if want_c not in denied:
                     diffs.append(f"selnet: first denial {fmt_check(want_c)}; kernel denials: "
-                                 f"{'; '.join(map(fmt_check, sorted(got))) or 'none'}")
+                                 f"{'; '.join(map(fmt_check, sorted(denied))) or 'none'}")
             else:
                 got_l = kernel_checks(kden[:1])
                 if not got_l or got_l[0] != want_c:

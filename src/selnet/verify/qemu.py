@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from . import build
 
@@ -74,7 +75,7 @@ def boot(kernel: build.Kernel, initrd: Path, log: Path, timeout: int = 600) -> t
     return text, time.monotonic() - t0
 
 
-def parse(text: str) -> dict:
+def parse(text: str) -> dict[str, Any]:
     """-> {"info": {...}, "errors": [...], "scenarios": {name: {...}}}.
 
     Per scenario: "procs" {proc name: {"pid", "steps": [{op, arg, result, errno}]}},
@@ -83,11 +84,11 @@ def parse(text: str) -> dict:
     """
     info: dict[str, str] = {}
     errors: list[str] = []
-    scen: dict[str, dict] = {}
+    scen: dict[str, dict[str, Any]] = {}
     cur = None
     seen: set[str] = set()
     pid2scen: dict[int, str] = {}
-    late: list[dict] = []
+    late: list[dict[str, Any]] = []
     for line in text.splitlines():
         if line.startswith("CONF-INFO "):
             k, _, v = line[10:].partition("=")
@@ -183,12 +184,12 @@ def run_variant(
     script: str,
     logdir: Path,
     use_cache: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """One boot (or its cached result) for VARIANT; returns parse() output plus timing."""
     key = build.sha(base.name, policy.name, script, kernel.version)
     cache = build.CACHE / "results" / f"{variant}-{key}.json"
     if use_cache and cache.exists():
-        res = json.loads(cache.read_text())
+        res: dict[str, Any] = json.loads(cache.read_text())
         res["cached"] = True
         return res
     initrd = build.boot_initramfs(base, policy, script)
