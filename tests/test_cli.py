@@ -84,6 +84,41 @@ def test_usage_error_exit_status() -> None:
     assert main(["label", "port"]) == 2
 
 
+def test_each_group_registers_the_commands_listed_for_it() -> None:
+    """A run builds only its command's group (cli.main.GROUPS says which): the table must
+    name every command each group registers, and a command's own parser must be the
+    one the full parser has."""
+    import argparse
+    import importlib
+
+    from selnet.cli.main import GROUPS, build_parser
+    from selnet.cli.options import policy_parent
+
+    for group, names in GROUPS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"selnet.cli.{group}").register(sub, policy_parent())
+        assert tuple(sub.choices) == names, group
+    full = build_parser()
+    for names in GROUPS.values():
+        for name in names:
+            one = build_parser([name, "--help"])
+            sub_one = next(a for a in one._actions if isinstance(a, argparse._SubParsersAction))
+            sub_all = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+            assert list(sub_one.choices) == list(names), name
+            assert sub_one.choices[name].format_help() == sub_all.choices[name].format_help()
+    # No command word (or an unknown one): every command, so usage errors list them all.
+    assert _choices(build_parser(["--version"])) == _choices(full)
+    assert _choices(build_parser(["nosuch"])) == _choices(full)
+
+
+def _choices(parser: object) -> list[str]:
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    return [c for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            for c in a.choices]
+
+
 # -- output -------------------------------------------------------------------------------
 def test_label_json_shape() -> None:
     proc = run_cli("label", "port", "8080/tcp", "--json")

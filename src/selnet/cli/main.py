@@ -4,32 +4,49 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from selnet.cli import (
-    audit,
-    check,
-    completion,
-    explain,
-    generate,
-    info,
-    lint,
-    profiles,
-    review,
-    review_graph,
-    trace,
-)
 from selnet.cli.options import Handler, policy_parent, validate_args
 from selnet.errors import EXIT_BAD_INPUT, EXIT_OK, SelnetError
 
-GROUPS = (info, check, trace, profiles, audit, explain, generate, lint, review, review_graph,
-          completion)
+# Each command group (a module of selnet.cli with a ``register(sub, common)``) and the
+# commands it registers, in the order --help lists them.  A run imports and builds only
+# its own command's group: importing every group and building ~50 parsers was a fifth of
+# a warm `selnet connect`.  To add a command: its module and its names here
+# (tests/test_cli.py checks that each group registers exactly the names listed).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "info": ("info", "label"),
+    "check": ("connect", "listen", "bind", "send"),
+    "trace": ("trace",),
+    "profiles": ("domain", "port", "matrix"),
+    "audit": ("audit",),
+    "explain": ("explain",),
+    "generate": ("generate",),
+    "lint": ("lint",),
+    "review": ("diff", "whatif"),
+    "review_graph": ("graph", "report"),
+    "completion": ("completion", "complete"),
+}
 EXIT_INTERNAL = 70
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _group_of(argv: Sequence[str]) -> str | None:
+    """The group of the command in ``argv`` (its first word not an option: the top-level
+    parser has only --help and --version), or None: build every group."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return next((g for g, names in GROUPS.items() if word in names), None)
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``argv`` only of the group of its command
+    (every group when it names none, so usage errors and --help list all commands)."""
     from selnet import __version__
 
     parser = argparse.ArgumentParser(
@@ -40,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = policy_parent()
-    for group in GROUPS:
-        group.register(sub, common)
+    only = _group_of(argv) if argv is not None else None
+    for group in GROUPS if only is None else (only,):
+        importlib.import_module(f"selnet.cli.{group}").register(sub, common)
     return parser
 
 
@@ -85,9 +103,10 @@ def _write_error(exc: OSError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # argparse already printed a one-line usage error
         return EXIT_OK if exc.code == 0 else EXIT_BAD_INPUT
     if sys.stdout is None:  # started with stdout closed
