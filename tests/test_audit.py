@@ -108,7 +108,10 @@ def test_socket_owned_by_other_domain(policy) -> None:  # type: ignore[no-untype
     rep = audit(policy, avc("accept", "lport=80", WEB, "system_u:system_r:init_t"))
     g = group(rep, "socket-owned-by-other-domain")
     assert g.fix is not None and g.fix.kind == "rule"
-    assert g.fix.commands[0] == "allow web_t init_t:tcp_socket accept;"
+    # the rule is on the creator's socket label, and covers serving on it (tests/
+    # test_audit_inherited.py checks the permissions against the trace model)
+    assert g.fix.commands[0].startswith("allow web_t init_t:tcp_socket {")
+    assert "accept" in g.fix.commands[0]
 
 
 def test_labeled_networking_peer_subject(policy) -> None:  # type: ignore[no-untyped-def]

@@ -18,15 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from selnet.audit.auparse_source import events as log_events
-from selnet.audit.avclog import AvcLogParser, Event, ParseStats, avc_key
-from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, is_network
-from selnet.fix.engine import Fix, FixEngine, Need, Situation
+from selnet.audit.avclog import AvcLogParser, AvcRecord, Event, ParseStats, avc_key
+from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, SocketOrigin, is_network
+from selnet.fix.engine import Fix, FixEngine, Need, Situation, UndecidedGrant
 from selnet.kernel.classes import PORT_PROTOCOLS
 from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
 
 EPHEMERAL_MIN_PORTS = 3
 _MAX_TRACKED_PORTS = 4096
+_MAX_FD_ENTRIES = 1024  # distinct fd use denials kept to join their socket groups
 
 
 @dataclass(slots=True)
@@ -50,6 +51,13 @@ class Group:
     target: str
     entries: list[Entry]
     fixes: list[Fix] = field(default_factory=list)
+    # fd use on the socket's creator, logged with the group's socket denials: its rule
+    # (selnet reads no fd rules, so it is proposed but not verified)
+    fd_use: UndecidedGrant | None = None
+
+    @property
+    def origin(self) -> SocketOrigin | None:
+        return next((e.diag.origin for e in self.entries if e.diag.origin is not None), None)
 
     @property
     def count(self) -> int:
@@ -121,6 +129,8 @@ class Auditor:
         self.non_network = 0
         # (domain, class, perm) -> ports and target types seen (for ephemeral ports)
         self._ports: dict[tuple[str, str, str], tuple[set[int], set[str]]] = {}
+        # fd use on another domain: joins the socket group of the same service and creator
+        self._fd: dict[object, Entry] = {}
 
     # -- streaming --------------------------------------------------------------------
     def feed(self, lines: Iterable[str | bytes]) -> None:
@@ -136,6 +146,8 @@ class Auditor:
                 continue
             if not is_network(rec):
                 self.non_network += 1
+                if rec.tclass == "fd":
+                    self._fd_use(rec)
                 continue
             self.network += 1
             key = avc_key(rec)
@@ -149,6 +161,35 @@ class Auditor:
                 e.pids.add(rec.fields["pid"])
             if len(e.comms) < 8 and "comm" in rec.fields:
                 e.comms.add(rec.fields["comm"])
+
+    def _fd_use(self, rec: AvcRecord) -> None:
+        key = avc_key(rec)
+        e = self._fd.get(key)
+        if e is None:
+            if len(self._fd) >= _MAX_FD_ENTRIES:
+                return
+            d = self.dx.diagnose_fd(rec)
+            if d is None:
+                return
+            e = self._fd[key] = Entry(d, 0)
+        e.count += 1
+        if len(e.pids) < 8 and "pid" in rec.fields:
+            e.pids.add(rec.fields["pid"])
+        if len(e.comms) < 8 and "comm" in rec.fields:
+            e.comms.add(rec.fields["comm"])
+
+    def _join_fd(self, groups: list[Group]) -> int:
+        """Put each fd use denial in the first socket group of its service and creator;
+        returns how many records moved (they count as network denials then)."""
+        moved = 0
+        for e in self._fd.values():
+            d = e.diag
+            g = next((g for g in groups if g.domain == d.domain and g.origin is not None
+                      and g.origin.creator == d.target_type), None)
+            if g is not None:
+                g.entries.append(e)
+                moved += e.count
+        return moved
 
     def _track(self, d: Diagnosis) -> None:
         if d.port is None:
@@ -189,18 +230,23 @@ class Auditor:
                 g = groups[gk] = Group(gk[0], gk[1], gk[2], gk[3], [])
             g.entries.append(e)
         out = sorted(groups.values(), key=lambda g: (not g.still_denied, g.domain, -g.count))
+        moved = self._join_fd(out)
         for g in out:
             self._fix_group(g)
         broad = self._broad(out) if self.show_broad else None
-        return AuditReport(self.policy, self.parser.stats, out, self.network, self.granted,
-                           self.non_network, len(self.entries), broad, dict(self.dx.bools))
+        return AuditReport(self.policy, self.parser.stats, out, self.network + moved,
+                           self.granted, self.non_network - moved, len(self.entries), broad,
+                           dict(self.dx.bools))
 
     def fix_group(self, g: Group) -> None:
         """Rank and verify the fixes of one group (``--follow`` builds its own groups)."""
         self._fix_group(g)
 
     def _fix_group(self, g: Group) -> None:
-        diags = [e.diag for e in g.entries]
+        diags = [e.diag for e in g.entries if not e.diag.undecided]
+        fd = [e.diag for e in g.entries if e.diag.undecided]
+        if fd:
+            g.fd_use = self.engine.undecided_grant(g.domain, fd[0].target_type, "fd", ("use",))
         if not g.still_denied:
             return
         if g.situation in ("foreign-policy", "obsolete-permission", "constraint"):
@@ -212,7 +258,28 @@ class Auditor:
             generic = self.dx.facts.generic
             diags = [d for d in diags if d.port is not None and d.target_type in generic]
             situation.ephemeral_ports = tuple(sorted({d.port for d in diags if d.port}))
-        g.fixes = self.engine.fixes(needs_of(diags), situation)
+        needs = needs_of(diags)
+        if g.origin is not None:
+            needs += self._origin_needs(diags, needs)
+            situation.socket_from = g.origin.creator
+        g.fixes = self.engine.fixes(needs, situation)
+
+    def _origin_needs(self, diags: list[Diagnosis], logged: list[Need]) -> list[Need]:
+        """A socket another domain created: what the service's use of it checks (the trace
+        model's socket checks after the handoff) and this policy denies, beyond the logged
+        denials, so that one fix lets the service accept, read and write, not one
+        permission per enforcing run."""
+        have = {(n.scon, n.tcon, n.tclass, n.perm) for n in logged}
+        out: dict[Need, None] = {}
+        for d in diags:
+            if d.origin is None or d.scon is None or d.logged_tcon is None:
+                continue
+            for perm in d.origin.perms:
+                if (d.scon, d.logged_tcon, d.tclass, perm) in have:
+                    continue
+                if not self.dx.decide(d.scon, d.logged_tcon, d.tclass, perm).allowed:
+                    out[Need(d.scon, d.logged_tcon, d.tclass, perm, d.scon.type)] = None
+        return list(out)
 
     def _broad(self, groups: list[Group]) -> BroadSwitches:
         per_domain: dict[str, int] = {}

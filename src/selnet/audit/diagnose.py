@@ -26,15 +26,18 @@ from selnet.analyses.porttypes import PolicyFacts
 from selnet.audit.avclog import AvcRecord
 from selnet.decide.decision import Decider, Decision
 from selnet.kernel.checks import KernelCheck, for_avc
+from selnet.errors import InputError
 from selnet.kernel.classes import (
     CAPABILITY_CLASSES,
     CLASS_PROTOCOL,
+    CONNECTION_PROTOCOLS,
     INET_SOCKET_CLASSES,
     PACKET_CLASSES,
     obsolete_reason,
 )
 from selnet.model import labels
 from selnet.model.env import NetEnv
+from selnet.model.trace import TraceModel
 from selnet.notes import Note, note
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import Context
@@ -60,6 +63,31 @@ SITUATIONS = (
     "allowed-now",
     "label-differs",
 )
+
+
+# Where a socket labeled with another domain came from (docs/audit-comparison.md).
+ORIGIN_KINDS = ("socket-activation", "inetd", "passed")
+# PID 1's and inetd's domains by their conventional names: the policy says who PID 1 is only
+# through process transitions, which selnet does not read, and the init initial SID is
+# unlabeled_t in current refpolicy.  The names only choose the wording of the origin; what
+# is decided and proposed is the same for every creator.
+_INIT_NAMES = frozenset({"init_t", "systemd_t"})
+_INETD_NAMES = frozenset({"inetd_t", "xinetd_t"})
+# The trace protocol of each socket class (the inverse of kernel.classes.socket_class).
+_CLASS_TRACE_PROTO = {"tcp_socket": "tcp", "udp_socket": "udp", "sctp_socket": "sctp",
+                      "dccp_socket": "dccp", "icmp_socket": "icmp", "rawip_socket": "raw"}
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOrigin:
+    """A socket the service did not create: its creator's domain labels it."""
+
+    creator: str  # the creator's type (the AVC's tcontext)
+    kind: str  # one of ORIGIN_KINDS
+    listener: bool  # handed over listening (the service accepts), not as a connection
+    # What the service's use of such a socket makes the kernel check on it (the trace
+    # model's checks after the handoff), in kernel order.
+    perms: tuple[str, ...] = ()
 
 
 def kernel_checks(rec: AvcRecord) -> tuple[KernelCheck, ...]:
@@ -117,6 +145,10 @@ class Diagnosis:
     constraint_text: str | None = None  # the failing statement, or "typebounds"
     constraint_mls: bool = False  # an mlsconstrain (a level relation), not a plain constrain
     bounded_by: str | None = None  # typebounds: the parent type
+    origin: SocketOrigin | None = None  # the socket was created by another domain
+    # A record of a class selnet does not read (fd use on the creator): explained and
+    # grouped with the socket denials it belongs to, never decided.
+    undecided: bool = False
 
     @property
     def still_denied(self) -> bool:
@@ -161,6 +193,10 @@ class Diagnoser:
         for k in self._bounds:
             self._bounds[k] = sorted(set(self._bounds[k]))
         self._segments: dict[tuple[str, int], labels.LabelResult] = {}
+        # A socket type_transition's new type is the socket's own label, never a creator.
+        self._socket_types = frozenset(t.default for t in policy.snap.transitions
+                                       if t.tclass in INET_SOCKET_CLASSES)
+        self._origin_perms: dict[tuple[Context, Context, str, bool], tuple[str, ...]] = {}
 
     def decide(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
         key = (scon, tcon, tclass, perm)
@@ -321,10 +357,13 @@ class Diagnoser:
             elif not any(x.reason == "boolean" for x in denied) and not cons:
                 sit.append("missing-service-port-rule")
         if rec.tclass in INET_SOCKET_CLASSES and not is_port:
-            t = d.tcon.type
-            if t != d.domain and t in facts.domains and not (set(rec.perms) & {"node_bind"}):
+            origin = self.socket_origin(d)
+            if origin is not None:
+                d.origin = origin
                 sit.append("socket-owned-by-other-domain")
-                d.notes.append(note("socket-from-other-domain", creator=t, domain=d.domain))
+                d.notes.append(note(f"origin-{origin.kind}", creator=origin.creator,
+                                    domain=d.domain, tclass=d.tclass,
+                                    perms=" ".join(origin.perms)))
         if rec.tclass in PACKET_CLASSES or (rec.tclass in INET_SOCKET_CLASSES
                                                    and "recvfrom" in rec.perms):
             sit.append("labeled-networking")
@@ -344,6 +383,86 @@ class Diagnoser:
         if "permissive" in d.situations:
             d.situations.remove("permissive")
             d.situations.append("permissive")
+
+    # -- sockets of another domain ---------------------------------------------------------
+    def is_creator(self, domain: str, target: str) -> bool:
+        """Is ``target`` another process's domain (a role other than object_r admits it), not
+        a socket label a type_transition gives?  Such a target on a socket class is the
+        label of a socket ``target`` created (hooks.c socket_sockcreate_sid)."""
+        return (target != domain and target in self.facts.domains
+                and target not in self._socket_types)
+
+    def origin_kind(self, creator: str) -> str:
+        init = self.policy.snap.initial_sids.get("init")
+        if creator in _INIT_NAMES or (init is not None and init.type == creator):
+            return "socket-activation"
+        return "inetd" if creator in _INETD_NAMES else "passed"
+
+    def diagnose_fd(self, rec: AvcRecord) -> Diagnosis | None:
+        """``fd use`` on another domain: the descriptor crossed exec (flush_unauthorized_files)
+        or came over a unix socket (selinux_file_receive), and ``file_has_perm`` checks it
+        against the domain that opened it.  None unless the target is a creator domain.
+        selnet reads no fd rules, so the record is explained, not decided."""
+        if rec.tclass != "fd" or "use" not in rec.perms:
+            return None
+        scon, sprob, _ = self._context(rec.scontext)
+        tcon, tprob, _ = self._context(rec.tcontext)
+        if scon is None or tcon is None or sprob or tprob:
+            return None
+        if not self.is_creator(scon.type, tcon.type):
+            return None
+        d = Diagnosis(rec, scon.type, tcon.type, rec.tclass, rec.perms, (), 
+                      ["socket-owned-by-other-domain"], [], scon=scon, tcon=tcon,
+                      logged_tcon=tcon, undecided=True)
+        d.notes.append(note("fd-use-creator", creator=tcon.type, domain=scon.type))
+        return d
+
+    def socket_origin(self, d: Diagnosis) -> SocketOrigin | None:
+        assert d.scon is not None and d.logged_tcon is not None
+        if "node_bind" in d.perms or not self.is_creator(d.domain, d.logged_tcon.type):
+            return None
+        creator = d.logged_tcon.type
+        kind = self.origin_kind(creator)
+        proto = _CLASS_TRACE_PROTO.get(d.tclass, "")
+        # systemd hands over the listening socket (Accept=no); inetd accepts and hands over
+        # the connection; a passed stream socket is a listener when the service accepts.
+        listener = proto in CONNECTION_PROTOCOLS and (
+            kind == "socket-activation" or (kind == "passed"
+                                            and bool({"accept", "listen"} & set(d.perms))))
+        perms = self._service_perms(d.scon, d.logged_tcon, d.tclass, listener)
+        return SocketOrigin(creator, kind, listener, perms)
+
+    def _service_perms(self, scon: Context, creator: Context, tclass: str,
+                       listener: bool) -> tuple[str, ...]:
+        """The socket checks of a service using a socket ``creator`` made and handed over
+        (the trace model, as ``selnet trace --socket-from``): the permissions it needs on
+        the creator's socket."""
+        key = (scon, creator, tclass, listener)
+        got = self._origin_perms.get(key)
+        if got is not None:
+            return got
+        proto = _CLASS_TRACE_PROTO.get(tclass)
+        out: tuple[str, ...] = ()
+        if proto is not None:
+            if proto in CONNECTION_PROTOCOLS:
+                made = ["listen"] if listener else ["listen", "accept"]
+                used = ["getsockname", "getsockopt=SO_ACCEPTCONN", "accept"] if listener \
+                    else ["getpeername", "getsockopt=SO_TYPE"]
+                used += ["setsockopt=SO_KEEPALIVE", "recv", "send"]
+            else:
+                made, used = [], ["getsockname", "getsockopt=SO_TYPE", "setsockopt=SO_RCVBUF",
+                                  "recv", "sendto=127.0.0.1:9"]
+            steps = [f"sock={proto}", "bind=127.0.0.1:0", *made, "handoff", *used]
+            try:
+                plan = TraceModel(self.policy, self.bools).plan(scon, steps, self.env, creator)
+            except InputError:  # a step the model refuses for this protocol: none proposed
+                plan = None
+            if plan is not None:
+                out = tuple(dict.fromkeys(
+                    c.perm for ts in plan.steps if ts.subject == scon for c in ts.checks
+                    if c.spec.target == "socket" and c.tclass == tclass))
+        self._origin_perms[key] = out
+        return out
 
     def _labeled_notes(self, d: Diagnosis) -> list[Note]:
         facts = self.facts

@@ -89,12 +89,25 @@ class Fix:
         return self.tier >= 2
 
 
+@dataclass(frozen=True, slots=True)
+class UndecidedGrant:
+    """Rules for an access in a class selnet does not read (``fd use``): proposed with the
+    refpolicy interface that grants them, never verified (nothing decides that class)."""
+
+    te: tuple[str, ...]
+    cil: tuple[str, ...]
+    interfaces: tuple[str, ...] = ()  # one-argument calls granting exactly these triples
+
+
 @dataclass(slots=True)
 class Situation:
     """Facts about the needs that shape the candidates (from the caller's diagnosis)."""
 
     ephemeral_ports: tuple[int, ...] = ()  # ports picked at random: no one-port relabel
     uninstalled: bool = False  # the domain's own port type exists without a portcon
+    # The socket was created by this domain and handed over: the needs cover the service's
+    # use of it (the logged denials and the checks that follow), not one logged permission.
+    socket_from: str | None = None
 
 
 def is_near_ephemeral(port: int, env: NetEnv) -> bool:
@@ -137,7 +150,7 @@ class FixEngine:
         else:
             out += self._port_range(needs, sit)
         out += self._interfaces(needs, want)
-        out += self._rule(needs, want)
+        out += self._rule(needs, want, sit)
         return sorted(_dedup(out), key=rank_key)
 
     # -- verification ----------------------------------------------------------------
@@ -370,7 +383,7 @@ class FixEngine:
         return [Fix("port-range", cmds, ok, None, why, 1, ("system-wide",))]
 
     # -- rules and interfaces ----------------------------------------------------------------
-    def _rule(self, needs: Sequence[Need], want: Want) -> list[Fix]:
+    def _rule(self, needs: Sequence[Need], want: Want, sit: Situation) -> list[Fix]:
         by: dict[tuple[str, str, str], set[str]] = {}
         for n in needs:
             by.setdefault((n.scon.type, n.tcon.type, n.tclass), set()).add(n.perm)
@@ -380,7 +393,9 @@ class FixEngine:
         cil = [r.cil() for r in rules]
         requires = sorted({x for s, t, _ in by for x in (s, t)})
         fix = self._make("rule", needs, want, (*te, *(f"; CIL: {x}" for x in cil)),
-                         note("fix-rule"), changes, cil=tuple(cil), te=tuple(te),
+                         note("fix-rule-socket-from", creator=sit.socket_from)
+                         if sit.socket_from else note("fix-rule"), changes, cil=tuple(cil),
+                         te=tuple(te),
                          require=tuple(requires))
         return [fix]
 
@@ -394,6 +409,24 @@ class FixEngine:
             except Exception:  # no selinux-policy-dev headers: no interface fixes
                 self._ifx = None
         return self._ifx
+
+    def undecided_grant(self, domain: str, target: str, tclass: str,
+                        perms: Iterable[str]) -> UndecidedGrant:
+        """The rule (and interface) for an access selnet cannot decide: see UndecidedGrant."""
+        from selnet.fix.interfaces import InterfaceIndex
+
+        rule = AddRule("allow", domain, target, tclass, frozenset(perms))
+        calls: tuple[str, ...] = ()
+        ifx = self._interface_index()
+        if isinstance(ifx, InterfaceIndex):
+            snap = self.policy.snap
+            attrs = {target: sorted(snap.type_attrs.get(target, ()),
+                                    key=lambda a: len(snap.attr_types.get(a, ())))}
+            plan = ifx.find_for_rules([(target, tclass, p) for p in sorted(rule.perms)],
+                                      target_attrs=attrs)
+            if plan.matches and not plan.uncovered:
+                calls = tuple(m.call(domain) for m in plan.matches)
+        return UndecidedGrant((rule.te(),), (rule.cil(),), calls)
 
     def _interfaces(self, needs: Sequence[Need], want: Want) -> list[Fix]:
         from selnet.fix.interfaces import InterfaceIndex

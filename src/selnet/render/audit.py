@@ -129,7 +129,9 @@ def explanation(g: Group) -> list[str]:
                                 "not one rule per accidental type",
         "boolean-off": "an allow rule exists but a boolean is off",
         "constraint": constraint_detail(d) or "a constraint denies it",
-        "socket-owned-by-other-domain": "the socket belongs to another domain",
+        "socket-owned-by-other-domain": "the socket was created by another domain "
+                                        f"({d.target_type}): grant the rule on its label, "
+                                        "not a port or a socket of its own",
         "labeled-networking": "a per-packet check of labeled networking",
         "obsolete-permission": "the permission is obsolete on current kernels",
         "foreign-policy": "the log comes from another policy",
@@ -183,6 +185,14 @@ def explanation(g: Group) -> list[str]:
     for n in notes_text(d.notes):
         if n not in out:
             out.append(n)
+    fd = [e for e in g.entries if e.diag.undecided]
+    if fd:
+        n_fd = sum(e.count for e in fd)
+        grant = g.fd_use
+        add = ((grant.interfaces or grant.te)[0] if grant is not None else "")
+        out.append(f"also logged: fd use on {fd[0].diag.target_type} ({n_fd} record"
+                   f"{'s' if n_fd != 1 else ''}): not decided by selnet (it reads no fd rules)"
+                   + (f"; it also needs {add}" if add else ""))
     others = [s for s in d.situations if s != sit]
     if others:
         out.append("also: " + ", ".join(others))
@@ -229,6 +239,21 @@ def _denial_json(d: Diagnosis, count: int, pids: set[str], comms: set[str]) -> d
     return out
 
 
+def origin_json(g: Group) -> dict[str, object] | None:
+    """Where the group's socket came from, and the fd use logged with it."""
+    o = g.origin
+    if o is None:
+        return None
+    fd = g.fd_use
+    return {
+        "creator": o.creator, "kind": o.kind, "listener": o.listener, "needs": list(o.perms),
+        "fd_use": None if fd is None else {
+            "decided": False, "te": list(fd.te), "cil": list(fd.cil),
+            "interfaces": list(fd.interfaces),
+            "count": sum(e.count for e in g.entries if e.diag.undecided)},
+    }
+
+
 def group_json(g: Group) -> dict[str, object]:
     fix = g.fix
     return {
@@ -242,6 +267,7 @@ def group_json(g: Group) -> dict[str, object]:
         "explanation": explanation(g),
         "fix": fix_json(fix) if fix else None,
         "fixes": [fix_json(f) for f in g.fixes],
+        "socket_origin": origin_json(g),
         "denials": [_denial_json(e.diag, e.count, e.pids, e.comms) for e in g.entries],
     }
 

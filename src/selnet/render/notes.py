@@ -67,6 +67,8 @@ TEXT: dict[str, str] = {
     "ip_local_port_range ({low}-{high} now; {new_low}-{new_high} covers them), where bind() "
     "checks no name_bind, or configure it to bind a fixed port",
     "fix-rule": "the narrowest rule for exactly this access",
+    "fix-rule-socket-from": "the narrowest rule for the service's use of {creator}'s socket "
+    "(the logged denial and the checks that follow it)",
     "fix-interface": "the refpolicy interface that grants it: {names}",
     # diagnosis (audit/diagnose.py)
     "log-not-mls": "the log has no MLS levels but this policy is MLS",
@@ -87,9 +89,16 @@ TEXT: dict[str, str] = {
     "that logged it",
     "allowed-now": "the given policy allows this now (a boolean, label or rule changed since the "
     "log was written)",
-    "socket-from-other-domain": "the socket was created by {creator} (e.g. systemd socket "
-    "activation or a container runtime) and passed to {domain}: the check is against the "
-    "socket's creator, not a port",
+    "origin-socket-activation": "socket activation: {creator} (PID 1) created this {tclass} and "
+    "handed it to {domain}, so the kernel checks {domain} against {creator}'s socket, not a "
+    "port; serving on it checks {perms}",
+    "origin-inetd": "an inetd child: {creator} accepted the connection and handed it to "
+    "{domain}, so the kernel checks {domain} against {creator}'s {tclass}; serving on it "
+    "checks {perms}",
+    "origin-passed": "a socket inherited or passed from {creator} (across exec, or over a unix "
+    "socket): the kernel checks {domain} against {creator}'s {tclass}; using it checks {perms}",
+    "fd-use-creator": "fd use on {creator}: {domain} got the descriptor across exec or over a "
+    "unix socket (file_has_perm); selnet reads no fd rules, so it does not decide this",
     "dontaudit-hidden": "a dontaudit rule in this policy hides this denial (the AVC is not "
     "logged); `semodule -DB` disables dontaudit rules to reveal it",
     "subsystem-secmark": "subsystem: SECMARK (iptables/nftables SECMARK rules label packets; with "
