@@ -68,6 +68,37 @@ netlabel_off() {
   netlabelctl unlbl del interface:lo address:::1/128 || fail "netlabelctl del v6"
 }
 
+# Labeled IPsec on loopback (as the selinux-testsuite's inet_socket ipsec-load does):
+# ipsec_on SPD SA...: an AH transport SA for each context SA (127.0.0.1 and ::1; a flow
+# uses the SA that carries its own label) and "dir out" SPD entries labeled SPD for TCP
+# and UDP.  lo normally skips xfrm (disable_xfrm/disable_policy 1): turn that off.
+IP=/usr/sbin/ip   # iproute2's (busybox ip has no xfrm ctx)
+ipsec_on() {
+  spd=$1; shift
+  echo 0 > /proc/sys/net/ipv4/conf/lo/disable_xfrm || fail "lo disable_xfrm"
+  echo 0 > /proc/sys/net/ipv4/conf/lo/disable_policy || fail "lo disable_policy"
+  spi=512
+  for sa in "$@"; do
+    for a in 127.0.0.1 ::1; do
+      $IP xfrm state add src $a dst $a proto ah spi $spi ctx "$sa" \
+        auth sha1 0123456789012345 || fail "xfrm state $a $sa"
+    done
+    spi=$((spi + 1))
+  done
+  for a in 127.0.0.1 ::1; do
+    for p in tcp udp; do
+      $IP xfrm policy add src $a dst $a proto $p dir out ctx "$spd" \
+        tmpl proto ah mode transport level required || fail "xfrm policy $a $p"
+    done
+  done
+}
+ipsec_off() {
+  $IP xfrm policy flush || fail "xfrm policy flush"
+  $IP xfrm state flush || fail "xfrm state flush"
+  echo 1 > /proc/sys/net/ipv4/conf/lo/disable_xfrm
+  echo 1 > /proc/sys/net/ipv4/conf/lo/disable_policy
+}
+
 # SECMARK through nftables: every packet in and out gets the label
 secmark_on() {
   cat > /tmp/secmark.nft <<NFT
@@ -92,4 +123,35 @@ bgwait() {
   i=0; n=$(( ${1:-2000} / 20 ))
   while kill -0 $BGPID 2>/dev/null && [ $i -lt $n ]; do usleep 20000; i=$((i+1)); done
   kill $BGPID 2>/dev/null; wait $BGPID 2>/dev/null
+}
+
+# NetLabel CIPSO (IPv4) / CALIPSO (IPv6) on loopback, DOI 16.  The default mapping is split
+# by address: unlabeled everywhere, the labeling protocol on the loopback address.
+#   cipso_on pass:  the packet carries the sender's MLS level (tag 5, ranged categories:
+#                   tag 1's bitmap stops at c239, and s15:c0.c1023 would not fit: ENOSPC)
+#   cipso_on local: the packet carries the sender's whole SID (loopback only; no MLS needed)
+netlabel_map() {
+  netlabelctl map del default || fail "netlabelctl map del default"
+  netlabelctl map add default address:0.0.0.0/0 protocol:unlbl || fail "map add v4 unlbl"
+  netlabelctl map add default address:::/0 protocol:unlbl || fail "map add v6 unlbl"
+  netlabelctl map add default "$1" "$2" || fail "map add default $1 $2"
+}
+cipso_on() {
+  if [ "$1" = local ]; then
+    netlabelctl cipsov4 add local doi:16 || fail "netlabelctl cipsov4 add local"
+  else
+    netlabelctl cipsov4 add pass doi:16 tags:5 || fail "netlabelctl cipsov4 add pass"
+  fi
+  netlabel_map address:127.0.0.0/8 protocol:cipsov4,16
+}
+calipso_on() {
+  netlabelctl calipso add pass doi:16 || fail "netlabelctl calipso add pass"
+  netlabel_map address:::1/128 protocol:calipso,16
+}
+labeled_off() {   # back to the boot mapping: everything unlabeled, no DOI
+  netlabelctl map del default || fail "netlabelctl map del default"
+  netlabelctl map add default protocol:unlbl || fail "netlabelctl map add default unlbl"
+  netlabelctl cipsov4 del doi:16 2>/dev/null
+  netlabelctl calipso del doi:16 2>/dev/null
+  usleep 100000
 }
