@@ -22,7 +22,6 @@ import hashlib
 import marshal
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -201,6 +200,8 @@ def store(snap: PolicySnapshot) -> None:
 def _write_entry(path: Path, header: bytes, payload: bytes) -> None:
     """Header and payload in a temporary file beside ``path``, renamed over it: a reader
     never sees half an entry.  A read-only or full cache directory only costs speed."""
+    import tempfile
+
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import subprocess
 import sys
-import tempfile
+import time
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from selnet.errors import PolicyError, ToolMissingError
 
@@ -133,6 +130,8 @@ class PolicySource:
 
     def cleanup(self) -> None:
         if self.scratch is not None:
+            import shutil
+
             shutil.rmtree(self.scratch, ignore_errors=True)
 
     def settled(self) -> PolicySource:
@@ -146,14 +145,49 @@ class PolicySource:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+        return _sha256_of(f)
+
+
+# A file changed twice within the filesystem's timestamp granularity keeps its stat: a
+# digest is remembered only for a file whose mtime and ctime are this much in the past.
+_SETTLED_NS = 2_000_000_000
+
+
+def sha256_known(path: Path) -> str:
+    """:func:`sha256_file`, remembered in the verified blob store (policy/cache.read_blob)
+    under the file's device, inode, size, mtime and ctime, so an unchanged policy is not
+    read again on every run (ctime cannot be set back by a user, so any write changes
+    the key).  The stat is of the descriptor that is hashed on a miss."""
+    from selnet.policy.cache import read_blob, write_blob
+
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return _sha256_of(f)
+        real = os.path.realpath(path)
+        name = "sha256-" + hashlib.sha256(real.encode(errors="surrogateescape")).hexdigest()[:32]
+        key = (f"{real}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0"
+               f"{st.st_ctime_ns}")
+        memo = read_blob(name, key)
+        if memo is not None and len(memo) == 64:
+            return memo.decode("ascii", errors="replace")
+        digest = _sha256_of(f)
+        if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - _SETTLED_NS:
+            write_blob(name, key, digest.encode("ascii"))
+        return digest
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    h = hashlib.sha256()
+    while chunk := f.read(1 << 20):
+        h.update(chunk)
     return h.hexdigest()
 
 
 def example_policy_path() -> Path:
+    from importlib import resources
+
     return Path(str(resources.files("selnet") / "data" / "example.cil"))
 
 
@@ -279,7 +313,7 @@ def _looks_like_conf(path: Path) -> bool:
 
 def _binary(path: Path, origin: str) -> PolicySource:
     try:
-        digest = sha256_file(path)
+        digest = sha256_known(path) if origin == "binary" else sha256_file(path)
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror})") from exc
     return PolicySource(path, origin, (path,), digest)
@@ -294,6 +328,8 @@ def _digest_inputs(files: list[Path], tag: str) -> str:
 
 
 def _tool(name: str, package: str | None = None) -> str:
+    import shutil
+
     exe = shutil.which(name)
     if exe is None:
         raise ToolMissingError(f"{name} is not installed (Debian package {package or name})")
@@ -313,7 +349,7 @@ def _compiled_cached(d: Path, key: str) -> tuple[Path, str] | None:
     out = d / f"{key}.policy"
     try:
         record = (d / f"{key}.sha256").read_text(encoding="ascii").split()
-        digest = sha256_file(out)
+        digest = sha256_known(out)
     except (OSError, UnicodeDecodeError):
         return None
     if record != [*_COMPILED_RECORD.split(), key, digest]:
@@ -323,6 +359,9 @@ def _compiled_cached(d: Path, key: str) -> tuple[Path, str] | None:
 
 def _compile(key: str, use_cache: bool, run: CompileFn) -> tuple[Path, str, Path | None]:
     """(binary, its sha256, scratch dir to delete or None): from the cache, or compiled."""
+    import shutil
+    import tempfile
+
     d = private_cache_dir("compiled") if use_cache else None
     tmp: Path | None = None
     if d is not None:
@@ -371,6 +410,8 @@ def first_error_line(output: str, returncode: int) -> str:
 
 
 def _run_compiler(cmd: list[str], what: str) -> None:
+    import subprocess
+
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         msg = first_error_line(proc.stderr + proc.stdout, proc.returncode)

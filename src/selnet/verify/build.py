@@ -4,7 +4,10 @@ Shared by `selnet verify` and the conformance suite (conformance/), which adds i
 policy variants.  Python standard library only.
 
 Cache layout (outside the repository), ${XDG_CACHE_HOME:-~/.cache}/selnet-conformance/:
-  kernel-KVER/        the linux-image .deb, the unpacked package, vmlinux (ELF for PVH boot)
+  archive/SUITE/      InRelease and Packages.xz of a suite other than the host's (archive.py)
+  kernel-KVER/        the linux-image .deb, the unpacked package, vmlinux (ELF for PVH boot);
+                      the .deb is checked against its index's SHA256, the files used against
+                      the package's md5sums, vmlinux against its sidecar, on every use
   base-HASH.cpio.gz   busybox + sockop + init + lib.sh + modules + netlabelctl/nft and libs
   policy-NAME-HASH.33 compiled policy variants (HASH covers every input)
   boot-HASH.json      parsed kernel results of one boot (HASH = base + policy + scenario script)
@@ -13,15 +16,19 @@ Nothing is installed into the host's /boot; the kernel package is only unpacked.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import lzma
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import archive
 
 GUEST = Path(__file__).resolve().parent / "guest"  # init, lib.sh, sockop.c: package data
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "selnet-conformance"
@@ -41,6 +48,9 @@ MODULES = [
     "nf_tables",
     "nft_objref",
 ]
+# modules that later kernels link into another module: loading that one is enough
+# (nft_objref is part of nf_tables.ko since Linux 6.2, "make nft_objref builtin")
+MERGED_INTO = {"nft_objref": "nf_tables"}
 # dynamically linked host tools copied with their libraries
 TOOLS = ["/usr/sbin/netlabelctl", "/usr/sbin/nft"]
 
@@ -69,47 +79,135 @@ def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
 
 
 # ------------------------------------------------------------------ kernel
+# The suites whose kernel the suite can boot.  The host's own suite comes from the host's apt
+# (as before, and SELNET_CONF_KVER may name the package); any other suite is fetched straight
+# from the Debian archive and verified (selnet.verify.archive), never through the host's apt.
+SUITES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
+
+
 @dataclass
 class Kernel:
     version: str  # 6.1.0-56-amd64
     package: str  # linux-image-6.1.0-56-amd64 6.1.192-2
     vmlinux: Path
     modules: Path  # lib/modules/KVER/kernel
+    suite: str = ""  # the Debian suite the package came from (bookworm, trixie)
+    # the package's own md5sums (path in the package -> md5), read from the verified .deb:
+    # every unpacked file the guest uses is checked against them (check_file)
+    md5sums: dict[str, str] = field(default_factory=dict, repr=False)
+    root: Path | None = None  # the unpacked package
+
+    @property
+    def release(self) -> str:
+        """The upstream version, 6.1.192 (from the package version 6.1.192-2)."""
+        ver = self.package.split()[-1]
+        return re.split(r"[-+~]", ver, maxsplit=1)[0]
+
+    def check_file(self, path: Path) -> None:
+        """PATH (in the unpacked package) is byte for byte the package's, else RuntimeError."""
+        if self.root is None or not self.md5sums:
+            return
+        rel = str(path.relative_to(self.root))
+        want = self.md5sums.get(rel)
+        if want is None or hashlib.md5(path.read_bytes()).hexdigest() != want:
+            raise RuntimeError(f"{path}: not the file {self.package} ships (damaged cache?)")
 
 
-def kernel_version() -> str:
-    kver = os.environ.get("SELNET_CONF_KVER")
-    if kver:
-        return kver
-    out = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
+def host_suite() -> str:
+    """The host's Debian codename (VERSION_CODENAME of /etc/os-release)."""
+    try:
+        m = re.search(r"^VERSION_CODENAME=\"?(\w+)", Path("/etc/os-release").read_text(), re.M)
+    except OSError:
+        m = None
+    return m.group(1) if m else "bookworm"
+
+
+def kernel_version(suite: str | None = None) -> str:
+    """The linux-image-KVER package linux-image-amd64 depends on in SUITE (default: the host's)."""
+    if suite is None or suite == host_suite():
+        kver = os.environ.get("SELNET_CONF_KVER")
+        if kver:
+            return kver
+        out = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
+    else:
+        out = "Depends: " + archive.Suite(suite, CACHE).stanza("linux-image-amd64").depends
     m = re.search(r"Depends: linux-image-(\S+)", out)
     if not m:
         raise RuntimeError("cannot find the kernel linux-image-amd64 depends on")
     return m.group(1)
 
 
-def get_kernel() -> Kernel:
-    kver = kernel_version()
+def _apt_sha256(pkg: str) -> dict[str, str]:
+    """version -> SHA256 of PKG in the host's apt lists (which apt verified)."""
+    out = run(["apt-cache", "show", pkg]).stdout
+    return dict(re.findall(r"(?ms)^Version: (\S+)$.*?^SHA256: (\w+)$", out))
+
+
+def _host_deb(kver: str, d: Path) -> Path:
+    """linux-image-KVER's .deb from the host's archive (apt-get download), checked against the
+    SHA256 the host's apt lists give for its version: a cached copy that does not match (or
+    whose version the lists no longer hold) is downloaded again."""
+    pkg = f"linux-image-{kver}"
+    for attempt in (0, 1):
+        sums = _apt_sha256(pkg)
+        for deb in sorted(d.glob(f"{pkg}_*.deb"), reverse=True):
+            if sums.get(deb.name.split("_")[1]) == archive.file_sha256(deb):
+                return deb
+            deb.unlink()  # unverifiable or damaged: never used
+        if attempt == 0:
+            d.mkdir(parents=True, exist_ok=True)
+            log(f"apt-get download {pkg}")
+            run(["apt-get", "download", pkg], cwd=d)
+    raise RuntimeError(f"{pkg}: the downloaded package does not match the host's apt lists")
+
+
+def get_kernel(suite: str | None = None) -> Kernel:
+    """The kernel of SUITE (default: the host's suite, through its apt, as before), unpacked
+    and verified.  Nothing is installed: the package is only unpacked into the cache."""
+    suite = suite or host_suite()
+    if suite not in SUITES:
+        raise RuntimeError(f"unknown kernel suite {suite!r} (known: {', '.join(SUITES)})")
+    kver = kernel_version(suite)
     d = CACHE / f"kernel-{kver}"
-    vmlinux = d / "vmlinux"
-    debs = sorted(d.glob(f"linux-image-{kver}_*.deb")) if d.is_dir() else []
-    if not debs:
-        d.mkdir(parents=True, exist_ok=True)
-        log(f"apt-get download linux-image-{kver}")
-        run(["apt-get", "download", f"linux-image-{kver}"], cwd=d)
-        debs = sorted(d.glob(f"linux-image-{kver}_*.deb"))
-    deb = debs[-1]
+    if suite == host_suite():
+        deb = _host_deb(kver, d)
+    else:
+        log(f"{suite}: linux-image-{kver} from {archive.MIRROR}")
+        deb, _ = archive.Suite(suite, CACHE).fetch(f"linux-image-{kver}", d)
+    deb_sha = archive.file_sha256(deb)
     root = d / "pkg"
-    if not (root / "boot" / f"vmlinuz-{kver}").exists():
+    stamp = root / ".selnet-deb-sha256"  # which verified .deb this tree was unpacked from
+    if not stamp.exists() or stamp.read_text() != deb_sha:
         log(f"unpacking {deb.name}")
         shutil.rmtree(root, ignore_errors=True)
-        run(["dpkg-deb", "-x", str(deb), str(root)])
-    if not vmlinux.exists():
-        extract_vmlinux(root / "boot" / f"vmlinuz-{kver}", vmlinux)
+        tmp = d / "pkg.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        run(["dpkg-deb", "-x", str(deb), str(tmp)])
+        (tmp / stamp.name).write_text(deb_sha)
+        tmp.rename(root)
+    md5 = run(["dpkg-deb", "-I", str(deb), "md5sums"]).stdout
+    md5sums = {p: h for h, p in (ln.split(None, 1) for ln in md5.splitlines() if ln.strip())}
     pkgver = deb.name.split("_")[1]
-    return Kernel(
-        kver, f"linux-image-{kver} {pkgver}", vmlinux, root / "lib" / "modules" / kver / "kernel"
+    # Debian 13's packages ship the modules under /usr/lib (merged /usr)
+    moddir = next(
+        (root / m / kver / "kernel" for m in ("lib/modules", "usr/lib/modules")
+         if (root / m / kver / "kernel").is_dir()),
+        root / "lib/modules" / kver / "kernel",
     )
+    kern = Kernel(kver, f"linux-image-{kver} {pkgver}", d / "vmlinux", moddir, suite, md5sums, root)
+    bzimage = root / "boot" / f"vmlinuz-{kver}"
+    kern.check_file(bzimage)
+    # vmlinux is derived from the verified bzImage: its sidecar names both hashes
+    side = d / "vmlinux.sha256"
+    bz_sha = archive.file_sha256(bzimage)
+    if not (
+        kern.vmlinux.exists()
+        and side.exists()
+        and side.read_text() == f"{bz_sha} {archive.file_sha256(kern.vmlinux)}"
+    ):
+        extract_vmlinux(bzimage, kern.vmlinux)
+        side.write_text(f"{bz_sha} {archive.file_sha256(kern.vmlinux)}")
+    return kern
 
 
 def extract_vmlinux(bzimage: Path, out: Path) -> None:
@@ -132,22 +230,59 @@ def extract_vmlinux(bzimage: Path, out: Path) -> None:
     raise RuntimeError(f"no ELF payload found in {bzimage}")
 
 
+MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")  # Debian 13 ships .ko.xz
+
+
+def module_name(path: Path) -> str:
+    name = path.name
+    for suf in MODULE_SUFFIXES:
+        if name.endswith(suf):
+            return name[: -len(suf)].replace("-", "_")
+    return ""
+
+
 def module_index(moddir: Path) -> dict[str, Path]:
-    return {p.name[:-3].replace("-", "_"): p for p in moddir.rglob("*.ko")}
+    return {module_name(p): p for p in sorted(moddir.rglob("*.ko*")) if module_name(p)}
+
+
+def module_bytes(path: Path) -> bytes:
+    """The module as insmod needs it: busybox's insmod cannot read compressed modules."""
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        return subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout
+    return data
 
 
 def module_deps(path: Path) -> list[str]:
-    m = re.search(rb"depends=([^\0]*)\0", path.read_bytes())
+    m = re.search(rb"depends=([^\0]*)\0", module_bytes(path))
     return [x.replace("-", "_") for x in m.group(1).decode().split(",") if x] if m else []
+
+
+def builtin_modules(moddir: Path) -> set[str]:
+    """Modules built into the kernel (modules.builtin beside kernel/): nothing to load."""
+    f = moddir.parent / "modules.builtin"
+    if not f.exists():
+        return set()
+    return {module_name(Path(ln.strip())) for ln in f.read_text().splitlines() if ln.strip()}
 
 
 def module_order(moddir: Path, wanted: list[str]) -> list[tuple[str, Path]]:
     idx = module_index(moddir)
+    builtin = builtin_modules(moddir)
     out: list[str] = []
 
     def visit(n: str) -> None:
-        if n in out:
+        if n in out or n in builtin:
             return
+        if n not in idx and MERGED_INTO.get(n) in idx:
+            visit(MERGED_INTO[n])
+            return
+        if n not in idx:
+            raise RuntimeError(f"module {n} is neither in {moddir} nor built in")
         for dep in module_deps(idx[n]):
             visit(dep)
         out.append(n)
@@ -224,7 +359,8 @@ def build_base_initramfs(kernel: Kernel) -> Path:
         shutil.copy(GUEST / "lib.sh", r / "lib.sh")
         (r / "init").chmod(0o755)
         for n, p in mods:
-            shutil.copy(p, r / "lib/modules" / f"{n}.ko")
+            kernel.check_file(p)
+            (r / "lib/modules" / f"{n}.ko").write_bytes(module_bytes(p))
         (r / "lib/modules/load-order").write_text("".join(f"{n}\n" for n, _ in mods))
         for x in tools + libs:
             dest = r / x.lstrip("/")

@@ -34,6 +34,7 @@ FIELDS = {
     "sockcreate",
     "labeled",
     "peer",
+    "ipsec",
     "secmark",
     "fastopen",
     "note",
@@ -63,6 +64,7 @@ class Scenario:
     sockcreate: str | None = None
     labeled: str | None = None
     peer: str | None = None
+    ipsec: str | None = None  # labeled IPsec: the SPD entries' context (selnet --spd)
     secmark: str | None = None
     fastopen: bool = False
     note: str = ""
@@ -122,6 +124,8 @@ class Scenario:
             a += ["--labeled", self.labeled]
         if self.peer:
             a += ["--peer", self.peer]
+        if self.ipsec:
+            a += ["--spd", self.ipsec]
         if self.secmark:
             a += ["--secmark", self.secmark]
         if self.fastopen:
@@ -195,10 +199,14 @@ def validate(s: Scenario, policies: dict[str, Any]) -> None:
     for k in s.sysctl:
         if k not in SYSCTLS:
             raise ValueError(f"{where}: sysctl {k} not supported")
-    if s.labeled not in (None, "netlabel"):
-        raise ValueError(
-            f"{where}: labeled must be 'netlabel' (ipsec is not supported in the guest)"
-        )
+    if s.labeled not in (None, "netlabel", "ipsec"):
+        raise ValueError(f"{where}: labeled must be 'netlabel' or 'ipsec'")
+    if s.labeled == "ipsec" and not (s.ipsec and s.peer and s.op != "trace"):
+        # the guest's SAs carry the flows' own labels: the peer process runs in `peer`
+        raise ValueError(f"{where}: labeled = 'ipsec' needs ipsec (the SPD context) and "
+                         "peer (the peer process's context), and is not for traces")
+    if s.ipsec and s.labeled != "ipsec":
+        raise ValueError(f"{where}: ipsec (the SPD context) needs labeled = 'ipsec'")
     if s.op == "trace":
         if not s.steps or not s.steps[0].startswith("sock="):
             raise ValueError(f"{where}: a trace starts with sock=KIND")
@@ -307,6 +315,10 @@ def guest_script(s: Scenario) -> str:
         teardown.append("secmark_off")
     if s.mode == "permissive":
         setup.append("mode 0")
+    if s.labeled == "ipsec" and s.ipsec and s.peer:
+        # an SA for the test socket's label and one for the peer's: each flow uses its own
+        setup.append(f"ipsec_on {q(s.ipsec)} {q(s.sockcreate or s.context)} {q(s.peer)}")
+        teardown.append("ipsec_off")
         teardown.append("mode 1")
     lines += setup
 
@@ -319,6 +331,8 @@ def guest_script(s: Scenario) -> str:
     if s.op == "trace":
         lines += trace_lines(s, head)
     elif s.op == "connect":
+    if s.labeled == "ipsec" and s.peer:
+        pk = f"ctx={q(s.peer)} {pk}"  # the peer's packets carry its own SA label
         if s.bind:
             b = s.bind if re.search(r"(\]|^[^:]*):\d+$", s.bind) else fmt_addr(s.bind, 0)
             test.append(f"bind={b}")
