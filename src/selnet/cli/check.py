@@ -9,6 +9,7 @@ from selnet.cli.options import bool_parent, emit, load, parse_bools, sysctl_pare
 from selnet.errors import EXIT_DENIED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
+    from selnet.decide.chain import ChainResult
     from selnet.model.env import NetEnv
     from selnet.model.plan import Scenario
     from selnet.policy.index import Policy
@@ -56,14 +57,20 @@ def build_scenario(policy: Policy, args: argparse.Namespace, operation: str) -> 
                     getattr(args, "fastopen", False), unbound=unbound is not None)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def decide_check(policy: Policy, args: argparse.Namespace) -> ChainResult:
+    """The operation the arguments describe, decided on ``policy`` (also selnet verify's)."""
     from selnet.decide.chain import evaluate
+
+    bools = policy.bool_values(parse_bools(args.bool))
+    return evaluate(policy, build_scenario(policy, args, args.command), bools)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
     from selnet.render.chain import chain_json, chain_lines
 
     policy = load(args)
-    bools = policy.bool_values(parse_bools(args.bool))
-    scenario = build_scenario(policy, args, args.command)
-    chain = evaluate(policy, scenario, bools)
+    chain = decide_check(policy, args)
+    bools, scenario = chain.bools, chain.plan.scenario
     fixes = None
     if not chain.allowed:
         from selnet.fix.engine import FixEngine, fix_chain

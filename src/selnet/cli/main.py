@@ -28,6 +28,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "lint": ("lint",),
     "review": ("diff", "whatif"),
     "review_graph": ("graph", "report"),
+    "verify": ("verify",),
     "completion": ("completion", "complete"),
 }
 EXIT_INTERNAL = 70

@@ -47,12 +47,16 @@ MODULES = [
     "nfnetlink",
     "nf_tables",
     "nft_objref",
+    # labeled IPsec (lib.sh ipsec_on): ip xfrm's netlink and AH; hmac(sha1) is built in
+    "xfrm_user",
+    "ah4",
+    "ah6",
 ]
 # modules that later kernels link into another module: loading that one is enough
 # (nft_objref is part of nf_tables.ko since Linux 6.2, "make nft_objref builtin")
 MERGED_INTO = {"nft_objref": "nf_tables"}
 # dynamically linked host tools copied with their libraries
-TOOLS = ["/usr/sbin/netlabelctl", "/usr/sbin/nft"]
+TOOLS = ["/usr/sbin/netlabelctl", "/usr/sbin/nft", "/usr/sbin/ip"]  # ip: iproute2, for ip xfrm
 
 
 def sha(*parts: bytes | str, n: int = 16) -> str:
