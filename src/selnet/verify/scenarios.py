@@ -43,6 +43,11 @@ FIELDS = {
     "before",
     "after",
 }
+# labeled: the guest's NetLabel set-up (selnet is asked --labeled netlabel for each):
+# netlabel a static (unlabeled fallback) label for lo, cipso/calipso the sender's MLS level
+# in each packet (CIPSO pass on 127.0.0.0/8, CALIPSO pass on ::1), cipso-local the
+# sender's whole SID (CIPSO local tag, loopback only)
+NETLABEL = ("netlabel", "cipso", "cipso-local", "calipso")
 SYSCTLS = (
     "net.ipv4.ip_local_port_range",
     "net.ipv4.ip_unprivileged_port_start",
@@ -121,7 +126,7 @@ class Scenario:
         if self.sockcreate:
             a += ["--sockcreate", self.sockcreate]
         if self.labeled:
-            a += ["--labeled", self.labeled]
+            a += ["--labeled", "netlabel" if self.labeled in NETLABEL else self.labeled]
         if self.peer:
             a += ["--peer", self.peer]
         if self.ipsec:
@@ -199,8 +204,8 @@ def validate(s: Scenario, policies: dict[str, Any]) -> None:
     for k in s.sysctl:
         if k not in SYSCTLS:
             raise ValueError(f"{where}: sysctl {k} not supported")
-    if s.labeled not in (None, "netlabel", "ipsec"):
-        raise ValueError(f"{where}: labeled must be 'netlabel' or 'ipsec'")
+    if s.labeled not in (None, *NETLABEL, "ipsec"):
+        raise ValueError(f"{where}: labeled must be one of {(*NETLABEL, 'ipsec')}")
     if s.labeled == "ipsec" and not (s.ipsec and s.peer and s.op != "trace"):
         # the guest's SAs carry the flows' own labels: the peer process runs in `peer`
         raise ValueError(f"{where}: labeled = 'ipsec' needs ipsec (the SPD context) and "
@@ -310,15 +315,19 @@ def guest_script(s: Scenario) -> str:
     if s.labeled == "netlabel":
         setup.append(f"netlabel_on {q(s.peer or 'system_u:object_r:unlabeled_t')}")
         teardown.append("netlabel_off")
+    elif s.labeled in NETLABEL:
+        setup.append({"cipso": "cipso_on pass", "cipso-local": "cipso_on local",
+                      "calipso": "calipso_on"}[s.labeled])
+        teardown.append("labeled_off")
+    if s.labeled == "ipsec" and s.ipsec and s.peer:
+        # an SA for the test socket's label and one for the peer's: each flow uses its own
+        setup.append(f"ipsec_on {q(s.ipsec)} {q(s.sockcreate or s.context)} {q(s.peer)}")
+        teardown.append("ipsec_off")
     if s.secmark:
         setup.append(f"secmark_on {q(s.secmark)}")
         teardown.append("secmark_off")
     if s.mode == "permissive":
         setup.append("mode 0")
-    if s.labeled == "ipsec" and s.ipsec and s.peer:
-        # an SA for the test socket's label and one for the peer's: each flow uses its own
-        setup.append(f"ipsec_on {q(s.ipsec)} {q(s.sockcreate or s.context)} {q(s.peer)}")
-        teardown.append("ipsec_off")
         teardown.append("mode 1")
     lines += setup
 
@@ -326,13 +335,13 @@ def guest_script(s: Scenario) -> str:
     peer_host = peer_target(host)
     peer_kind = sock_kind(proto, peer_host)
     pk = f"sock={peer_kind}"
+    if s.labeled == "ipsec" and s.peer:
+        pk = f"ctx={q(s.peer)} {pk}"  # the peer's packets carry its own SA label
     dst = fmt_addr(host, port)
     pdst = fmt_addr(peer_host, port)
     if s.op == "trace":
         lines += trace_lines(s, head)
     elif s.op == "connect":
-    if s.labeled == "ipsec" and s.peer:
-        pk = f"ctx={q(s.peer)} {pk}"  # the peer's packets carry its own SA label
         if s.bind:
             b = s.bind if re.search(r"(\]|^[^:]*):\d+$", s.bind) else fmt_addr(s.bind, 0)
             test.append(f"bind={b}")
