@@ -42,9 +42,11 @@ def build_policy(name: str, spec: dict) -> Path:
         return out
     flavour = spec["refpolicy"]
     conf = refpolicy_conf(flavour)
-    out = CACHE / "policy" / f"{name}-{file_sha(conf, REFPOLICY_EXTRA)}.33"
+    # the variant's own additions after the shared ones (MLS: the peers' network overrides)
+    extras = [REFPOLICY_EXTRA, *(HERE / "policies" / f for f in spec.get("extra", []))]
+    out = CACHE / "policy" / f"{name}-{file_sha(conf, *extras)}.33"
     if not out.exists():
-        log(f"checkpolicy {name} (refpolicy {flavour} + {REFPOLICY_EXTRA.name})")
+        log(f"checkpolicy {name} (refpolicy {flavour} + {', '.join(e.name for e in extras)})")
         text = conf.read_text()
         # TE rules must go inside the te_rbac section: before the first "user" statement
         m = re.search(r"^user ", text, re.M)
@@ -53,7 +55,7 @@ def build_policy(name: str, spec: dict) -> Path:
         types = re.findall(r"^type ([A-Za-z0-9_]+)", text[: m.start()], re.M)
         extra = ["# --- selnet conformance additions", "attribute selnet_any;"]
         extra += [f"typeattribute {t} selnet_any;" for t in types]
-        extra.append(REFPOLICY_EXTRA.read_text())
+        extra += [e.read_text() for e in extras]
         conf2 = CACHE / "policy" / f"{name}.policy.conf"
         conf2.write_text(text[: m.start()] + "\n".join(extra) + "\n" + text[m.start() :])
         args = ["checkpolicy", "-c", "33", "-o", str(out) + ".tmp", str(conf2)]
