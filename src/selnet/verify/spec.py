@@ -43,10 +43,21 @@ class TraceArgs:
     secmark: str | None = None
 
 
+class _AnyPolicy(dict[str, dict[str, Any]]):
+    """Every policy variant a SPEC names is the user's policy (its ``policy`` keys are
+    ignored), with no level of its own: contexts come from the user's policy."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return {}
+
+
 def load_spec(path: Path) -> list[Scenario]:
     """The scenarios of a SPEC file, all on the user's policy."""
     try:
-        found = scenarios.load([path], VARIANTS, policy=POLICY)
+        found = [replace(s, policy=POLICY) for s in scenarios.load([path], _AnyPolicy())]
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
