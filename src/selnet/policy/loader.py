@@ -9,16 +9,13 @@ applied in ``unapplied``.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
 import os
-import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selnet.errors import PolicyError, SelnetError
 from selnet.policy.cache import get_or_build
-from selnet.policy.extract import extract
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import PolicySnapshot
 from selnet.policy.source import (
@@ -29,6 +26,11 @@ from selnet.policy.source import (
     resolve,
     split_layers,
 )
+
+# Only a first read of a policy (no cached index) extracts it, in a child process: a warm
+# run imports neither multiprocessing nor the extractor.
+if TYPE_CHECKING:
+    import multiprocessing.connection
 
 
 def load_policy(
@@ -125,6 +127,10 @@ def load_timeout() -> float:
 
 
 def _child(conn: multiprocessing.connection.Connection, path: str, sha256: str) -> None:
+    import pickle
+
+    from selnet.policy.extract import extract
+
     try:
         result: tuple[str, object] = ("ok", extract(path, sha256))
     except SelnetError as exc:
@@ -139,6 +145,11 @@ def extract_guarded(path: str, sha256: str, timeout: float | None = None) -> Pol
     """:func:`extract` in a forked child with a time limit: a hang in libsepol becomes one
     clear error line instead of a process that never returns.  (The data comes back over
     a pipe from our own child, never from a file another user could write.)"""
+    import multiprocessing
+    import pickle
+
+    from selnet.policy.extract import extract
+
     limit = load_timeout() if timeout is None else timeout
     try:
         ctx = multiprocessing.get_context("fork")
