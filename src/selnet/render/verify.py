@@ -67,8 +67,9 @@ def verify_lines(v: Verification, full: bool) -> list[str]:
         if full or not r.agree or n == 1:
             out += _detail(r)
     agree = sum(r.agree for r in v.results)
-    out.append(f"result: {agree} of {n} scenario{'s' if n != 1 else ''} agree with the kernel"
-               + ("" if v.agree else f"; {n - agree} disagree"))
+    out.append(f"result: {agree} of {n} scenario{'s' if n != 1 else ''} "
+               f"agree{'s' if n == 1 else ''} with the kernel"
+               + ("" if v.agree else f"; {n - agree} disagree{'s' if n - agree == 1 else ''}"))
     out.append(f"console log: {v.console_log}"
                + (" (from the boot that was cached)" if v.boot_cached else ""))
     return out

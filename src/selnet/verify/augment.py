@@ -201,6 +201,21 @@ def compile_guest(base_cil: str, module_cils: Sequence[Path], harness: Harness,
     h_b = harness.text().encode()
     h_path = outdir / f"harness-{hashlib.sha256(h_b).hexdigest()[:16]}.cil"
     _write_atomic(h_path, h_b)
+    # A compile of these exact inputs by this secilc is reused only while its record names
+    # a guest file whose sha256 is still the one recorded (secilc takes seconds on a full
+    # policy; the proof and the boot then find their caches keyed by the same file).
+    try:
+        st = os.stat(secilc)
+        tool = f"{secilc}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        tool = secilc
+    h = hashlib.sha256(f"guest-v1\0{tool}\0".encode() + base_b + b"\0" + h_b)
+    for m in module_cils:
+        h.update(b"\0" + m.read_bytes())
+    record = outdir / f"inputs-{h.hexdigest()[:24]}.sha256"
+    hit = _recorded(record, outdir)
+    if hit is not None:
+        return GuestPolicy(hit[0], hit[1], harness, base_path, h_path, tuple(module_cils))
     with tempfile.TemporaryDirectory(prefix=".guest-", dir=outdir) as tmp:
         out = Path(tmp) / "guest.33"
         _run([secilc, "-c", "33", "-o", str(out), "-f", os.devnull, str(base_path),
@@ -210,4 +225,16 @@ def compile_guest(base_cil: str, module_cils: Sequence[Path], harness: Harness,
     digest = hashlib.sha256(data).hexdigest()
     path = outdir / f"guest-{digest[:16]}.33"
     _write_atomic(path, data)
+    _write_atomic(record, f"{digest}\n".encode())
     return GuestPolicy(path, digest, harness, base_path, h_path, tuple(module_cils))
+
+
+def _recorded(record: Path, outdir: Path) -> tuple[Path, str] | None:
+    try:
+        digest = record.read_text(encoding="ascii").strip()
+        path = outdir / f"guest-{digest[:16]}.33"
+        ok = re.fullmatch(r"[0-9a-f]{64}", digest) and (
+            hashlib.sha256(path.read_bytes()).hexdigest() == digest)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return (path, digest) if ok else None
