@@ -178,10 +178,10 @@ class Auditor:
         if len(e.comms) < 8 and "comm" in rec.fields:
             e.comms.add(rec.fields["comm"])
 
-    def _join_fd(self, groups: list[Group]) -> int:
+    def _join_fd(self, groups: list[Group]) -> tuple[int, int]:
         """Put each fd use denial in the first socket group of its service and creator;
-        returns how many records moved (they count as network denials then)."""
-        moved = 0
+        returns how many records and distinct denials moved (network denials from then)."""
+        moved = distinct = 0
         for e in self._fd.values():
             d = e.diag
             g = next((g for g in groups if g.domain == d.domain and g.origin is not None
@@ -189,7 +189,8 @@ class Auditor:
             if g is not None:
                 g.entries.append(e)
                 moved += e.count
-        return moved
+                distinct += 1
+        return moved, distinct
 
     def _track(self, d: Diagnosis) -> None:
         if d.port is None:
@@ -230,12 +231,13 @@ class Auditor:
                 g = groups[gk] = Group(gk[0], gk[1], gk[2], gk[3], [])
             g.entries.append(e)
         out = sorted(groups.values(), key=lambda g: (not g.still_denied, g.domain, -g.count))
-        moved = self._join_fd(out)
+        moved, moved_distinct = self._join_fd(out)
         for g in out:
             self._fix_group(g)
         broad = self._broad(out) if self.show_broad else None
         return AuditReport(self.policy, self.parser.stats, out, self.network + moved,
-                           self.granted, self.non_network - moved, len(self.entries), broad,
+                           self.granted, self.non_network - moved,
+                           len(self.entries) + moved_distinct, broad,
                            dict(self.dx.bools))
 
     def fix_group(self, g: Group) -> None:

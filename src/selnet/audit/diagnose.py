@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from selnet.analyses.porttypes import PolicyFacts
 from selnet.audit.avclog import AvcRecord
 from selnet.decide.decision import Decider, Decision
-from selnet.kernel.checks import KernelCheck, for_avc
 from selnet.errors import InputError
+from selnet.kernel.checks import KernelCheck, for_avc
 from selnet.kernel.classes import (
     CAPABILITY_CLASSES,
     CLASS_PROTOCOL,
@@ -411,7 +411,7 @@ class Diagnoser:
             return None
         if not self.is_creator(scon.type, tcon.type):
             return None
-        d = Diagnosis(rec, scon.type, tcon.type, rec.tclass, rec.perms, (), 
+        d = Diagnosis(rec, scon.type, tcon.type, rec.tclass, rec.perms, (),
                       ["socket-owned-by-other-domain"], [], scon=scon, tcon=tcon,
                       logged_tcon=tcon, undecided=True)
         d.notes.append(note("fd-use-creator", creator=tcon.type, domain=scon.type))
