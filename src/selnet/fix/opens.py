@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from selnet.analyses.decisions import Decisions, Range, candidate_subjects, merge_ranges
 from selnet.analyses.porttypes import PolicyFacts
-from selnet.analyses.profiles import Decisions, Range, candidate_subjects, merge_ranges
 from selnet.errors import InputError
 from selnet.kernel.classes import (
     CLASS_PROTOCOL,
