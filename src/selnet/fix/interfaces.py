@@ -59,7 +59,7 @@ Triple = tuple[str, str, str]
 _Compact = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 # Bump whenever the parser or the cache layout changes (part of the key).
-_FORMAT = 4
+_FORMAT = 5
 _MAGIC = b"selnet-ifidx\n"
 _MAX_DEPTH = 40  # refpolicy nests calls ~10 deep; this only stops runaways
 
@@ -503,7 +503,34 @@ def _read_macros(files: list[Path]) -> dict[str, _Macro]:
 
 
 def _policy_files(root: Path) -> list[Path]:
-    return sorted(root.glob("*/*.if")) + sorted((root / "support").glob("*.spt"))
+    return [root / rel for rel, _ in _policy_entries(root)]
+
+
+def _policy_entries(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Each ``*/*.if`` and ``support/*.spt`` under ``root`` (path relative to it, stat), in
+    the order of sorted paths: listed with scandir, because pathlib's glob and sort cost
+    more than the 430 stats of the cache key on every fix."""
+    def names(sub: str, suffix: str) -> list[str]:
+        try:
+            with os.scandir(root / sub) as it:
+                return sorted(e.name for e in it if e.name.endswith(suffix) and e.is_file())
+        except OSError:
+            return []
+
+    try:
+        with os.scandir(root) as it:
+            dirs = sorted(e.name for e in it if e.is_dir())
+    except OSError:
+        return []
+    rels = [f"{d}/{n}" for d in dirs for n in names(d, ".if")]
+    rels += [f"support/{n}" for n in names("support", ".spt")]
+    out = []
+    for rel in rels:
+        try:
+            out.append((rel, os.stat(root / rel)))
+        except OSError:
+            continue  # removed while listed
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -658,7 +685,10 @@ def _pair_index(rows: Iterable[_Row]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v) for k, v in pairs.items()}
 
 
-_CacheData = tuple[int, tuple[str, ...], tuple[_Row, ...], dict[str, tuple[int, ...]]]
+# (format, attributes, interface names, each row marshalled on its own, pairs): a warm
+# load decodes only the rows of the interfaces a fix looks at.
+_CacheData = tuple[int, tuple[str, ...], tuple[str, ...], tuple[bytes, ...],
+                   dict[str, tuple[int, ...]]]
 
 
 class InterfaceIndex:
@@ -670,11 +700,13 @@ class InterfaceIndex:
         attributes: Iterable[str],
         pairs: dict[str, tuple[int, ...]] | None = None,
     ) -> None:
-        self._rows = list(rows)
+        built = list(rows)
+        # A row, or its marshal bytes from the cache until first read (see _row).
+        self._rows: list[_Row | bytes] = list(built)
         self._infos: list[InterfaceInfo | None] = [None] * len(self._rows)
-        self._by_name = {r[0]: n for n, r in enumerate(self._rows)}
+        self._by_name = {r[0]: n for n, r in enumerate(built)}
         self.attributes = frozenset(attributes)
-        self._pairs = _pair_index(self._rows) if pairs is None else pairs
+        self._pairs = _pair_index(built) if pairs is None else pairs
 
     # -- construction -----------------------------------------------------
 
@@ -691,16 +723,17 @@ class InterfaceIndex:
         root = include_dir if include_dir is not None else DEFAULT_INCLUDE_DIR
         if not root.is_dir():
             return None
-        files = _policy_files(root)
-        if not any(f.suffix == ".if" for f in files):
+        entries = _policy_entries(root)
+        if not any(rel.endswith(".if") for rel, _ in entries):
             return None
+        files = [root / rel for rel, _ in entries]
         if cache_dir is None and not caches_allowed():
             return cls.build(root, files)  # --no-cache: nothing read or written
         # selnet's own directory only when it is the user's and nobody else can write it
         cdir = private_cache_dir("") if cache_dir is None else cache_dir
         if cdir is None:
             return cls.build(root, files)
-        key = _cache_key(root, files)
+        key = _cache_key(root, entries)
         path = cdir / f"interfaces-{key}.bin"
         data = _read_cache(path)
         if data is not None:
@@ -726,16 +759,31 @@ class InterfaceIndex:
         return index
 
     def _to_data(self) -> _CacheData:
-        return (_FORMAT, tuple(sorted(self.attributes)), tuple(self._rows), self._pairs)
+        rows = [self._row(n) for n in range(len(self._rows))]
+        return (_FORMAT, tuple(sorted(self.attributes)), tuple(r[0] for r in rows),
+                tuple(marshal.dumps(r, 4) for r in rows), self._pairs)
+
+    def _row(self, n: int) -> _Row:
+        r = self._rows[n]
+        if isinstance(r, bytes):  # from the verified cache file
+            r = self._rows[n] = marshal.loads(r)
+            if not isinstance(r, tuple) or len(r) != 12:
+                raise ValueError("cache format")
+        return r
 
     @classmethod
     def _from_data(cls, data: object) -> InterfaceIndex:
-        if not isinstance(data, tuple) or len(data) != 4 or data[0] != _FORMAT:
+        if not isinstance(data, tuple) or len(data) != 5 or data[0] != _FORMAT:
             raise ValueError("cache format")
-        _, attrs, rows, pairs = data
-        if not isinstance(rows, tuple) or not isinstance(pairs, dict):
+        _, attrs, names, blobs, pairs = data
+        if (not isinstance(names, tuple) or not isinstance(blobs, tuple)
+                or len(names) != len(blobs) or not isinstance(pairs, dict)):
             raise ValueError("cache format")
-        return cls(rows, attrs, pairs)
+        index = cls((), attrs, pairs)
+        index._rows = list(blobs)
+        index._infos = [None] * len(blobs)
+        index._by_name = {name: n for n, name in enumerate(names)}
+        return index
 
     # -- queries ----------------------------------------------------------
 
@@ -752,7 +800,7 @@ class InterfaceIndex:
     def _info(self, n: int) -> InterfaceInfo:
         info = self._infos[n]
         if info is None:
-            info = self._infos[n] = _from_row(self._rows[n])
+            info = self._infos[n] = _from_row(self._row(n))
         return info
 
     def find(
@@ -927,11 +975,10 @@ def _info(parser: _Parser, macro: _Macro) -> InterfaceInfo:
 # Disk cache
 
 
-def _cache_key(root: Path, files: list[Path]) -> str:
+def _cache_key(root: Path, entries: list[tuple[str, os.stat_result]]) -> str:
     h = hashlib.sha256(f"{_FORMAT}\n{sys.version_info[:2]}\n{root.resolve()}\n".encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.relative_to(root)}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+    for rel, st in entries:
+        h.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
     return h.hexdigest()[:24]
 
 
