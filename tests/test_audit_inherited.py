@@ -195,6 +195,24 @@ def test_cli_json_socket_origin(refpolicy_standard: Path, tmp_path: Path,
     assert g["fix"]["verified"] and "accept" in origin["needs"]
 
 
+@pytest.mark.refpolicy
+def test_module_names_the_undecided_fd_use(refpolicy_standard: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    log = tmp_path / "audit.log"
+    log.write_text(FD_USE + "\n" + RAW + "\n")
+    rc = main(["audit", "--json", "--no-interfaces", "--policy", str(refpolicy_standard),
+               str(log), "--module", "sockfix", "-o", str(tmp_path)])
+    out = json.loads(capsys.readouterr().out)
+    schema = json.loads((ROOT / "docs" / "schemas" / "audit.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(out)
+    assert rc == 0 and out["verified"]
+    assert out["undecided"] == [{"te": ["allow httpd_t init_t:fd use;"],
+                                 "cil": ["(allow httpd_t init_t (fd (use)))"], "interfaces": []}]
+    te = (tmp_path / "sockfix.te").read_text()
+    assert "allow httpd_t init_t:tcp_socket {" in te and ":fd" not in te
+
+
 # -- a small CIL policy: a passed socket, and a type_transition label that is not one -------
 CIL = """
 (type app_t) (roletype system_r app_t)
