@@ -323,9 +323,12 @@ def prove(inp: Inputs, guest: Policy, predict: Predict) -> list[tuple[Scenario, 
         changes += proof(s.name, mine, predict(guest, s))
         out.append((s, mine))
     if changes:
+        # the changed check first: a step's errno changes because one of its checks did
+        first = next((c for c in changes if c.check not in ("the step", "the verdict")),
+                     changes[0])
         more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
         raise CannotRun(f"the harness's additions change a check, so a boot would not test your "
-                        f"policy: {changes[0].describe()}{more}")
+                        f"policy: {first.describe()}{more}")
     return out
 
 

@@ -75,6 +75,8 @@ def trace_scenario(t: TraceArgs) -> Scenario:
     """The command line's trace as a scenario, with the peers its program needs."""
     if not t.steps:
         raise InputError("give the steps: sock=tcp bind=127.0.0.1:80 listen accept recv ...")
+    if not t.steps[0].startswith("sock="):
+        raise InputError(f"a trace starts with sock=KIND, not {t.steps[0]!r}")
     bad = [x for x in t.steps if x.startswith(scenarios.GUEST_ONLY)]
     if bad:
         raise InputError(f"{bad[0]!r} is not a step of selnet trace (selnet verify adds the "
