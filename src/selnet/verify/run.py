@@ -346,7 +346,8 @@ def boot(found: Sequence[Scenario], guest: augment.GuestPolicy, progress: Progre
             base = build.build_base_initramfs(kern)
             script = "".join(scenarios.guest_script(s) for s in found)
             progress(f"booting {kern.version} under QEMU ({len(found)} scenario"
-                     f"{'s' if len(found) != 1 else ''}; about 1-2 minutes under TCG)")
+                     f"{'s' if len(found) != 1 else ''}; about 1-2 minutes under TCG; an identical earlier "
+                     "boot's result is reused)")
             res = qemu.run_variant(kern, base, variant, guest.path, script, logdir, use_cache)
     except subprocess.TimeoutExpired as exc:
         logdir.mkdir(parents=True, exist_ok=True)
