@@ -200,7 +200,10 @@ def main() -> int:
         kres: dict[str, dict] = {}
         kinfo: dict[str, dict] = {}
         for v in variants if not args.predict_only else []:
-            r = boots[suite, v].result()
+            try:
+                r = boots[suite, v].result()
+            except Exception as e:  # one variant's build or boot failing must not hide the rest
+                r = {"info": {}, "errors": [f"boot failed: {e!r}"[:500]], "scenarios": {}}
             kinfo[v] = r
             n = sum(1 for s in sel if s.policy == v)
             how = "cached" if r.get("cached") else f"{r.get('wall')}s"
