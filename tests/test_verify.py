@@ -124,7 +124,7 @@ def test_proof_on_the_reference_policy(refpolicy_standard: Path, fixture_cache_d
     out = fixture_cache_dir / "verify-guest"  # kept across runs (verified by sha256)
     guest = run.guest_policy(inp, out)
     assert "(allow init_t httpd_t (process (dyntransition)))" in guest.harness.statements
-    (s, pred), = run.prove(inp, load_policy([str(guest.path)]), predict)
+    ((_, pred),) = run.prove(inp, load_policy([str(guest.path)]), predict)
     assert [st["errno"] for st in pred["steps"]][:5] == [None, None, None, None, "EACCES"]
     bad = augment.compile_guest(
         guest.base_cil.read_text(), (),
