@@ -331,6 +331,56 @@ def test_compat_path_without_network_peer_controls(compile_cil) -> None:  # type
     assert not any(r.check.tclass in ("netif", "node") for r in chain.results)
 
 
+# -- labeled IPsec (xfrm.c; observed on 6.1, docs/conformance.md) ---------------------------
+IPSEC = """
+(type spd_t) (type ipeer_t) (roletype system_r ipeer_t)
+(boolean pm true) (boolean sa true)
+(booleanif pm (true (allow cli_t spd_t (association (polmatch)))))
+(booleanif sa (true (allow cli_t self (association (sendto)))))
+(allow cli_t lo_netif_t (netif (egress)))
+(allow cli_t lo_node_t (node (sendto)))
+(allow ipeer_t lo_netif_t (netif (ingress)))
+(allow ipeer_t lo_node_t (node (recvfrom)))
+(allow cli_t ipeer_t (peer (recv)))
+"""
+
+
+def test_labeled_ipsec_polmatch_then_the_flows_own_sa(compile_cil) -> None:  # type: ignore[no-untyped-def]
+    pol = load_policy([str(compile_cil(CAPS + POLICY + IPSEC))])
+    env = NetEnv(labeled="ipsec", peer=pol.parse_context("system_u:system_r:ipeer_t"),
+                 spd=pol.parse_context("system_u:object_r:spd_t"))
+    run = _runner(pol)
+    chain = run("connect", "cli_t", "127.0.0.1:80", env=env)
+    tx = [(r.check.tclass, r.check.perm, r.check.target.type) for r in chain.results
+          if r.check.step == "tx"]
+    # the route lookup (SPD entry, then the SA, labeled like the socket) before postroute
+    assert tx == [("association", "polmatch", "spd_t"), ("association", "sendto", "cli_t"),
+                  ("netif", "egress", "lo_netif_t"), ("node", "sendto", "lo_node_t")]
+    rx = [(r.check.subject.type, r.check.target.type) for r in chain.results if r.check.step == "rx"]
+    assert rx == [("ipeer_t", "lo_netif_t"), ("ipeer_t", "lo_node_t"), ("cli_t", "ipeer_t")]
+    assert chain.allowed
+
+    # polmatch refused: the SPD entry does not apply, the flow leaves unprotected: the
+    # denial is logged, the SA is never looked at, and nothing fails
+    chain = run("connect", "cli_t", "127.0.0.1:80", env=env, bools={"pm": False})
+    first = chain.first_denial
+    assert first is not None and first.check.perm == "polmatch" and first.check.errno == ""
+    sa = next(r for r in chain.results if r.check.perm == "sendto" and r.check.tclass == "association")
+    assert not sa.reached
+    assert all(r.reached for r in chain.results if r is not sa)
+
+    # the SA refused: no SA, a blackhole route: the handshake waits, nothing after it happens
+    chain = run("connect", "cli_t", "127.0.0.1:80", env=env, bools={"sa": False})
+    first = chain.first_denial
+    assert first is not None and first.check.tclass == "association" and first.check.errno == "ETIMEDOUT"
+    after = chain.results[chain.results.index(first) + 1:]
+    assert after and not any(r.reached for r in after)
+
+    # without --spd no SPD entry covers the flow: no association check at all
+    chain = run("connect", "cli_t", "127.0.0.1:80", env=NetEnv(labeled="ipsec", peer=env.peer))
+    assert not any(r.check.tclass == "association" for r in chain.results)
+
+
 # -- MLS constraints ------------------------------------------------------------------------
 MLS_EXTRA = """
 (typeattribute mcs_constrained_type)

@@ -36,8 +36,11 @@ def build_env(policy: Policy, args: argparse.Namespace) -> NetEnv:
     secmark = policy.parse_context(args.secmark) if args.secmark else None
     if args.peer and not args.labeled:
         raise InputError("--peer needs --labeled netlabel|ipsec")
-    env = replace(env, labeled=args.labeled, peer=peer, secmark=secmark, userns=args.userns,
-                  netif=args.netif, remote=getattr(args, "remote", None))
+    if args.spd and args.labeled != "ipsec":
+        raise InputError("--spd needs --labeled ipsec")
+    spd = policy.parse_context(args.spd) if args.spd else None
+    env = replace(env, labeled=args.labeled, peer=peer, spd=spd, secmark=secmark,
+                  userns=args.userns, netif=args.netif, remote=getattr(args, "remote", None))
     gids = getattr(args, "gid", None)
     if gids:
         env = replace(env, gids=tuple(gids))
@@ -103,6 +106,9 @@ def label_options(p: argparse.ArgumentParser, fixes: bool = True) -> None:
     p.add_argument("--sockcreate", metavar="CONTEXT", help="socket label set with setsockcreatecon")
     p.add_argument("--labeled", choices=("netlabel", "ipsec"), help="peer labeling is active")
     p.add_argument("--peer", metavar="CONTEXT", help="the peer label (default: unlabeled initial SID)")
+    p.add_argument("--spd", metavar="CONTEXT",
+                   help="labeled IPsec: the context of the SPD entry outgoing flows match "
+                   "(polmatch; the SA carries the socket's own label)")
     p.add_argument("--secmark", metavar="CONTEXT", help="SECMARK label of the packets (SECMARK active)")
     p.add_argument("--netif", metavar="NAME", help="interface for per-packet checks (default lo/eth0)")
     if fixes:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from selnet.decide.decision import Decider, Decision
+from selnet.kernel.checks import NO_ERRNO
 from selnet.model.plan import Check, CheckPlan, KernelModel, Scenario
 from selnet.model.trace import KernelError, TracePlan, TraceStep
 from selnet.policy.index import Policy
@@ -41,16 +42,29 @@ class ChainResult:
         return all(r.decision.effective for r in self.results if r.reached)
 
 
+def _refused(dec: Decision) -> bool:
+    return not dec.allowed and dec.enforced
+
+
+def _unmade(chk: Check, made: dict[int, CheckResult]) -> bool:
+    """Is CHK left unmade because the check it needs was refused (or itself unmade)?"""
+    need = made.get(id(chk.needs)) if chk.needs is not None else None
+    return need is not None and (not need.reached or _refused(need.decision))
+
+
 def evaluate(policy: Policy, scenario: Scenario, bools: Mapping[str, bool]) -> ChainResult:
     values = dict(bools)
     plan = KernelModel(policy, values).plan(scenario)
     decider = Decider(policy, values)
     results: list[CheckResult] = []
+    made: dict[int, CheckResult] = {}
     stopped = False
     for chk in plan.checks:
         dec = decider.decide(chk.subject, chk.target, chk.tclass, chk.perm)
-        results.append(CheckResult(chk, dec, not stopped))
-        if not dec.allowed and dec.enforced:
+        res = CheckResult(chk, dec, not stopped and not _unmade(chk, made))
+        results.append(res)
+        made[id(chk)] = res
+        if res.reached and _refused(dec) and chk.errno != NO_ERRNO:
             stopped = True  # the syscall fails (or the packet is dropped) here
     return ChainResult(plan, results, values)
 
@@ -102,6 +116,7 @@ def evaluate_trace(policy: Policy, plan: TracePlan, bools: Mapping[str, bool]) -
     decider = Decider(policy, values)
     out: list[TraceStepResult] = []
     failed = False
+    made: dict[int, CheckResult] = {}
     for st in plan.steps:
         results: list[CheckResult] = []
         errno: str | None = None
@@ -109,9 +124,11 @@ def evaluate_trace(policy: Policy, plan: TracePlan, bools: Mapping[str, bool]) -
         denial: int | None = None
         for chk in st.checks:
             dec = decider.decide(chk.subject, chk.target, chk.tclass, chk.perm)
-            stop = not failed and errno is None
-            results.append(CheckResult(chk, dec, stop))
-            if stop and not dec.allowed and dec.enforced:
+            stop = not failed and errno is None and not _unmade(chk, made)
+            res = CheckResult(chk, dec, stop)
+            results.append(res)
+            made[id(chk)] = res
+            if stop and _refused(dec) and chk.errno != NO_ERRNO:
                 errno, cause, denial = chk.errno, chk.kind, len(results) - 1
         if not failed and errno is None and st.error is not None:
             errno, cause = st.error.errno, "kernel"

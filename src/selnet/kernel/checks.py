@@ -33,6 +33,9 @@ Role = Literal["task", "socket", "port", "node", "netif", "peer", "packet", "sa"
 SOCKET_CLASS = "<socket>"  # the socket's own class (socket_type_to_security_class)
 CAP_CLASS = "<capability>"  # capability, or cap_userns in a non-initial user namespace
 
+# the errno of a check whose enforced denial fails nothing (the kernel carries on without)
+NO_ERRNO = ""
+
 HOOKS = "security/selinux/hooks.c"
 AF_INET = "net/ipv4/af_inet.c"
 AF_INET6 = "net/ipv6/af_inet6.c"
@@ -226,15 +229,23 @@ CHECKS: tuple[KernelCheck, ...] = (
                 "selinux_ip_postroute_compat -> selinux_xfrm_postroute_last",
                 f"{_COMPAT}: a packet without a labeled SA", "socket", "sa", "association",
                 "sendto", "ECONNREFUSED", "a packet sent (IPsec association, compat path)"),
-    # -- labeled IPsec and SCTP associations (diagnosis) ---------------------------------
-    KernelCheck("xfrm.association_sendto", "tx", "selinux_xfrm_state_pol_flow_match", 208,
-                "security/selinux/xfrm.c", "xfrm_state_find -> selinux_xfrm_state_pol_flow_match",
-                "labeled IPsec: choosing an SA for a flow", "socket", "sa", "association", "sendto",
-                "no SA matches", "a flow matched to a labeled IPsec SA"),
+    # -- labeled IPsec (the route lookup of an outgoing flow) and SCTP associations ------
+    # polmatch first: a denial (-EACCES becomes -ESRCH) only makes the SPD entry not apply,
+    # so the flow leaves unprotected and nothing fails (NO_ERRNO).  Then the SA: only one
+    # carrying the flow's own label can match, and sendto on it must pass; without one the
+    # flow gets a blackhole route (larval_drop): nothing is sent, a TCP handshake waits.
     KernelCheck("xfrm.association_polmatch", "tx", "selinux_xfrm_policy_lookup", 166,
-                "security/selinux/xfrm.c", "xfrm_policy_lookup -> selinux_xfrm_policy_lookup",
-                "labeled IPsec: matching an SPD entry", "socket", "sa", "association", "polmatch",
-                "ESRCH", "a flow matched to a labeled IPsec policy"),
+                "security/selinux/xfrm.c",
+                "xfrm_lookup -> xfrm_policy_lookup_bytype -> selinux_xfrm_policy_lookup",
+                "labeled IPsec: the flow matches a labeled SPD entry's selector (--spd)",
+                "socket", "sa", "association", "polmatch", NO_ERRNO,
+                "a flow matched to a labeled IPsec SPD entry"),
+    KernelCheck("xfrm.association_sendto", "tx", "selinux_xfrm_state_pol_flow_match", 208,
+                "security/selinux/xfrm.c",
+                "xfrm_tmpl_resolve -> xfrm_state_find -> selinux_xfrm_state_pol_flow_match",
+                "labeled IPsec: polmatch passed; the SA whose label is the flow's own",
+                "socket", "socket", "association", "sendto", "ETIMEDOUT",
+                "a flow given its labeled IPsec SA"),
     KernelCheck("xfrm.association_setcontext", "xfrm", "selinux_xfrm_alloc_user", 106,
                 "security/selinux/xfrm.c", "xfrm_user -> selinux_xfrm_alloc_user / _delete",
                 "labeled IPsec: adding or deleting an SA/SPD entry with a context", "task", "sa",

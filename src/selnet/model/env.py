@@ -37,6 +37,8 @@ class NetEnv:
     unprivileged_port_start: int = DEFAULT_UNPRIVILEGED_PORT_START
     labeled: str | None = None  # None, "netlabel" or "ipsec": peer labeling active
     peer: Context | None = None  # the peer label; None = the unlabeled initial SID
+    # labeled IPsec: the context of the SPD entry outgoing flows match (None: none does)
+    spd: Context | None = None
     secmark: Context | None = None  # SECMARK label of the packets; None = no SECMARK rules
     userns: bool = False  # the netns is owned by a non-initial user namespace
     netif: str | None = None  # the interface packets use; None = lo for loopback, else eth0

@@ -124,6 +124,9 @@ class Check:
     tclass: str
     label: LabelResult | None = None  # the lookup that produced the target
     phase: str = ""  # packets: which exchange (connect, SYN-ACK, ...); "accepted" socket
+    # the earlier check this one is made after only when it passes (IPsec: the SA after
+    # polmatch); an enforced denial of that one leaves this one unmade
+    needs: Check | None = None
 
     @property
     def hook(self) -> str:
@@ -425,6 +428,8 @@ class KernelModel:
         unlabeled = self._initial("unlabeled")
         secmark = env.secmark or unlabeled
         peer = env.peer if env.peer is not None else unlabeled
+        if direction == "tx":
+            self._xfrm_out(p, sock, what)  # the route lookup, on either path
         if "network_peer_controls" not in self.polcaps:
             self._packets_compat(p, direction, sock, secmark, peer, unlabeled, what)
             return
@@ -449,6 +454,19 @@ class KernelModel:
                 add(Check(K.check("tx.netif_egress"), "tx", sock, ictx, "netif", phase=what, label=ilab))
                 nctx, nlab = self._node(remote)
                 add(Check(K.check("tx.node_sendto"), "tx", sock, nctx, "node", phase=what, label=nlab))
+
+    def _xfrm_out(self, p: _Plan, sock: Context, what: str) -> None:
+        """Labeled IPsec, the route lookup of an outgoing flow (xfrm_lookup, before the
+        postroute checks): the flow's label against the SPD entry (polmatch), then the SA,
+        which must carry the flow's own label (sendto on it)."""
+        env = p.sc.env
+        if env.labeled != "ipsec" or env.spd is None:
+            return
+        pol = Check(K.check("xfrm.association_polmatch"), "tx", sock, env.spd, "association",
+                    phase=what)
+        p.checks.append(pol)
+        p.checks.append(Check(K.check("xfrm.association_sendto"), "tx", sock, sock,
+                              "association", phase=what, needs=pol))
 
     def _packets_compat(self, p: _Plan, direction: str, sock: Context, secmark: Context,
                         peer: Context, unlabeled: Context, what: str) -> None:

@@ -98,7 +98,7 @@ def check_json(res: CheckResult, bools: Mapping[str, bool]) -> dict[str, object]
         "audited": d.audited,
         "reason": d.reason,
         "explanation": reason_text(res, bools),
-        "errno": c.errno if not d.allowed and d.enforced else None,
+        "errno": (c.errno or None) if not d.allowed and d.enforced else None,
         "note": target_text(c),
         "rules": [grant_json(g, bools, c.subject.type, c.target.type) for g in d.grants],
         "booleans": booleans,
@@ -126,6 +126,7 @@ def chain_json(chain: ChainResult, fixes: Mapping[int, list[Fix]] | None = None
             "ip_unprivileged_port_start": sc.env.unprivileged_port_start,
             "labeled": sc.env.labeled,
             "peer": str(sc.env.peer) if sc.env.peer else None,
+            "spd": str(sc.env.spd) if sc.env.spd else None,
             "secmark": str(sc.env.secmark) if sc.env.secmark else None,
         },
         "first_denial": None if first is None else chain.results.index(first),
@@ -178,6 +179,8 @@ def chain_lines(chain: ChainResult, fixes: Mapping[int, list[Fix]] | None = None
         c = first.check
         how = (
             ("blocks: the incoming packet is dropped (ETIMEDOUT in the end)" if c.step == "rx"
+             else "succeeds: the kernel carries on without it (the denial is logged)"
+             if not c.errno
              else f"fails with {c.errno} at {c.step}")
             if first.decision.enforced
             else "succeeds (permissive domain)"

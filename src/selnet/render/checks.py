@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selnet.kernel.checks import CAP_CLASS, CHECKS, KERNEL_VERSION, SOCKET_CLASS
+from selnet.kernel.checks import CAP_CLASS, CHECKS, KERNEL_VERSION, NO_ERRNO, SOCKET_CLASS
 
 BEGIN = "<!-- generated from src/selnet/kernel/checks.py: begin -->"
 END = "<!-- generated from src/selnet/kernel/checks.py: end -->"
@@ -26,7 +26,8 @@ def checks_markdown() -> str:
         cls = _CLASS_WORDS.get(c.tclass, f"`{c.tclass}`")
         lines.append(
             f"| `{c.id}` | {c.step} | {c.subject} → {c.target}, {cls}, `{c.perm}` | "
-            f"`{c.hook}` ({c.file}:{c.line}) | {c.condition} | {c.errno} |"
+            f"`{c.hook}` ({c.file}:{c.line}) | {c.condition} | "
+            f"{'nothing fails' if c.errno == NO_ERRNO else c.errno} |"
         )
     lines.append(END)
     return "\n".join(lines) + "\n"

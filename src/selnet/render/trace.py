@@ -21,6 +21,7 @@ def env_json(env: NetEnv) -> dict[str, object]:
         "gids": list(env.gids),
         "labeled": env.labeled,
         "peer": str(env.peer) if env.peer else None,
+        "spd": str(env.spd) if env.spd else None,
         "secmark": str(env.secmark) if env.secmark else None,
     }
 

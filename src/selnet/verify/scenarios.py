@@ -201,6 +201,11 @@ def validate(s: Scenario, policies: dict[str, Any]) -> None:
         raise ValueError(f"{where}: protocol must be one of {PROTOS}")
     if s.mode not in ("enforcing", "permissive"):
         raise ValueError(f"{where}: mode must be enforcing or permissive")
+    # TOML booleans or "on"/"off" (a non-empty string is truthy: "off" would mean on)
+    onoff = {True: True, False: False, "on": True, "off": False}
+    if any(v not in onoff for v in s.bools.values()):
+        raise ValueError(f"{where}: a boolean is on, off, true or false")
+    s.bools = {b: onoff[v] for b, v in s.bools.items()}
     for k in s.sysctl:
         if k not in SYSCTLS:
             raise ValueError(f"{where}: sysctl {k} not supported")
