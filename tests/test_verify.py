@@ -224,7 +224,7 @@ def _valid(obj: object) -> None:
 def _recorded(user: Policy, console: str) -> run.Verification:
     (s,) = _scenarios(user, spec.TraceArgs("httpd_t", ACTIVATION, socket_from="init_t"))
     res = qemu.parse((DATA / console).read_text())
-    results = run.compare_all([(s, predict(user, s))], res)
+    results = run.compare_all([(s, predict(user, s))], res, "kernel_t")
     h = augment.harness_for("kernel_t", [augment.TestDomains("httpd_t", "init_t")], {})
     guest = augment.GuestPolicy(Path("guest.33"), "0" * 64, h, Path("b.cil"), Path("h.cil"), ())
     return run.Verification(tuple(results), guest, "6.1.0-57-amd64", "linux-image-x 1",

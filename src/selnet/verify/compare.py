@@ -109,7 +109,7 @@ def _test_process(s: Scenario, kres: Json | None, verb: str
     return diffs, test, mine, sock_recs
 
 
-def compare(s: Scenario, pred: Json, kres: Json) -> list[str]:
+def compare(s: Scenario, pred: Json, kres: Json, kernel_type: str = "kernel_t") -> list[str]:
     """-> list of human-readable differences (empty: pass)."""
     found = _test_process(s, kres, "runs")
     if isinstance(found, list):
@@ -233,7 +233,7 @@ def compare(s: Scenario, pred: Json, kres: Json) -> list[str]:
         {
             c
             for c in kernel_checks(kres["avc"])
-            if is_packet_check(c[3], c[4]) and ctype(c[1]) != "kernel_t"
+            if is_packet_check(c[3], c[4]) and ctype(c[1]) != kernel_type
         }
     )
     if want_p != got_p:
@@ -261,7 +261,8 @@ def trace_diff(want: list[Check], got: list[Check]) -> str:
     return "\n".join(out)
 
 
-def compare_trace(s: Scenario, pred: Json, kres: Json) -> list[str]:
+def compare_trace(s: Scenario, pred: Json, kres: Json, kernel_type: str = "kernel_t"
+                  ) -> list[str]:
     """A trace: the kernel's result of each step must be selnet's errno for it ("ok" when
     none), the kernel must stop where selnet says the program stops, and the first denial
     record (enforcing) or the whole check trace (permissive) must be selnet's."""
@@ -330,7 +331,7 @@ def compare_trace(s: Scenario, pred: Json, kres: Json) -> list[str]:
         diffs.append("socket checks differ:\n" + trace_diff(want_l, got_k))
     want_p = set(predicted_checks(flat, packet=True))
     got_p = collapse({c for c in kernel_checks(kres["avc"])
-                      if is_packet_check(c[3], c[4]) and ctype(c[1]) != "kernel_t"})
+                      if is_packet_check(c[3], c[4]) and ctype(c[1]) != kernel_type})
     if want_p != got_p:
         lines = [f"      only selnet: {fmt_check(c)}" for c in sorted(want_p - got_p)]
         lines += [f"      only kernel: {fmt_check(c)}" for c in sorted(got_p - want_p)]
