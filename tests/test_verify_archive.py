@@ -127,10 +127,13 @@ def test_fetch_verifies_each_step_and_refetches_a_damaged_cache(mirror: Mirror, 
     deb.write_bytes(b"damaged")
     deb2, _ = archive.Suite(SUITE, cache).fetch(f"linux-image-{KVER}", cache / "k")
     assert deb2 == deb and deb.read_bytes() == mirror.deb
-    # so is a damaged cached index
+    # so is a damaged cached index, or the kernel stanzas read from it
     (idx,) = (cache / "archive" / SUITE).glob("Packages-*.xz")
     idx.write_bytes(b"junk")
     assert archive.Suite(SUITE, cache).stanza(f"linux-image-{KVER}").version == "9.9.9-1"
+    (derived,) = (cache / "archive" / SUITE).glob("kernels-*.json")
+    derived.write_text(derived.read_text().replace(_sha(mirror.deb), "0" * 64))
+    assert archive.Suite(SUITE, cache).stanza(f"linux-image-{KVER}").sha256 == _sha(mirror.deb)
 
 
 def test_a_package_that_does_not_match_its_index_is_not_written(mirror: Mirror, tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ file that no longer matches is fetched again, never used.  Python standard libra
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -138,8 +140,32 @@ class Suite:
                 for old in self.dir.glob("Packages-*.xz"):
                     if old != path:
                         old.unlink()
-            self._stanzas = parse_packages(lzma.decompress(path.read_bytes()).decode())
+            self._stanzas = self._kernel_stanzas(path, digest)
         return self._stanzas
+
+    def _kernel_stanzas(self, index: Path, digest: str) -> dict[str, Stanza]:
+        """The linux-image stanzas of the verified INDEX, kept beside it: decompressing and
+        reading 60 MB takes seconds on a busy machine.  The derived file names the index it
+        was read from and has a sha256 sidecar; one that does not verify is derived again."""
+        derived = self.dir / f"kernels-{digest}.json"
+        side = derived.with_name(derived.name + ".sha256")
+        try:
+            raw = derived.read_bytes()
+            if side.read_text() == hashlib.sha256(raw).hexdigest():
+                data = json.loads(raw)
+                if data["index"] == digest:
+                    return {s["package"]: Stanza(**s) for s in data["stanzas"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        stanzas = parse_packages(lzma.decompress(index.read_bytes()).decode())
+        raw = json.dumps(
+            {"index": digest, "stanzas": [dataclasses.asdict(s) for s in stanzas.values()]}
+        ).encode()
+        for old in self.dir.glob("kernels-*.json*"):
+            old.unlink()
+        _write_atomic(derived, raw)
+        _write_atomic(side, hashlib.sha256(raw).hexdigest().encode())
+        return stanzas
 
     def stanza(self, package: str) -> Stanza:
         s = self.packages().get(package)
@@ -156,10 +182,18 @@ class Suite:
         return deb, s
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def parse_packages(text: str) -> dict[str, Stanza]:
     """Only the linux-image stanzas: the whole index is 60 MB of text."""
     out: dict[str, Stanza] = {}
-    for block in re.findall(r"(?ms)^Package: linux-image-.*?(?=^\n|\Z)", text):
+    for block in text.split("\n\n"):
+        if not block.startswith("Package: linux-image-"):
+            continue
         f = dict(re.findall(r"(?m)^([\w-]+): (.*)$", block))
         out[f["Package"]] = Stanza(
             f["Package"], f["Version"], f["Filename"], f["SHA256"], int(f["Size"]),
