@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from selnet.verify.scenarios import Scenario, guest_script, validate
 
-POLICIES = {"cil-ipsec": {}}
+POLICIES: dict[str, Any] = {"cil-ipsec": {}}
 IPSEC = {"labeled": "ipsec", "ipsec": "system_u:object_r:spd_t",
          "peer": "system_u:system_r:ippeer_t"}
 
 
-def _scenario(**kw: object) -> Scenario:
+def _scenario(**kw: Any) -> Scenario:
     s = Scenario(**{"name": "s", "policy": "cil-ipsec", "op": "connect", "domain": "ipc_t",
-                    "addr": "127.0.0.1:8080/tcp", **kw})  # type: ignore[arg-type]
+                    "addr": "127.0.0.1:8080/tcp", **kw})
     validate(s, POLICIES)
     return s
 
