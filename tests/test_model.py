@@ -11,6 +11,7 @@ from selnet.model.env import NetEnv, parse_sysctls
 from selnet.model.plan import Scenario, parse_endpoint
 from selnet.policy.index import Policy
 from selnet.policy.loader import load_policy
+from selnet.policy.snapshot import Context
 
 CAPS = "(policycap network_peer_controls) (policycap extended_socket_class)"
 
@@ -403,6 +404,26 @@ def test_mls_constraint_denial(compile_cil) -> None:  # type: ignore[no-untyped-
     assert ok.allowed
     # srv_t is not constrained: only TE matters (and it has no rule)
     assert run("connect", "srv_t", "127.0.0.1:9100").first_denial.decision.reason == "no-rule"  # type: ignore[union-attr]
+
+
+def test_accepted_connection_receives_with_its_own_label(compile_cil) -> None:  # type: ignore[no-untyped-def]
+    # CIPSO: an s0 listener's connection from an s0:c1 peer runs at s0:c1 (selinux_conn_sid),
+    # and the client's data is checked against the connection, not the listener (6.1)
+    pol = load_policy([str(compile_cil(
+        CAPS + POLICY + MLS_EXTRA + "(mlsconstrain (peer (recv)) (dom l1 l2))", mls=True))])
+    peer = Context.parse("system_u:object_r:unlabeled_t:s0:c1")
+    chain = _runner(pol)("listen", "system_u:system_r:srv_t:s0", "127.0.0.1:80",
+                         env=NetEnv(labeled="netlabel", peer=peer))
+    recv = [(str(r.check.subject), r.decision.allowed) for r in chain.results
+            if r.check.tclass == "peer"]
+    assert recv == [("system_u:system_r:srv_t:s0", False), ("system_u:system_r:srv_t:s0:c1", True)]
+    # the peer label's own checks (netif ingress, node recvfrom) are the SYN's, made once
+    assert [r.check.tclass for r in chain.results if r.check.step == "rx"] == [
+        "netif", "node", "peer", "peer"]
+    # same level: the connection is the listener's label, and nothing is repeated
+    same = _runner(pol)("listen", "system_u:system_r:srv_t:s0", "127.0.0.1:80",
+                        env=NetEnv(labeled="netlabel", peer=peer._replace(mls="s0")))
+    assert [r.check.tclass for r in same.results if r.check.step == "rx"] == ["netif", "node", "peer"]
 
 
 def test_example_policy_story() -> None:

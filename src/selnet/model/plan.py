@@ -334,6 +334,14 @@ class KernelModel:
         child = self._conn_sid(p.sock, sc)
         self._packets(p, "rx", p.sock, remote, "incoming connection")
         self._packets(p, "tx", child, remote, "SYN-ACK")
+        if child != p.sock:
+            # The client's data reaches the new connection, not the listener: the checks
+            # whose subject is the receiving socket are made again with the connection's
+            # label (peer recv, packet recv); those of the peer label (netif, node) are the
+            # SYN's.  Observed on 6.1 with CIPSO: an s0 listener's connection from s15.
+            data = _Plan(sc, p.sclass, child, [], p.notes, p.sockperm, p.skip_sock_perm)
+            self._packets(data, "rx", child, remote, "data on the accepted connection")
+            p.checks.extend(c for c in data.checks if c.subject == child)
         p.sockperm("accept", "accept.accept")
         p.notes.append(note("accepted-socket-label", context=child))
         if p.skip_sock_perm:
