@@ -5,7 +5,8 @@ logs (interleaved events, node= prefixes, EOE, SYSCALL before its AVC, hex comm,
 reuse, unknown record types, several AVCs per event, non-network AVCs) go through both
 paths from a real file; the events (key, line numbers, every AVC field, SYSCALL /
 SOCKADDR / PROCTITLE as parsed), the ParseStats counters and the whole ``audit --json``
-report must be equal, and the raw inputs must really have taken libauparse.
+report must be equal, and the raw inputs must really have taken the raw lanes (the scan
+lane for events written the kernel's usual way, libauparse for the rest).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from selnet.audit import auparse_source
 from selnet.audit.auditor import Auditor
 from selnet.audit.auparse_source import AUPARSE_AVAILABLE, events
-from selnet.audit.avclog import AvcLogParser, Event, ParseStats
+from selnet.audit.avclog import AvcLogParser, AvcRecord, Event, ParseStats
 from selnet.policy.index import Policy
 from selnet.policy.loader import load_policy
 from selnet.render.audit import report_json
@@ -31,6 +32,9 @@ CORPUS = ROOT / "tests" / "data" / "denials" / "corpus.toml"
 LOGS = sorted(DATA.glob("*.log"))
 
 pytestmark = pytest.mark.skipif(not AUPARSE_AVAILABLE, reason="python3-audit not installed")
+# the lanes a raw log may take: all of it scanned, libauparse from the first chunk the
+# scan lane does not read, or from the start
+RAW = ("scan", "scan+auparse", "auparse")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def test_every_test_log_same_events(log: Path, tmp_path: Path) -> None:
     if raw:  # and its raw records alone go through libauparse
         only = tmp_path / "raw.log"
         only.write_text("\n".join(raw) + "\n")
-        assert same(only) == "auparse"
+        assert same(only) in RAW
 
 
 def test_mixed_and_other_formats_take_the_python_parser() -> None:
@@ -163,7 +167,7 @@ def gen(path: Path, seed: int, n: int) -> None:
 def test_generated_raw_logs_same_events(seed: int, tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     gen(log, seed, 400)
-    assert same(log) == "auparse"
+    assert same(log) in RAW
     # events wait for line order only behind interleaved ones: a handful, not the log
     assert parse(log, True)[1].peak_open_events <= 8
 
@@ -185,10 +189,48 @@ def test_a_raw_log_turning_mixed_switches_to_python(tmp_path: Path) -> None:
     assert [r.line_no for e in a[-3:] for r in e.avcs] == [r.line_no for e in b[-3:] for r in e.avcs]
 
 
+def kernel_order(path: Path, seed: int, n: int, tail: str = "") -> None:
+    """Events as a kernel writes them (the scan lane's input): each event's records one
+    after the other, AVC first and PROCTITLE last, serials increasing; many repeats.
+    ``tail``: text appended (another lane's input, after enough chunks)."""
+    rng = random.Random(seed)
+    t = 1_700_000_000.0
+    out: list[str] = []
+    for serial in range(1, n + 1):
+        t += rng.random() * 0.2
+        recs = [r for r in _event(rng, 2 * serial, t) if not r.startswith(("node=", "type=EOE"))]
+        if recs and recs[0].startswith("type=AVC"):
+            out += recs
+        if rng.random() < 0.05:  # another event between
+            out.append(f"type=CRED_ACQ msg=audit({t:.3f}:{2 * serial + 1}): pid=9 res=success")
+    path.write_text("\n".join(out) + "\n" + tail)
+
+
+def test_the_scan_lane_reads_kernel_written_logs_the_same(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auparse_source, "CHUNK", 4096)  # many chunks, events across edges
+    log = tmp_path / "audit.log"
+    kernel_order(log, 5, 400)
+    assert same(log) == "scan"
+    # then a serial again (a reboot) and interleaved events: libauparse from that chunk
+    other = tmp_path / "other.log"
+    gen(other, 2, 100)
+    kernel_order(log, 5, 400, tail=other.read_text().replace("audit(17", "audit(18"))
+    assert same(log) == "scan+auparse"
+    # and a journald line after that: the Python parser for the rest
+    log.write_text(log.read_text() + (DATA / "journald-connect.log").read_text())
+    _, sa, engine = parse(log, True)
+    _, sb, _ = parse(log, False)
+    assert engine == "scan+auparse+python"
+    assert sa.lines == sb.lines and sa.avc_records == sb.avc_records
+
+
 def test_reports_identical(policy: Policy, tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     gen(log, 3, 600)
-    logs = [log, *LOGS]
+    scanned = tmp_path / "kernel.log"
+    kernel_order(scanned, 4, 600)
+    logs = [log, scanned, *LOGS]
     for path in logs:
         reps = []
         for use in (True, False):
@@ -211,6 +253,47 @@ def test_malformed_avc_counted_the_same(tmp_path: Path) -> None:
         "type=AVC msg=audit(1700000000.000:4): avc:  denied  { name_bind } for  pid=1 "
         'comm="a" src=80 tcontext=u:object_r:p_t:s0 tclass=tcp_socket\n'
     )
-    assert same(log) == "auparse"
+    assert same(log) == "scan"
     _, st, _ = parse(log, True)
     assert st.malformed == 3 and st.non_avc_records == {"AVC_NOTICE": 1}
+
+
+def test_repeats_are_counted_without_their_records(policy: Policy, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan lane hands a repeated denial (one AVC, its text seen before but for pid
+    and comm) to the auditor as a count: the report is the one the Python parser's
+    records give, pids and comms included."""
+    rng = random.Random(7)
+    texts = [("name_connect", "dest=5432", "db_port_t"), ("name_bind", "src=8080", "gen_port_t"),
+             ("name_connect", "dest=9", "db_port_t")]
+    out = []
+    for serial in range(1, 401):
+        perm, field, tgt = rng.choice(texts)
+        st = f"1700000000.{serial:03d}:{serial}"
+        comm = rng.choice(('"web"', '"web2"', "6D7920617070"))
+        out += [f"type=AVC msg=audit({st}): avc:  denied  {{ {perm} }} for  pid={rng.randrange(9999)} "
+                f"comm={comm} {field} scontext=system_u:system_r:web_t:s0 "
+                f"tcontext=system_u:object_r:{tgt}:s0 tclass=tcp_socket permissive=0",
+                f"type=SYSCALL msg=audit({st}): arch=c000003e syscall=42 success=no exit=-13",
+                f"type=PROCTITLE msg=audit({st}): proctitle=776562"]
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join(out) + "\n")
+    counted: list[bool] = []
+    real = Auditor._repeat
+
+    def spy(self: Auditor, first: AvcRecord, pid: str, comm: str) -> bool:
+        done: bool = real(self, first, pid, comm)
+        counted.append(done)
+        return done
+
+    monkeypatch.setattr(Auditor, "_repeat", spy)
+    reps = []
+    for use in (True, False):
+        a = Auditor(policy, use_interfaces=False, use_auparse=use)
+        with open(log, encoding="utf-8", errors="replace") as f:
+            a.feed(f)
+        assert a.parser.engine == ("scan" if use else "python")
+        reps.append(report_json(a.report()))
+    assert reps[0] == reps[1]
+    assert sum(counted) >= 390  # all but the first of each text
+    assert reps[0]["stats"]["network_denials"] == 400

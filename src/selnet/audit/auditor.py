@@ -28,6 +28,7 @@ from selnet.policy.index import Policy
 EPHEMERAL_MIN_PORTS = 3
 _MAX_TRACKED_PORTS = 4096
 _MAX_FD_ENTRIES = 1024  # distinct fd use denials kept to join their socket groups
+_MAX_KEYS = 8192  # repeated texts whose key is remembered (Auditor._repeat)
 
 
 @dataclass(slots=True)
@@ -131,11 +132,40 @@ class Auditor:
         self._ports: dict[tuple[str, str, str], tuple[set[int], set[str]]] = {}
         # fd use on another domain: joins the socket group of the same service and creator
         self._fd: dict[object, Entry] = {}
+        # a repeated record's key, by the first record of its text (see _repeat)
+        self._keys: dict[int, tuple[AvcRecord, object]] = {}
 
     # -- streaming --------------------------------------------------------------------
     def feed(self, lines: Iterable[str | bytes]) -> None:
-        for ev in log_events(self.parser, lines, use_auparse=self.use_auparse):
+        for ev in log_events(self.parser, lines, use_auparse=self.use_auparse,
+                             on_repeat=self._repeat):
             self._event(ev)
+
+    def _repeat(self, first: AvcRecord, pid: str, comm: str) -> bool:
+        """An event of one AVC repeating ``first``'s text with this pid and comm, counted
+        as :meth:`_event` counts its record, without the record: a raw log of repeated
+        denials then costs a dictionary lookup an event.  Anything else than a granted
+        record or a repeat of a known network denial: False (it comes as an Event)."""
+        if first.verdict == "granted":
+            self.granted += 1
+            return True
+        got = self._keys.get(id(first))
+        if got is None or got[0] is not first:
+            if not is_network(first):
+                return False
+            if len(self._keys) >= _MAX_KEYS:  # the parser forgets old texts too
+                self._keys.clear()
+            got = self._keys[id(first)] = (first, avc_key(first))
+        e = self.entries.get(got[1])
+        if e is None:
+            return False
+        self.network += 1
+        e.count += 1
+        if len(e.pids) < 8:
+            e.pids.add(pid)
+        if len(e.comms) < 8:
+            e.comms.add(comm)
+        return True
 
     def _event(self, ev: Event) -> None:
         avcs = ev.avcs

@@ -12,6 +12,14 @@ line.  ``ausearch -i`` text, journald, dmesg, pasted or wrapped text, anything e
 to the Python parser from the first chunk that is not raw (events already open at that
 point are finished first, so one event cut by the switch may lose its SYSCALL).
 
+Before libauparse, a scan lane reads the chunks a kernel writes in the usual way: no
+node= prefix, no EOE, each event's records one after the other (its serial not seen in
+this chunk or the one before), with one stamp, PROCTITLE last.  One regex then lists every
+record's type and stamp in C, and each event with an AVC is built in Python from its own
+lines, by the same code as libauparse's events (so the same events); the lines of other
+events are only counted.  libauparse's per-record calls were most of the time of a raw
+log.  The first chunk that is not like that goes to libauparse, from its first line.
+
 Same results as the Python parser: events come out in the order of their first record
 (auparse completes them in its own order; a small reordering buffer restores the line
 order), with the same key, line numbers, records and counters.  Differences, all outside
@@ -38,6 +46,7 @@ from selnet.audit.avclog import (
     Event,
     EventKey,
     _parse_stamp,
+    _pid_comm,
 )
 
 try:  # Debian: python3-audit
@@ -61,6 +70,12 @@ _NOT_RAW = re.compile(
 _TYPES = re.compile(rb"\n(?:node=[!-~]+ )?type=([A-Z][A-Z0-9_]*(?:\[[0-9]{1,6}\])?) ")
 _EOE = re.compile(rb"\n(?:node=[!-~]+ )?type=EOE ")
 _SYSCALL, _SOCKADDR, _PROCTITLE, _AVC = 1300, 1306, 1327, 1400
+# the scan lane: each line's type, stamp and serial (a checked chunk: one match a line)
+# (searched in b"\n" + chunk: a literal first character is found fast, "^" in re.M is not)
+_HEADER = re.compile(
+    rb"\ntype=([A-Z][A-Z0-9_]*(?:\[[0-9]{1,6}\])?) msg=audit\(([0-9]{1,11}\.[0-9]{1,9}:([0-9]{1,19}))\): "
+)
+_COMPANION = {b"SYSCALL": 0, b"SOCKADDR": 1, b"PROCTITLE": 2}
 
 
 def _raw_chunk(data: bytes) -> bool:
@@ -95,9 +110,17 @@ class _Replay:
         return self._read1(size)
 
 
+# Offered a repeat the scan lane read: an event of one AVC whose text, pid and comm
+# aside, is that of an earlier record (given), with this event's pid and comm.  True: the
+# caller counted it, so no record or event is made for it (the parser's counters still
+# count it); False: it comes as an Event.
+RepeatHook = Callable[[AvcRecord, str, str], bool]
+
+
 def events(parser: AvcLogParser, lines: Iterable[str | bytes], *,
-           use_auparse: bool = True) -> Iterator[Event]:  # fmt: skip
-    """``parser.events(lines)``, through libauparse while the input is raw records.
+           use_auparse: bool = True, on_repeat: RepeatHook | None = None) -> Iterator[Event]:
+    """``parser.events(lines)``, through the scan lane or libauparse while the input is raw
+    records (``on_repeat``: see :data:`RepeatHook`).
 
     Only a binary stream or text file (``read1`` underneath) is eligible: lists and
     generators (tests, pasted text) go to the Python parser."""
@@ -105,12 +128,14 @@ def events(parser: AvcLogParser, lines: Iterable[str | bytes], *,
     if read1 is None:
         yield from parser.events(lines)
         return
-    yield from _Source(parser, read1).run()
+    yield from _Source(parser, read1, on_repeat).run()
 
 
 class _Source:
-    def __init__(self, parser: AvcLogParser, read1: Callable[[int], bytes]) -> None:
+    def __init__(self, parser: AvcLogParser, read1: Callable[[int], bytes],
+                 on_repeat: RepeatHook | None = None) -> None:
         self.parser = parser
+        self.on_repeat = on_repeat
         self.read1 = read1
         self.stats = parser.stats
         self.base = 0  # lines before this source
@@ -119,6 +144,20 @@ class _Source:
         self.heap: list[tuple[int, int, Event]] = []
         self.out: list[Event] = []
         self.seq = 0
+        self.scan = True  # the scan lane, until a chunk is not what it reads
+        # the serials of the scan lane's previous chunk: one seen again within two chunks
+        # (far more than the Python parser's window) could belong to an open event
+        self.recent: set[int] = set()
+        # what _scan read, for _scan_out: (headers, lines, events as line spans, the
+        # first line's number)
+        self._plan: tuple[list[tuple[bytes, bytes, bytes]], list[bytes],
+                          list[tuple[int, int, int]], int] | None = None
+        self.lanes: list[str] = []  # the lanes that read lines, in order
+
+    def _lane(self, name: str) -> None:
+        if not self.lanes or self.lanes[-1] != name:
+            self.lanes.append(name)
+        self.parser.engine = "+".join(self.lanes)
 
     def run(self) -> Iterator[Event]:
         parser = self.parser
@@ -144,21 +183,37 @@ class _Source:
             if not _raw_chunk(whole):
                 yield from self._switch(au, whole + carry)
                 return
-            self._count(whole)
-            au.feed(whole)
+            if self.scan:
+                done = self._scan(whole, final=False)
+                if done >= 0:  # the last event may go on in the next chunk: held back
+                    whole, carry = b"", whole[done:] + carry
+                    yield from self._scan_out()
+            if whole:
+                self._auparse(au, whole)
             if self.out:
                 yield from self.out
                 self.out.clear()
-        if carry:  # a last line without a newline
-            if not _raw_chunk(carry + b"\n"):
+        if carry:  # a last line without a newline, or the scan lane's last event
+            last = carry if carry.endswith(b"\n") else carry + b"\n"
+            if not _raw_chunk(last):
                 yield from self._switch(au, carry)
                 return
-            self._count(carry + b"\n")
-            au.feed(carry + b"\n")
+            if self.scan and self._scan(last, final=True) >= 0:
+                yield from self._scan_out()
+            else:
+                self._auparse(au, last)
         au.flush_feed()
         self._release(final=True)
         yield from self.out
         self.out.clear()
+
+    def _auparse(self, au: Any, whole: bytes) -> None:
+        if self.scan:  # libauparse from here on, numbering its lines from 1
+            self.scan = False
+            self.base = self.stats.lines
+        self._lane("auparse")
+        self._count(whole)
+        au.feed(whole)
 
     def _switch(self, au: Any, head: bytes) -> Iterator[Event]:
         """The input is not (only) raw records from here on: the Python parser goes on."""
@@ -166,10 +221,7 @@ class _Source:
         self._release(final=True)
         yield from self.out
         self.out.clear()
-        if self.parser.engine == "auparse" and self.stats.lines > self.base:
-            self.parser.engine = "auparse+python"
-        else:
-            self.parser.engine = "python"
+        self._lane("python")
         yield from self.parser.feed(_Replay(head, self.read1))  # type: ignore[arg-type]
         yield from self.parser.flush()
 
@@ -187,9 +239,11 @@ class _Source:
                 last = max(last, m.start() - 1)
                 eoe.append(first + nl + (1 if m.start() else 0))
             self._deliver(eoe)
-        lines = whole.count(b"\n")
+        self._count_types(Counter(_TYPES.findall(b"\n" + whole)), whole.count(b"\n"))
+
+    def _count_types(self, names: Counter[bytes], lines: int) -> None:
+        st = self.stats
         st.lines += lines
-        names = Counter(_TYPES.findall(b"\n" + whole))
         avc = names.pop(b"AVC", 0)
         other = st.non_avc_records
         for name, n in names.items():
@@ -197,6 +251,129 @@ class _Source:
             other[key] = other.get(key, 0) + n
         st.records += lines - avc
         st.user_avc_records += names.get(b"USER_AVC", 0)
+
+    # -- the scan lane ----------------------------------------------------------------
+
+    def _scan(self, whole: bytes, final: bool) -> int:
+        """Read ``whole`` (checked raw lines) as libauparse would, when it is what the scan
+        lane reads: the bytes read (the last event held back unless ``final``), or -1
+        with nothing read (libauparse then reads it)."""
+        if b"type=EOE " in whole or b"\nnode=" in whole or whole.startswith(b"node="):
+            return -1
+        heads = _HEADER.findall(b"\n" + whole)
+        lines = whole.split(b"\n")
+        if len(heads) != len(lines) - 1:  # a header inside a line: not the usual shape
+            return -1
+        # (first line, end line, AVCs) of each event: a serial's records one after the other
+        runs: list[tuple[int, int, int]] = []
+        recent = self.recent
+        seen: set[int] = set()
+        n = len(heads)
+        i = 0
+        while i < n:
+            _, stamp, serial = heads[i]
+            j = i + 1
+            while j < n and heads[j][2] == serial:
+                j += 1
+            value = int(serial)
+            if value in seen or value in recent:
+                return -1
+            seen.add(value)
+            avcs = heads[i][0] == b"AVC"
+            for k in range(i + 1, j):
+                if heads[k][1] != stamp or heads[k - 1][0] == b"PROCTITLE":
+                    return -1  # libauparse ends an event at its PROCTITLE
+                avcs += heads[k][0] == b"AVC"
+            runs.append((i, j, avcs))
+            i = j
+        if not final:
+            if len(runs) < 2:
+                return -1  # an event as long as the chunk: libauparse
+            runs.pop()
+        if not runs:
+            return 0
+        end = runs[-1][1]
+        used = sum(len(ln) + 1 for ln in lines[:end]) if end < n else len(whole)
+        # the held-back event is read again with the next chunk
+        seen.difference_update(int(heads[k][2]) for k in range(end, n))
+        self.recent = seen
+        self._lane("scan")
+        st = self.stats
+        first = st.lines + 1  # the line number of the chunk's first line
+        self._count_types(Counter(heads[k][0] for k in range(end)), end)
+        self._plan = (heads, lines, runs, first)
+        return used
+
+    def _scan_out(self) -> Iterator[Event]:
+        """The events of the chunk :meth:`_scan` read, one at a time: the caller has
+        seen every earlier event when it is offered a repeat."""
+        assert self._plan is not None
+        heads, lines, runs, first = self._plan
+        self._plan = None
+        st = self.stats
+        parser, on_repeat = self.parser, self.on_repeat
+        out = self.out
+        for i, j, avcs in runs:
+            if not avcs:
+                continue  # counted; the Python parser yields no event without an AVC
+            if avcs == 1 and on_repeat is not None and heads[i][0] == b"AVC":
+                # a repeat of one AVC, the first record: counted by the caller, not made
+                text = lines[i].decode("ascii").rstrip()
+                h = text.find("): ", 19)
+                known = parser._known_shape(text[h + 3 :]) if text[:19] == \
+                    "type=AVC msg=audit(" else None
+                if known is not None and on_repeat(known[0], *_pid_comm(*known[1:])):
+                    st.records += 1
+                    st.avc_records += 1
+                    st.events += 1
+                    continue
+            self._scan_event(heads, lines, i, j, first)
+            if out:
+                yield from out
+                out.clear()
+
+    def _scan_event(self, heads: list[tuple[bytes, bytes, bytes]], lines: list[bytes],
+                    i: int, j: int, first: int) -> None:
+        """One event's lines: its AVCs and companions, as :meth:`_event` reads them."""
+        parser = self.parser
+        avcs: list[AvcRecord] = []
+        comp: list[str | None] = [None, None, None]
+        for k in range(i, j):
+            t = heads[k][0]
+            if t == b"AVC":
+                text = lines[k].decode("ascii").rstrip()
+                line_no = first + k
+                if text[:19] == "type=AVC msg=audit(":  # a repeat: no regex at all
+                    h = text.find("): ", 19)
+                    rec = parser._avc_repeat(text, text[h + 3 :], text[19:h], None, line_no)
+                    if rec is not None:
+                        avcs.append(rec)
+                        continue
+                m = _HEAD_RE.match(text)
+                if m is None:  # the chunk check makes this unreachable
+                    self.stats.add_malformed(line_no, "record header")
+                    continue
+                rec = parser._avc_line(text, m, text[m.end() :], line_no)
+                if rec is not None:
+                    avcs.append(rec)
+            else:
+                c = _COMPANION.get(t)
+                if c is not None and comp[c] is None:
+                    text = lines[k].decode("ascii").rstrip()
+                    comp[c] = text[text.index("): ") + 3 :]
+        if not avcs:
+            return
+        a0 = avcs[0]
+        if a0.line_no == first + i:  # the AVC first, as the kernel writes
+            key: EventKey = (a0.node, a0.timestamp, a0.serial or 0)
+        else:
+            ts, serial, _ = _parse_stamp(heads[i][1].decode("ascii"))
+            key = (None, ts, serial or 0)
+        st = self.stats
+        for k in range(0, len(avcs), MAX_AVCS_PER_EVENT):  # same cap as the parser's
+            st.events += 1
+            self.out.append(Event._lazy(key, avcs[k : k + MAX_AVCS_PER_EVENT],
+                                        (comp[0], comp[1], comp[2], False), first + i))
 
     # -- libauparse's events ---------------------------------------------------------
 

@@ -363,6 +363,18 @@ def _split_kv(text: str, raw_strings: bool = False) -> dict[str, str]:
     return _split_kv_words(text, raw_strings)
 
 
+def _pid_comm(rest: str, cut: int, end: int) -> tuple[str, str]:
+    """pid= and comm= of a raw AVC's text from "pid=" (their values end at ``cut`` and
+    ``end``), as the parser reads them: unquoted, a hex comm decoded."""
+    pid = rest[4:cut]
+    comm = rest[cut + 6 : end]
+    if comm[:1] == '"':
+        comm = _strip_quotes(comm)
+    elif _HEX_RE.fullmatch(comm):
+        comm = _hex_text(comm)
+    return (_strip_quotes(pid) if pid[:1] == '"' else pid), comm
+
+
 def _strip_quotes(value: str) -> str:
     return value[1:-1] if value[-1:] == '"' and len(value) > 1 else value[1:]
 
@@ -1199,14 +1211,7 @@ class AvcLogParser:
     ) -> AvcRecord:  # fmt: skip
         """``first``'s record with this line's pid, comm, stamp and place."""
         fields = first.fields.copy()
-        pid = rest[4:cut]
-        fields["pid"] = _strip_quotes(pid) if pid[:1] == '"' else pid
-        comm = rest[cut + 6 : end]
-        if comm[:1] == '"':
-            comm = _strip_quotes(comm)
-        elif _HEX_RE.fullmatch(comm):
-            comm = _hex_text(comm)
-        fields["comm"] = comm
+        fields["pid"], fields["comm"] = _pid_comm(rest, cut, end)
         ts, serial = self._stamp(stamp)
         return AvcRecord(
             first.verdict, first.perms, first.scontext, first.tcontext, first.tclass,
@@ -1218,8 +1223,20 @@ class AvcLogParser:
         self, raw: str, body: str, stamp: str, node: str | None, line_no: int,
     ) -> AvcRecord | None:  # fmt: skip
         """A raw AVC whose text, pid= and comm= aside, was seen before: its record without
-        a regex (None: not seen; the full path decides).  The first "pid=" is where the
-        body's "avc: denied { ... } for" ends: a permission has no '='."""
+        a regex (None: not seen; the full path decides)."""
+        known = self._known_shape(body)
+        if known is None:
+            return None
+        st = self.stats
+        st.records += 1
+        st.avc_records += 1
+        first, rest, cut, end = known
+        return self._reuse(first, rest, cut, end, raw, stamp, node, line_no)
+
+    def _known_shape(self, body: str) -> tuple[AvcRecord, str, int, int] | None:
+        """(the first record of this AVC text, pid= and comm= aside; the text from pid=;
+        where pid's and comm's values end in it), or None when not seen before.  The first
+        "pid=" is where the body's "avc: denied { ... } for" ends: a permission has no '='."""
         at = body.find("pid=")
         if at < 0:
             return None
@@ -1231,10 +1248,7 @@ class AvcLogParser:
         first = self._shapes.get((body[:at], rest[end:]))
         if first is None or not rest[:end].isprintable():
             return None
-        st = self.stats
-        st.records += 1
-        st.avc_records += 1
-        return self._reuse(first, rest, cut, end, raw, stamp, node, line_no)
+        return first, rest, cut, end
 
     # -- grouping ----------------------------------------------------------
 
