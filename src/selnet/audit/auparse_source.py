@@ -36,6 +36,8 @@ import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from selnet.audit.avclog import (
@@ -72,9 +74,8 @@ _EOE = re.compile(rb"\n(?:node=[!-~]+ )?type=EOE ")
 _SYSCALL, _SOCKADDR, _PROCTITLE, _AVC = 1300, 1306, 1327, 1400
 # the scan lane: each line's type, stamp and serial (a checked chunk: one match a line)
 # (searched in b"\n" + chunk: a literal first character is found fast, "^" in re.M is not)
-_HEADER = re.compile(
-    rb"\ntype=([A-Z][A-Z0-9_]*(?:\[[0-9]{1,6}\])?) msg=audit\(([0-9]{1,11}\.[0-9]{1,9}:([0-9]{1,19}))\): "
-)
+# (each line's type and stamp: the chunk check proved every line starts with them)
+_HEADER = re.compile(rb"\ntype=([^ ]*) msg=audit\(([^)]*)\)")
 _COMPANION = {b"SYSCALL": 0, b"SOCKADDR": 1, b"PROCTITLE": 2}
 
 
@@ -150,7 +151,7 @@ class _Source:
         self.recent: set[int] = set()
         # what _scan read, for _scan_out: (headers, lines, events as line spans, the
         # first line's number)
-        self._plan: tuple[list[tuple[bytes, bytes, bytes]], list[bytes],
+        self._plan: tuple[list[tuple[bytes, bytes]], list[bytes],
                           list[tuple[int, int, int]], int] | None = None
         self.lanes: list[str] = []  # the lanes that read lines, in order
 
@@ -258,33 +259,36 @@ class _Source:
         """Read ``whole`` (checked raw lines) as libauparse would, when it is what the scan
         lane reads: the bytes read (the last event held back unless ``final``), or -1
         with nothing read (libauparse then reads it)."""
-        if b"type=EOE " in whole or b"\nnode=" in whole or whole.startswith(b"node="):
-            return -1
         heads = _HEADER.findall(b"\n" + whole)
         lines = whole.split(b"\n")
-        if len(heads) != len(lines) - 1:  # a header inside a line: not the usual shape
-            return -1
-        # (first line, end line, AVCs) of each event: a serial's records one after the other
-        runs: list[tuple[int, int, int]] = []
-        recent = self.recent
-        seen: set[int] = set()
         n = len(heads)
+        if n != len(lines) - 1:  # a node= prefix: not the usual shape
+            return -1
+        # Each event's records one after the other: every stamp one run of lines, every
+        # serial one stamp, none seen in the chunk before (C-level: groupby, dict, set).
+        types = list(map(itemgetter(0), heads))
+        if b"EOE" in types:
+            return -1
+        stamps = list(map(itemgetter(1), heads))
+        lengths = [len(list(g)) for _, g in groupby(stamps)]
+        distinct = list(dict.fromkeys(stamps))
+        if len(distinct) != len(lengths):
+            return -1
+        serials = {int(st[st.index(b":") + 1 :]) for st in distinct}
+        if len(serials) != len(distinct) or not self.recent.isdisjoint(serials):
+            return -1
+        # (first line, end line, AVCs) of each event
+        runs: list[tuple[int, int, int]] = []
         i = 0
-        while i < n:
-            _, stamp, serial = heads[i]
-            j = i + 1
-            while j < n and heads[j][2] == serial:
-                j += 1
-            value = int(serial)
-            if value in seen or value in recent:
-                return -1
-            seen.add(value)
-            avcs = heads[i][0] == b"AVC"
-            for k in range(i + 1, j):
-                if heads[k][1] != stamp or heads[k - 1][0] == b"PROCTITLE":
+        for length in lengths:
+            j = i + length
+            if length == 1:
+                runs.append((i, j, types[i] == b"AVC"))
+            else:
+                ts = types[i:j]
+                if b"PROCTITLE" in ts[:-1]:
                     return -1  # libauparse ends an event at its PROCTITLE
-                avcs += heads[k][0] == b"AVC"
-            runs.append((i, j, avcs))
+                runs.append((i, j, ts.count(b"AVC")))
             i = j
         if not final:
             if len(runs) < 2:
@@ -293,14 +297,14 @@ class _Source:
         if not runs:
             return 0
         end = runs[-1][1]
-        used = sum(len(ln) + 1 for ln in lines[:end]) if end < n else len(whole)
+        used = len(b"\n".join(lines[:end])) + 1 if end < n else len(whole)
         # the held-back event is read again with the next chunk
-        seen.difference_update(int(heads[k][2]) for k in range(end, n))
-        self.recent = seen
+        if end < n:
+            serials.discard(int(stamps[end][stamps[end].index(b":") + 1 :]))
+        self.recent = serials
         self._lane("scan")
-        st = self.stats
-        first = st.lines + 1  # the line number of the chunk's first line
-        self._count_types(Counter(heads[k][0] for k in range(end)), end)
+        first = self.stats.lines + 1  # the line number of the chunk's first line
+        self._count_types(Counter(types[:end]), end)
         self._plan = (heads, lines, runs, first)
         return used
 
@@ -332,7 +336,7 @@ class _Source:
                 yield from out
                 out.clear()
 
-    def _scan_event(self, heads: list[tuple[bytes, bytes, bytes]], lines: list[bytes],
+    def _scan_event(self, heads: list[tuple[bytes, bytes]], lines: list[bytes],
                     i: int, j: int, first: int) -> None:
         """One event's lines: its AVCs and companions, as :meth:`_event` reads them."""
         parser = self.parser
