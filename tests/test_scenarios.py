@@ -44,3 +44,19 @@ def test_labeled_ipsec_scenario() -> None:
                 {"ipsec": IPSEC["ipsec"]}):                       # SPD without labeled ipsec
         with pytest.raises(ValueError):
             _scenario(**bad)
+
+
+@pytest.mark.parametrize(("labeled", "setup"), [
+    ("cipso", "cipso_on pass"), ("cipso-local", "cipso_on local"), ("calipso", "calipso_on")])
+def test_netlabel_cipso_calipso_scenarios(labeled: str, setup: str) -> None:
+    # selnet is asked about NetLabel with the label the test socket receives; the guest
+    # configures the protocol, and restores the boot mapping afterwards
+    s = _scenario(labeled=labeled, peer="system_u:object_r:netlabel_peer_t:s0")
+    argv = s.selnet_argv("P")
+    assert argv[argv.index("--labeled") + 1] == "netlabel"
+    assert argv[argv.index("--peer") + 1] == "system_u:object_r:netlabel_peer_t:s0"
+    lines = guest_script(s).splitlines()
+    assert setup in lines and "labeled_off" in lines
+    assert lines.index(setup) < lines.index("labeled_off")
+    with pytest.raises(ValueError, match="labeled must be"):
+        _scenario(labeled="cipso6")
