@@ -188,8 +188,8 @@ def main() -> int:
                     kernel.run_variant, kern, base, v, paths[v], script,
                     OUT / "logs" / suite, not args.no_cache,
                 )
-    # one prediction per scenario: selnet's answer does not depend on the booted kernel
-    # (docs/conformance.md: no difference between 6.1 and 6.12 on any scenario)
+    # one prediction per scenario, compared with every kernel: selnet's model has no
+    # kernel-version condition (docs/conformance.md: 6.1 and 6.12 agree on every scenario)
     pred_futs = {
         s.name: ppool.submit(predict, selnet, s, paths[s.policy], fp) for s in sel
     } if selnet else {}
