@@ -8,7 +8,6 @@ dictionary lookups instead of a scan ("attribute expansion in both directions":
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -41,6 +40,8 @@ def did_you_mean(name: str, names: Iterable[str]) -> str:
     """`` (did you mean a, b?)`` with the policy's nearest names, or ``""``."""
     if not name or len(name) > 200:
         return ""
+    import difflib  # only for a name the policy lacks
+
     close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.75)
     if not close:
         return ""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from selnet.analyses.info import NetworkFacts
-from selnet.model.labels import LabelResult, Record
-from selnet.policy.index import Policy
+from typing import TYPE_CHECKING
+
 from selnet.policy.snapshot import Nodecon, Portcon
+
+if TYPE_CHECKING:  # a warm `label` or `connect` does not import the info analysis
+    from selnet.analyses.info import NetworkFacts
+    from selnet.model.labels import LabelResult, Record
+    from selnet.policy.index import Policy
 
 
 def label_lines(res: LabelResult) -> list[str]:
