@@ -8,6 +8,7 @@ record: dataclass creation is most of the import time of a warm run.
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -115,6 +116,22 @@ def access_of(d: Decision) -> Access:
     )
 
 
+class _KeyParts:
+    """What :meth:`Decisions.key` remembers about one policy."""
+
+    __slots__ = ("rule_sets", "subjects", "tparts", "typed")
+
+    def __init__(self) -> None:
+        self.subjects: dict[tuple[str, str, str], tuple[tuple[object, ...], frozenset[str]]] = {}
+        self.rule_sets: dict[tuple[AVRule, ...], int] = {}
+        self.typed: dict[tuple[str, str], tuple[tuple[frozenset[str], ...],
+                                                tuple[frozenset[str], ...], bool]] = {}
+        self.tparts: dict[tuple[frozenset[str], str, str, str], tuple[frozenset[str], object]] = {}
+
+
+_KEY_PARTS: weakref.WeakKeyDictionary[Policy, _KeyParts] = weakref.WeakKeyDictionary()
+
+
 class Decisions:
     """:class:`Decider` memoised on what a decision can depend on (issue 13).
 
@@ -126,19 +143,25 @@ class Decisions:
     (typebounds re-decide on the parent's rules).  Thousands of
     port types, and the many domains granted only through attributes, share a handful of
     such keys: a profile or the matrix makes one decision per key, not one per pair.
+
+    A key depends on the policy alone, never on the booleans: the Decisions of one policy
+    share the parts keys are made of, so a key of one is a key of every other (the fix
+    engine decides before and after a boolean setting with one key).
     """
 
     def __init__(self, policy: Policy, bools: Mapping[str, bool]) -> None:
         self.policy = policy
         self.decider = Decider(policy, bools)
         self.bools = self.decider.bools
+        parts = _KEY_PARTS.get(policy)
+        if parts is None:
+            parts = _KEY_PARTS[policy] = _KeyParts()
         # (tclass, perm, subject type) -> (subject part of the key, the rules' targets)
-        self._subjects: dict[tuple[str, str, str], tuple[tuple[object, ...], frozenset[str]]] = {}
-        self._rule_sets: dict[tuple[AVRule, ...], int] = {}  # a rule sequence -> a small id
-        self._typed: dict[tuple[str, str], tuple[tuple[frozenset[str], ...],
-                                                 tuple[frozenset[str], ...], bool]] = {}
+        self._subjects = parts.subjects
+        self._rule_sets = parts.rule_sets  # a rule sequence -> a small id
+        self._typed = parts.typed
         # (the rules' targets, tclass, perm, target type) -> the target part of the key
-        self._tparts: dict[tuple[frozenset[str], str, str, str], tuple[frozenset[str], object]] = {}
+        self._tparts = parts.tparts
         self._memo: dict[tuple[object, ...], tuple[Decision, Access]] = {}
         self._bounds = policy.snap.bounds
         # the matrix's grants per (subject key, protocol, perm): (port type, ranges, condition,

@@ -91,6 +91,8 @@ class Measurer:
         # attribute's rules asks the same question of hundreds of domains and types.
         self.before = Decisions(base, self.bools)
         self._ctx: dict[str, Context] = {}
+        self._ranges_of: object = None  # the port map _type_ranges is of
+        self._type_ranges: dict[tuple[str, str], tuple[Range, ...]] = {}
         self._by_bool: dict[str, list[AVRule]] = {}
         for r in base.snap.rules:
             if r.cond is not None and r.ruletype == "allow":
@@ -147,7 +149,12 @@ class Measurer:
                     gains: dict[tuple[str, str, str, str], Gain]) -> bool:
         estimated = False
         pm = port_map(changed)
-        type_ranges: dict[tuple[str, str], tuple[Range, ...]] = {}
+        if pm is not self._ranges_of:  # each port type's ranges, per port map
+            self._ranges_of, self._type_ranges = pm, {}
+        type_ranges = self._type_ranges
+        # a boolean setting leaves the policy: one key decides before and after
+        same = changed is self.base
+        before = self.before
         for r in rules:
             subjects = changed.expand(r.source)
             targets = changed.expand(r.target)
@@ -165,9 +172,13 @@ class Measurer:
                         if key in gains:
                             continue
                         if decide:
-                            if not after.decision(scon, tcon, r.tclass, p).allowed:
-                                continue
-                            if self.before.decision(scon, tcon, r.tclass, p).allowed:
+                            if same:
+                                k = after.key(scon, tcon, r.tclass, p)
+                                if not after.allowed_as(k, scon, tcon, r.tclass, p) or \
+                                        before.allowed_as(k, scon, tcon, r.tclass, p):
+                                    continue
+                            elif not after.decision(scon, tcon, r.tclass, p).allowed or \
+                                    before.decision(scon, tcon, r.tclass, p).allowed:
                                 continue
                         ports: tuple[Range, ...] = ()
                         if proto is not None and p in PORT_PERMS:
