@@ -92,6 +92,8 @@ class Measurer:
         self.before = Decisions(base, self.bools)
         self._ctx: dict[str, Context] = {}
         self._ranges_of: object = None  # the port map _type_ranges is of
+        # boolean settings measured on the base -> (gains, estimated)
+        self._by_settings: dict[tuple[tuple[str, bool], ...], tuple[tuple[Gain, ...], bool]] = {}
         self._type_ranges: dict[tuple[str, str], tuple[Range, ...]] = {}
         self._by_bool: dict[str, list[AVRule]] = {}
         for r in base.snap.rules:
@@ -131,12 +133,23 @@ class Measurer:
 
     def measure(self, changed: Policy, changes: Sequence[Change],
                 settings: Sequence[tuple[str, bool]], want: Want) -> Opens:
+        if not changes and changed is self.base:
+            # Boolean settings alone: what they open depends on nothing else, and audit
+            # measures the same setting for several groups (nis_enabled for every client).
+            got = self._by_settings.get(tuple(settings))
+            if got is None:
+                gains: dict[tuple[str, str, str, str], Gain] = {}
+                after = Decisions(changed, {**changed.snap.booleans, **self.bools,
+                                            **dict(settings)})
+                estimated = self._rule_gains(changed, after, self.activated(settings), gains)
+                got = self._by_settings[tuple(settings)] = (tuple(gains.values()), estimated)
+            return self._summary(list(got[0]), [], want, got[1])
         after_bools = {**{k: v for k, v in changed.snap.booleans.items()}, **self.bools,
                        **dict(settings)}
         after = Decisions(changed, after_bools)
         rules = [r for r in changed.snap.rules[len(self.base.snap.rules):] if r.ruletype == "allow"]
         rules += self.activated(settings)
-        gains: dict[tuple[str, str, str, str], Gain] = {}
+        gains = {}
         losses: dict[tuple[str, str, str, str, int], Gain] = {}
         estimated = self._rule_gains(changed, after, rules, gains)
         relabeled = [(c.protocol, c.low, c.high) for c in changes
