@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from selnet.decide.chain import ChainResult, CheckResult
 from selnet.decide.decision import BooleanFix, Grant
-from selnet.fix.engine import Fix
 from selnet.kernel.classes import obsolete_reason
 from selnet.policy.conditions import cond_booleans, infix
 from selnet.render.fixes import fix_json, fix_lines
 from selnet.render.notes import notes_text, target_text
+
+if TYPE_CHECKING:  # an allowed check computes no fix: it does not import the engine
+    from selnet.fix.engine import Fix
 
 
 def grant_json(g: Grant, bools: Mapping[str, bool], stype: str, ttype: str) -> dict[str, object]:
