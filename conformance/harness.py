@@ -196,8 +196,9 @@ def main() -> int:
 
     results: dict[str, Any] = {"kernels": {}, "scenarios": []}
     totals: list[tuple[str, int, int]] = []
+    by_suite: dict[str, dict[str, dict]] = {}
     for suite in suites:
-        kres: dict[str, dict] = {}
+        kres: dict[str, dict] = by_suite.setdefault(suite, {})
         kinfo: dict[str, dict] = {}
         for v in variants if not args.predict_only else []:
             try:
@@ -265,6 +266,13 @@ def main() -> int:
             break  # one kernel-independent answer per scenario
     pool.shutdown()
     ppool.shutdown()
+    if len(by_suite) > 1 and not args.predict_only:
+        kdiffs = kernel_differences(sel, by_suite)
+        results["kernel_differences"] = kdiffs
+        for name, why in kdiffs.items():
+            print(f"KERNELS DIFFER {name}: {why}")
+        print(f"kernels: the test process behaves the same on {len(sel) - len(kdiffs)} of "
+              f"{len(sel)} scenarios (steps, socket checks in order, per-packet checks)")
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     el = time.monotonic() - t0
     if not args.predict_only:
@@ -276,6 +284,53 @@ def main() -> int:
         print(f"kernel {totals[0][0]}")
     print(f"{sum(t[1] for t in totals)} passed, {sum(t[2] for t in totals)} failed")
     return 1 if any(t[2] for t in totals) else 0
+
+
+def behaviour(s: scenarios.Scenario, kr: dict | None) -> tuple[Any, ...] | None:
+    """What the kernel did for the test process, as selnet is judged on it: its steps and
+    their results, its socket-call checks in order, and the set of per-packet checks
+    (the peers, and which process a softirq check was charged to, are timing)."""
+    if kr is None or s.name not in kr["procs"]:
+        return None
+    test = kr["procs"][s.name]
+    steps = tuple((st["op"], st["arg"], st["result"]) for st in test["steps"])
+    sock = tuple(
+        (r["verdict"], tuple(r["perms"]), r["scontext"], r["tcontext"], r["tclass"])
+        for r in kr["avc"]
+        if r["pid"] == test["pid"] and not any(kernel.is_packet_check(r["tclass"], p) for p in r["perms"])
+    )
+    # the peers' own per-packet checks (their sockets receiving) are theirs, not the test's
+    peer_types = {
+        compare.ctype(p["context"] or "") for n, p in kr["procs"].items() if n != s.name
+    }
+    packets = sorted(
+        {
+            (r["verdict"], p, r["scontext"], r["tcontext"], r["tclass"])
+            for r in kr["avc"]
+            for p in r["perms"]
+            if kernel.is_packet_check(r["tclass"], p) and compare.ctype(r["scontext"]) not in peer_types
+        }
+    )
+    return steps, sock, tuple(packets)
+
+
+def kernel_differences(sel: list[scenarios.Scenario], by_suite: dict[str, dict[str, dict]]
+                       ) -> dict[str, str]:
+    """Scenarios whose test process behaved differently on the kernels (both may still
+    pass: selnet is compared with each on its own) -> which part differed."""
+    out: dict[str, str] = {}
+    parts = ("steps", "socket checks", "per-packet checks")
+    for s in sel:
+        seen = {su: behaviour(s, kr.get(f"{s.policy}/{s.name}")) for su, kr in by_suite.items()}
+        first = next(iter(seen.values()))
+        if all(b == first for b in seen.values()):
+            continue
+        if any(b is None for b in seen.values()):
+            out[s.name] = "no result on " + ", ".join(su for su, b in seen.items() if b is None)
+            continue
+        differ = [parts[i] for i in range(3) if len({b[i] for b in seen.values() if b}) > 1]
+        out[s.name] = ", ".join(differ)
+    return out
 
 
 def kernel_only_check(s: scenarios.Scenario, kr: dict | None) -> list[str]:
