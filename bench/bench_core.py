@@ -1,18 +1,19 @@
 """Label lookups and check chains, side by side with the tools people use today.
 
 Run: .venv/bin/python bench/bench_core.py [--runs N]
-Needs the full reference policy (scripts/build-refpolicy) and hyperfine (Debian
-package); falls back to a plain timing loop without hyperfine.  Every command
-runs as a fresh process; selnet's index cache is warmed first.  Prints a
-Markdown table with the ratios and writes it to bench/results/core.md.
+Needs the full reference policy (scripts/build-refpolicy, standard build).  Every
+command runs as a fresh process, selnet with a warm index cache (one untimed run
+first); each row's commands run in turn, N rounds, so a loaded machine slows both
+alike.  The figure is the median CPU time (user + system, from wait4) of the process,
+wall time beside it.  SELNET_SRC=DIR adds the same selnet commands from another source
+tree (a ``git archive`` of an older commit), with its own cache directory, for a
+before/after pair.  Prints a Markdown table and writes it to bench/results/core.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SELNET = str(ROOT / ".venv" / "bin" / "selnet")
+SELNET = [str(ROOT / ".venv" / "bin" / "selnet")]
+PY = str(ROOT / ".venv" / "bin" / "python")
 
 
 def refpolicy() -> str:
@@ -30,19 +32,23 @@ def refpolicy() -> str:
     return out.split()[1]
 
 
-def timed(cmd: list[str], runs: int) -> float:
-    """Mean wall seconds of a fresh process."""
-    if shutil.which("hyperfine"):
-        with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run(["hyperfine", "-N", "-w", "2", "-r", str(runs), "--export-json", f.name,
-                            "-i", " ".join(cmd)], capture_output=True, check=True)
-            return float(json.load(open(f.name))["results"][0]["mean"])
-    samples = []
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one fresh process, output discarded."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return usage.ru_utime + usage.ru_stime, time.perf_counter() - t
+
+
+def medians(cmds: list[tuple[list[str], dict[str, str] | None]],
+            runs: int) -> list[tuple[float, float]]:
+    """Median (CPU, wall) of each command, the commands interleaved round by round."""
+    samples: list[list[tuple[float, float]]] = [[] for _ in cmds]
     for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=False)
-        samples.append(time.perf_counter() - t)
-    return statistics.mean(samples)
+        for i, (cmd, env) in enumerate(cmds):
+            samples[i].append(run(cmd, env))
+    return [(statistics.median(c for c, _ in s), statistics.median(w for _, w in s))
+            for s in samples]
 
 
 def cold_index(policy: str) -> float:
@@ -63,30 +69,51 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
     pol = refpolicy()
-    subprocess.run([SELNET, "info", "--policy", pol], capture_output=True, check=True)  # warm
-    rows = []
-    pairs = [
-        ("label port 8080/tcp", [SELNET, "label", "port", "8080/tcp", "--policy", pol],
-         [("seinfo --portcon", ["seinfo", pol, "--portcon"]),
-          ("sepolicy network -p 8080", ["sepolicy", "-P", pol, "network", "-p", "8080"])]),
-        ("connect httpd_t 127.0.0.1:5432", [SELNET, "connect", "httpd_t", "127.0.0.1:5432", "--policy", pol],
+    before = os.environ.get("SELNET_SRC")
+    old_env = None
+    old_cache = tempfile.TemporaryDirectory(prefix="selnet-bench-before-")
+    if before:
+        # its own cache: another selnet may keep another format of the same entries
+        old_env = {**os.environ, "PYTHONPATH": before, "XDG_CACHE_HOME": old_cache.name}
+    old = [PY, "-m", "selnet"]
+    rows = [
+        ("label port 8080/tcp", ["label", "port", "8080/tcp", "--policy", pol],
+         [("seinfo POLICY --portcon", ["seinfo", pol, "--portcon"]),
+          ("sepolicy -P POLICY network -p 8080", ["sepolicy", "-P", pol, "network", "-p", "8080"])]),
+        ("connect httpd_t 127.0.0.1:5432 (denied: chain and fixes)",
+         ["connect", "httpd_t", "127.0.0.1:5432", "--policy", pol],
          [("sesearch -A -s httpd_t -c tcp_socket -p name_connect",
            ["sesearch", "-A", "-s", "httpd_t", "-c", "tcp_socket", "-p", "name_connect", pol])]),
+        ("connect postfix_smtp_t 127.0.0.1:25 (allowed: no fixes)",
+         ["connect", "postfix_smtp_t", "127.0.0.1:25", "--policy", pol],
+         [("sesearch -A -s postfix_smtp_t -c tcp_socket -p name_connect",
+           ["sesearch", "-A", "-s", "postfix_smtp_t", "-c", "tcp_socket", "-p", "name_connect",
+            pol])]),
     ]
-    for name, ours, theirs in pairs:
-        t_ours = timed(ours, args.runs)
-        for tname, tcmd in theirs:
-            t_theirs = timed(tcmd, args.runs)
-            rows.append((f"selnet {name}", t_ours, tname, t_theirs, t_ours / t_theirs))
-    cold = cold_index(pol)
-    lines = [
-        "| selnet | time | today's tool | time | ratio |",
-        "|---|---|---|---|---|",
-        *[f"| `{a}` | {ta * 1000:.0f} ms | `{b}` | {tb * 1000:.0f} ms | {r:.2f} |"
-          for a, ta, b, tb, r in rows],
-        "",
-        f"Index built cold from the binary policy (setools, in process, best of 3): {cold:.2f} s",
-    ]
+    lines = ["| selnet | CPU (wall) | before (SELNET_SRC) | today's tool | CPU (wall) | ratio (CPU) |",
+             "|---|---|---|---|---|---|"]
+    for name, argv, theirs in rows:
+        subprocess.run([*SELNET, *argv], capture_output=True, check=False)  # warm
+        cmds: list[tuple[list[str], dict[str, str] | None]] = [(SELNET + argv, None)]
+        if before:
+            subprocess.run([*old, *argv], capture_output=True, check=False, env=old_env)
+            cmds.append(([*old, *argv], old_env))
+        cmds += [(cmd, None) for _, cmd in theirs]
+        got = medians(cmds, args.runs)
+        ours = got[0]
+        was = f"{got[1][0] * 1000:.0f} ms" if before else ""
+        for (tname, _), t in zip(theirs, got[-len(theirs):], strict=True):
+            lines.append(f"| `{name}` | {ours[0] * 1000:.0f} ms ({ours[1] * 1000:.0f}) | {was} | "
+                         f"`{tname}` | {t[0] * 1000:.0f} ms ({t[1] * 1000:.0f}) | "
+                         f"{ours[0] / t[0]:.3f} |")
+    floor = medians([([PY, "-c", "pass"], None),
+                     ([PY, "-c", "import argparse, dataclasses, pathlib, re, typing"], None)],
+                    args.runs)
+    lines += ["", f"The interpreter alone: {floor[0][0] * 1000:.0f} ms CPU; with argparse, "
+              f"dataclasses, pathlib, re and typing imported: {floor[1][0] * 1000:.0f} ms.",
+              f"Index built cold from the binary policy (setools, in process, best of 3): "
+              f"{cold_index(pol):.2f} s"]
+    old_cache.cleanup()
     text = "\n".join(lines)
     print(text)
     out = ROOT / "bench" / "results"
