@@ -215,3 +215,17 @@ def test_kernel_release_and_file_check(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not the file"):
         k.check_file(f)
     os.unlink(f)
+
+
+def test_sealed_cache_entries(tmp_path: Path) -> None:
+    out = tmp_path / "base-x.cpio.gz"
+    assert not build.sealed(out)
+    tmp = tmp_path / ".staging"
+    tmp.write_bytes(b"cpio bytes")
+    build.seal(tmp, out)
+    assert build.sealed(out) and not tmp.exists()
+    out.write_bytes(b"cpio bytez")  # damaged after it was written
+    assert not build.sealed(out)
+    out.with_name(out.name + ".sha256").unlink()  # or written by a version without sidecars
+    out.write_bytes(b"cpio bytes")
+    assert not build.sealed(out)

@@ -9,6 +9,7 @@ Cache layout (outside the repository), ${XDG_CACHE_HOME:-~/.cache}/selnet-confor
                       the .deb is checked against its index's SHA256, the files used against
                       the package's md5sums, vmlinux against its sidecar, on every use
   base-HASH.cpio.gz   busybox + sockop + init + lib.sh + modules + netlabelctl/nft and libs
+                      (it and boot/initrd-HASH.cpio.gz have sha256 sidecars, checked on use)
   policy-NAME-HASH.33 compiled policy variants (HASH covers every input)
   boot-HASH.json      parsed kernel results of one boot (HASH = base + policy + scenario script)
 Nothing is installed into the host's /boot; the kernel package is only unpacked.
@@ -314,6 +315,25 @@ def ldd_libs(binary: str) -> list[str]:
     return libs
 
 
+def sealed(path: Path) -> bool:
+    """PATH is in the cache and is what was written there: the sha256 sidecar ``seal``
+    wrote beside it matches.  Anything else (absent, damaged, no sidecar) is built again."""
+    try:
+        return path.with_name(path.name + ".sha256").read_text() == archive.file_sha256(path)
+    except OSError:
+        return False
+
+
+def seal(tmp: Path, out: Path) -> None:
+    """TMP becomes OUT, with its sha256 in OUT's sidecar.  The sidecar is written first: an
+    interruption leaves a sidecar that matches nothing, never an unverified OUT."""
+    side = out.with_name(out.name + ".sha256")
+    side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+    side_tmp.write_text(archive.file_sha256(tmp))
+    os.replace(side_tmp, side)
+    os.replace(tmp, out)
+
+
 def cpio_dir(root: Path, out: Path) -> None:
     """newc cpio of ROOT, gzip -1, owned by root:root; needs no privileges (no device nodes)."""
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
@@ -350,7 +370,7 @@ def build_base_initramfs(kernel: Kernel) -> Path:
         *(n for n, _ in mods),
     )
     out = CACHE / f"base-{key}.cpio.gz"
-    if out.exists():
+    if sealed(out):
         return out
     log(f"initramfs: busybox, sockop, {len(mods)} modules, {len(tools)} tools + {len(libs)} libs")
     with tempfile.TemporaryDirectory(prefix="selnet-conf-") as t:
@@ -374,7 +394,9 @@ def build_base_initramfs(kernel: Kernel) -> Path:
         for etc in ("/etc/protocols", "/etc/services"):
             if Path(etc).exists():
                 shutil.copy(etc, r / etc.lstrip("/"))
-        cpio_dir(r, out)
+        staging = out.with_name(f".{out.name}.{os.getpid()}.staging")
+        cpio_dir(r, staging)
+        seal(staging, out)
     return out
 
 
@@ -382,18 +404,19 @@ def boot_initramfs(base: Path, policy: Path, script: str) -> Path:
     """base cpio + a second cpio (policy.33, scenarios.sh): the kernel unpacks both."""
     key = sha(base.name, policy.name, script)
     out = CACHE / "boot" / f"initrd-{key}.cpio.gz"
-    if out.exists():
+    if sealed(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # per process: boots run in parallel
     with tempfile.TemporaryDirectory(prefix="selnet-conf-") as t:
         r = Path(t)
         shutil.copy(policy, r / "policy.33")
         (r / "scenarios.sh").write_text(script)
         extra = r.parent / (r.name + ".cpio.gz")
         cpio_dir(r, extra)
-        with open(out.with_suffix(".tmp"), "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(base.read_bytes())
             f.write(extra.read_bytes())
         extra.unlink()
-    out.with_suffix(".tmp").rename(out)
+    seal(tmp, out)
     return out

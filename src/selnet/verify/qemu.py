@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -192,9 +193,13 @@ def run_variant(
     key = build.sha(base.name, policy.name, script, kernel.version)
     cache = build.CACHE / "results" / f"{variant}-{key}.json"
     if use_cache and cache.exists():
-        res: dict[str, Any] = json.loads(cache.read_text())
-        res["cached"] = True
-        return res
+        try:
+            res: dict[str, Any] = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            res = {}  # damaged (an interrupted write): booted again, never trusted
+        if isinstance(res, dict) and isinstance(res.get("scenarios"), dict) and not res.get("errors"):
+            res["cached"] = True
+            return res
     initrd = build.boot_initramfs(base, policy, script)
     logdir.mkdir(parents=True, exist_ok=True)
     text, wall = boot(kernel, initrd, logdir / f"console-{variant}.log")
@@ -203,5 +208,7 @@ def run_variant(
     res["cached"] = False
     if not res["errors"]:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(res))
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(res))
+        os.replace(tmp, cache)  # whole or not at all: another run may be reading it
     return res
