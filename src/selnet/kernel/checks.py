@@ -6,7 +6,11 @@ reaches it, the condition under which it runs, the roles of its subject and targ
 its class and permission, and the errno an enforced denial gives.  Everything was
 read from Debian's linux-source-6.1 (6.1.192): ``security/selinux/hooks.c``,
 ``netlabel.c``, ``xfrm.c``, ``net/ipv4/af_inet.c``, ``net/ipv6/af_inet6.c``,
-``net/sctp/socket.c``, ``net/core/sock.c``.
+``net/sctp/socket.c``, ``net/core/sock.c``.  The same files of Debian's linux-source-6.12
+(6.12.107) make the same checks under the same conditions with the same errnos (they
+differ in form only), and the conformance suite finds 6.12.117 behaving as 6.1.192 on
+every scenario (docs/conformance.md): the table has no kernel-version condition, and the
+line numbers are 6.1's.
 
 The kernel model (:mod:`selnet.model.plan`) builds its plans from these entries; AVC
 diagnosis looks them up by (class, permission); profiles, fixes and docs enumerate
