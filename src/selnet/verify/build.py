@@ -169,12 +169,14 @@ def _host_deb(kver: str, d: Path) -> Path:
 def get_kernel(suite: str | None = None) -> Kernel:
     """The kernel of SUITE (default: the host's suite, through its apt, as before), unpacked
     and verified.  Nothing is installed: the package is only unpacked into the cache."""
-    suite = suite or host_suite()
-    if suite not in SUITES:
+    # no suite: the host's apt whatever the host is (selnet verify on any Debian-like host)
+    host = suite is None or suite == host_suite()
+    if not host and suite not in SUITES:
         raise RuntimeError(f"unknown kernel suite {suite!r} (known: {', '.join(SUITES)})")
-    kver = kernel_version(suite)
+    suite = suite or host_suite()
+    kver = kernel_version(None if host else suite)
     d = CACHE / f"kernel-{kver}"
-    if suite == host_suite():
+    if host:
         deb = _host_deb(kver, d)
     else:
         log(f"{suite}: linux-image-{kver} from {archive.MIRROR}")
