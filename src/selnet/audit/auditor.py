@@ -28,7 +28,7 @@ from selnet.policy.index import Policy
 EPHEMERAL_MIN_PORTS = 3
 _MAX_TRACKED_PORTS = 4096
 _MAX_FD_ENTRIES = 1024  # distinct fd use denials kept to join their socket groups
-_MAX_KEYS = 8192  # repeated texts whose key is remembered (Auditor._repeat)
+_MAX_KEYS = 8192  # repeated texts whose entry is remembered (Auditor._repeat)
 
 
 @dataclass(slots=True)
@@ -132,8 +132,8 @@ class Auditor:
         self._ports: dict[tuple[str, str, str], tuple[set[int], set[str]]] = {}
         # fd use on another domain: joins the socket group of the same service and creator
         self._fd: dict[object, Entry] = {}
-        # a repeated record's key, by the first record of its text (see _repeat)
-        self._keys: dict[int, tuple[AvcRecord, object]] = {}
+        # a repeated record's entry, by the first record of its text (see _repeat)
+        self._keys: dict[int, tuple[AvcRecord, Entry]] = {}
 
     # -- streaming --------------------------------------------------------------------
     def feed(self, lines: Iterable[str | bytes]) -> None:
@@ -153,12 +153,13 @@ class Auditor:
         if got is None or got[0] is not first:
             if not is_network(first):
                 return False
+            e = self.entries.get(avc_key(first))
+            if e is None:
+                return False
             if len(self._keys) >= _MAX_KEYS:  # the parser forgets old texts too
                 self._keys.clear()
-            got = self._keys[id(first)] = (first, avc_key(first))
-        e = self.entries.get(got[1])
-        if e is None:
-            return False
+            got = self._keys[id(first)] = (first, e)  # an entry is never dropped
+        e = got[1]
         self.network += 1
         e.count += 1
         if len(e.pids) < 8:
