@@ -35,6 +35,11 @@ INET_SOCKET_CLASSES = frozenset(
 )
 PACKET_CLASSES = frozenset({"node", "netif", "peer", "packet", "association"})
 NETWORK_CLASSES = INET_SOCKET_CLASSES | PACKET_CLASSES | CAPABILITY_CLASSES
+# A socket passed to another domain (SCM_RIGHTS, or inherited across exec) is checked with
+# file_has_perm: ``fd use`` on the descriptor's owner first.  The policy snapshot keeps its
+# rules too, so that check is decided like the others.
+FD_CLASS = "fd"
+SNAPSHOT_CLASSES = NETWORK_CLASSES | {FD_CLASS}
 
 # Why each obsolete permission does nothing today (section 9).
 # The compat_net checks (2.6.25-2.6.29 hooks.c; compat_net went in 2.6.30).  Inbound ones

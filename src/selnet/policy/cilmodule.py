@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from selnet.errors import InputError
-from selnet.kernel.classes import NETWORK_CLASSES
+from selnet.kernel.classes import NETWORK_CLASSES, SNAPSHOT_CLASSES
 from selnet.policy.index import Policy
 from selnet.policy.overlay import (
     AddAttribute,
@@ -372,8 +372,8 @@ class _Reader:
         s = self.alias(self.atom(src, f"{kw} source"))
         t = self.alias(self.atom(tgt, f"{kw} target"))
         pairs = self.classperms(cp)
-        net = [(c, p) for c, p in pairs if c in NETWORK_CLASSES]
-        other = sorted({c for c, _ in pairs if c not in NETWORK_CLASSES})
+        net = [(c, p) for c, p in pairs if c in SNAPSHOT_CLASSES]
+        other = sorted({c for c, _ in pairs if c not in SNAPSHOT_CLASSES})
         for c, p in net:
             self.add(AddRule(kw, s, t, c, p, cond, branch))
         if other:

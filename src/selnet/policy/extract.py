@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from selnet.errors import PolicyError
-from selnet.kernel.classes import NETWORK_CLASSES
+from selnet.kernel.classes import SNAPSHOT_CLASSES
 from selnet.policy.snapshot import (
     AVRule,
     Constraint,
@@ -203,7 +203,7 @@ def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
     transitions: list[TypeTransition] = []
     for r in p.terules():
         tclass = str(r.tclass)
-        if tclass not in NETWORK_CLASSES:
+        if tclass not in SNAPSHOT_CLASSES:
             continue
         rt = r.ruletype.name
         cond, branch = _cond(r)
@@ -227,7 +227,7 @@ def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
     constraints = []
     for c in p.constraints():
         tclass = str(c.tclass)
-        if tclass not in NETWORK_CLASSES:
+        if tclass not in SNAPSHOT_CLASSES:
             continue
         postfix: list[str | frozenset[str]] = []
         for tok in c.expression:

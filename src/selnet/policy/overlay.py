@@ -84,7 +84,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from selnet.errors import InputError
-from selnet.kernel.classes import NETWORK_CLASSES
+from selnet.kernel.classes import SNAPSHOT_CLASSES
 from selnet.policy.conditions import OPERATORS, CondExpr, infix
 from selnet.policy.index import Policy
 from selnet.policy.snapshot import (
@@ -945,9 +945,9 @@ class _Work:
         perms = self.snap.classes.get(tclass)
         if perms is None:
             raise InputError(f"unknown class {tclass!r} in: {what}")
-        if tclass not in NETWORK_CLASSES:
+        if tclass not in SNAPSHOT_CLASSES:
             raise InputError(f"class {tclass} is not a network class (selnet models only the network "
-                             f"classes), in: {what}")
+                             f"classes and fd), in: {what}")
         return perms
 
     def _rule(self, c: AddRule, what: str) -> None:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from selnet.policy.conditions import CondExpr, infix
 
 # Bump when the layout below changes: older caches are then rebuilt.
-SNAPSHOT_FORMAT = 5
+SNAPSHOT_FORMAT = 6  # 6: the fd class's rules and constraints
 
 # The records below are NamedTuples, not dataclasses: they unpickle several
 # times faster, which is most of a warm run's cost on a full policy.
@@ -77,7 +77,7 @@ class Netifcon(NamedTuple):
 
 
 class AVRule(NamedTuple):
-    """One access-vector rule of a network-relevant class, unexpanded.
+    """One access-vector rule of a network-relevant class (or ``fd``), unexpanded.
 
     ``source``/``target`` are a type or an attribute name as the binary policy
     stores them; expansion happens through :attr:`PolicySnapshot.type_attrs`.
