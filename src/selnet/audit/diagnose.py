@@ -93,8 +93,10 @@ class SocketOrigin:
 def kernel_checks(rec: AvcRecord) -> tuple[KernelCheck, ...]:
     """The kernel checks (table entries) behind the record's permissions."""
     found: dict[KernelCheck, None] = {}
+    f = rec.fields
+    file = f.get("dev") == "sockfs" or f.get("path", "").startswith("socket:")
     for perm in rec.perms:
-        found.update(dict.fromkeys(for_avc(rec.tclass, perm)))
+        found.update(dict.fromkeys(for_avc(rec.tclass, perm, file)))
     return tuple(found)
 
 

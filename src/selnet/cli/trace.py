@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 STEPS_HELP = ("sock=tcp|udp|icmp|raw|sctp|dccp (6 suffix: IPv6), bind=ADDR:PORT, "
               "bind=unspec:ADDR:PORT, listen, accept, connect=ADDR:PORT, connect=unspec, "
               "sendto=ADDR:PORT, send, recv, setsockopt=NAME, getsockopt=NAME, shutdown, "
-              "getsockname, getpeername, handoff (with --socket-from)")
+              "getsockname, getpeername, and with --socket-from one of handoff (same process), "
+              "recvfd (received over a unix socket), exec (inherited across exec)")
 
 
 def _gid(text: str) -> int:
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("steps", nargs="*", metavar="STEP", help=STEPS_HELP)
     p.add_argument("--socket-from", metavar="CONTEXT",
                    help="the socket was created by this domain (socket activation): it makes "
-                   "socket() (and every step before handoff); the rest are DOMAIN's")
+                   "socket() (and every step before handoff, recvfd or exec); the rest are DOMAIN's")
     p.add_argument("--remote", metavar="ADDR", help="the peer's address for per-packet checks")
     p.add_argument("--gid", type=_gid, action="append", metavar="GID",
                    help="the caller's groups, for net.ipv4.ping_group_range (default 0)")

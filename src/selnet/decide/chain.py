@@ -52,6 +52,13 @@ def _unmade(chk: Check, made: dict[int, CheckResult]) -> bool:
     return need is not None and (not need.reached or _refused(need.decision))
 
 
+def _same_call(chk: Check, made: dict[int, CheckResult]) -> bool | None:
+    """Whether CHK is made, when it is decided in one call with an earlier check: exactly
+    when that one is (None: CHK has its own call)."""
+    other = made.get(id(chk.same_call)) if chk.same_call is not None else None
+    return None if other is None else other.reached
+
+
 def evaluate(policy: Policy, scenario: Scenario, bools: Mapping[str, bool]) -> ChainResult:
     values = dict(bools)
     plan = KernelModel(policy, values).plan(scenario)
@@ -75,8 +82,12 @@ class TraceStepResult:
     results: list[CheckResult]
     reached: bool  # did the earlier steps all succeed?
     errno: str | None  # None: the step succeeds (or is not reached)
-    cause: str | None  # "avc", "capability" (a denied check), "kernel" (KernelError)
-    denial: int | None = None  # index in results of the enforced denial that fails it
+    # "avc", "capability" (a denied check), "kernel" (KernelError), "closed" (an earlier
+    # step's denial closed the descriptor)
+    cause: str | None
+    # index in results of the enforced denial that fails it (or, errno None, closes the
+    # descriptor: exec)
+    denial: int | None = None
 
     @property
     def kernel_error(self) -> KernelError | None:
@@ -111,25 +122,36 @@ class TraceResult:
 def evaluate_trace(policy: Policy, plan: TracePlan, bools: Mapping[str, bool]) -> TraceResult:
     """Each step's checks decided in order; the first enforced denial or kernel error fails
     its step, and the later steps are not reached (the program stops, as sockop does).
-    Their checks are still decided, as a permissive kernel would make them."""
+    Their checks are still decided, as a permissive kernel would make them.  A denial that
+    closes the descriptor (exec) fails nothing at its step: the next step fails with its
+    errno (cause "closed") before any of its checks (sockfd_lookup)."""
     values = dict(bools)
     decider = Decider(policy, values)
     out: list[TraceStepResult] = []
     failed = False
+    closed: str | None = None  # the errno a closed descriptor gives the next step
     made: dict[int, CheckResult] = {}
     for st in plan.steps:
         results: list[CheckResult] = []
         errno: str | None = None
         cause: str | None = None
         denial: int | None = None
+        if closed is not None and not failed:
+            errno, cause = closed, "closed"
         for chk in st.checks:
             dec = decider.decide(chk.subject, chk.target, chk.tclass, chk.perm)
-            stop = not failed and errno is None and not _unmade(chk, made)
+            stop = _same_call(chk, made)
+            if stop is None:
+                stop = not failed and errno is None and not _unmade(chk, made)
             res = CheckResult(chk, dec, stop)
             results.append(res)
             made[id(chk)] = res
-            if stop and _refused(dec) and chk.errno != NO_ERRNO:
-                errno, cause, denial = chk.errno, chk.kind, len(results) - 1
+            if stop and _refused(dec) and chk.errno != NO_ERRNO and denial is None:
+                denial = len(results) - 1
+                if chk.spec.closes:
+                    closed = chk.errno
+                else:
+                    errno, cause = chk.errno, chk.kind
         if not failed and errno is None and st.error is not None:
             errno, cause = st.error.errno, "kernel"
         out.append(TraceStepResult(st, results, not failed, None if failed else errno,

@@ -19,7 +19,8 @@ them.  docs/kernel-model.md is checked against this table by a test.
 Roles: ``task`` (the calling process's domain), ``socket`` (the socket's label),
 ``port``, ``node``, ``netif`` (the looked-up labels), ``peer`` (the packet's peer label:
 NetLabel, labeled IPsec, else the ``unlabeled`` initial SID), ``packet`` (its SECMARK
-label), ``sa`` (an IPsec SA / SPD label).
+label), ``sa`` (an IPsec SA / SPD label), ``owner`` (a descriptor's owner: the domain of the
+process that opened the file, for a socket the one that called socket() or accept()).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from selnet.kernel.classes import CAPABILITY_CLASSES, INET_SOCKET_CLASSES
 
 KERNEL_VERSION = "6.1.192"  # Debian linux-source-6.1, read for this table
 
-Role = Literal["task", "socket", "port", "node", "netif", "peer", "packet", "sa"]
+Role = Literal["task", "socket", "port", "node", "netif", "peer", "packet", "sa", "owner"]
 # tclass: a class name, or one of these placeholders resolved by the model.
 SOCKET_CLASS = "<socket>"  # the socket's own class (socket_type_to_security_class)
 CAP_CLASS = "<capability>"  # capability, or cap_userns in a non-initial user namespace
@@ -61,6 +62,10 @@ class KernelCheck:
     perm: str
     errno: str  # what an enforced denial gives the caller
     operation: str  # what the program was doing, in plain words
+    # An enforced denial closes the descriptor instead of failing the call: the call
+    # succeeds and the program's next call on the socket fails with ``errno``
+    # (flush_unauthorized_files at exec puts /dev/null in the socket's place).
+    closes: bool = False
 
     def matches(self, tclass: str, perm: str) -> bool:
         """Does an AVC of (tclass, perm) come from this check?"""
@@ -176,6 +181,40 @@ CHECKS: tuple[KernelCheck, ...] = (
                 "SO_MARK, SO_PRIORITY > 6 (or CAP_NET_ADMIN); SO_BINDTODEVICE when already bound",
                 "task", "task", CAP_CLASS, "net_raw", "EPERM", "SO_MARK / SO_PRIORITY / rebinding "
                 "to a device"),
+    # -- a socket passed to another domain (file_has_perm) ------------------------------
+    # fd use on the descriptor's owner when the receiver's SID differs, then the file's own
+    # class and permissions on the socket's inode label (file_to_av: a socket's file is
+    # open for reading and writing), in one avc_has_perm call for read and write.  An
+    # accepted socket's inode keeps the listener's label (selinux_socket_accept).
+    KernelCheck("recvfd.fd_use", "recvfd", "file_has_perm", 1713, HOOKS,
+                "recvmsg(SCM_RIGHTS) -> scm_detach_fds -> receive_fd_user -> __receive_fd -> "
+                "selinux_file_receive -> file_has_perm",
+                "the receiver's domain is not the descriptor's owner", "task", "owner", "fd",
+                "use", "MSG_CTRUNC", "receiving a socket over a unix socket (SCM_RIGHTS)"),
+    KernelCheck("recvfd.read", "recvfd", "inode_has_perm", 1639, HOOKS,
+                "__receive_fd -> selinux_file_receive -> file_has_perm -> inode_has_perm",
+                "fd use passed (or was not needed)", "task", "socket", SOCKET_CLASS, "read",
+                "MSG_CTRUNC", "receiving a socket over a unix socket (SCM_RIGHTS)"),
+    KernelCheck("recvfd.write", "recvfd", "inode_has_perm", 1639, HOOKS,
+                "__receive_fd -> selinux_file_receive -> file_has_perm -> inode_has_perm",
+                "fd use passed (or was not needed)", "task", "socket", SOCKET_CLASS, "write",
+                "MSG_CTRUNC", "receiving a socket over a unix socket (SCM_RIGHTS)"),
+    KernelCheck("exec.fd_use", "exec", "file_has_perm", 1713, HOOKS,
+                "execve -> begin_new_exec -> selinux_bprm_committing_creds -> "
+                "flush_unauthorized_files -> match_file -> file_has_perm",
+                "exec changes the domain; each inherited descriptor whose owner is not the "
+                "new domain", "task", "owner", "fd", "use", "ENOTSOCK",
+                "a socket inherited across exec into another domain", closes=True),
+    KernelCheck("exec.read", "exec", "inode_has_perm", 1639, HOOKS,
+                "flush_unauthorized_files -> match_file -> file_has_perm -> inode_has_perm",
+                "exec changes the domain; fd use passed (or was not needed)", "task", "socket",
+                SOCKET_CLASS, "read", "ENOTSOCK",
+                "a socket inherited across exec into another domain", closes=True),
+    KernelCheck("exec.write", "exec", "inode_has_perm", 1639, HOOKS,
+                "flush_unauthorized_files -> match_file -> file_has_perm -> inode_has_perm",
+                "exec changes the domain; fd use passed (or was not needed)", "task", "socket",
+                SOCKET_CLASS, "write", "ENOTSOCK",
+                "a socket inherited across exec into another domain", closes=True),
     # -- packets in (network_peer_controls) --------------------------------------------------
     KernelCheck("rx.netif_ingress", "rx", "selinux_inet_sys_rcv_skb", 5091, HOOKS,
                 "sk_filter_trim_cap -> selinux_socket_sock_rcv_skb -> selinux_inet_sys_rcv_skb "
@@ -267,9 +306,16 @@ def check(id_: str) -> KernelCheck:
     return BY_ID[id_]
 
 
-def for_avc(tclass: str, perm: str) -> tuple[KernelCheck, ...]:
-    """The checks an AVC record of (tclass, perm) can come from."""
-    return tuple(c for c in CHECKS if c.matches(tclass, perm))
+# The checks file_has_perm makes on a passed or inherited socket: their AVC records carry
+# the file's audit data (path="socket:[INODE]" dev="sockfs" ino=), a socket call's do not.
+FILE_HOOKS = frozenset({"file_has_perm", "inode_has_perm"})
+
+
+def for_avc(tclass: str, perm: str, file: bool | None = None) -> tuple[KernelCheck, ...]:
+    """The checks an AVC record of (tclass, perm) can come from; ``file``: the record
+    has the file's audit data (True) or not (False), None: either."""
+    return tuple(c for c in CHECKS if c.matches(tclass, perm)
+                 and (file is None or (c.hook in FILE_HOOKS) == file))
 
 
 def net_bind_service(proto: str, family: int) -> KernelCheck:

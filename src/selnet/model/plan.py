@@ -127,6 +127,9 @@ class Check:
     # the earlier check this one is made after only when it passes (IPsec: the SA after
     # polmatch); an enforced denial of that one leaves this one unmade
     needs: Check | None = None
+    # the check this one is made with, in one avc_has_perm call (file_has_perm's read and
+    # write): reached whenever that one is, even when that one is denied
+    same_call: Check | None = None
 
     @property
     def hook(self) -> str:

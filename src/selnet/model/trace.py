@@ -4,8 +4,12 @@ state carried from step to step (the kernel's state machine, read from 6.1.192).
 The step language is the conformance suite's (``sockop``): ``sock=tcp``, ``bind=ADDR:PORT``,
 ``bind=unspec:ADDR:PORT``, ``listen``, ``connect=ADDR:PORT``, ``connect=unspec``,
 ``sendto=ADDR:PORT``, ``send``, ``recv``, ``accept``, ``setsockopt=NAME``,
-``getsockopt=NAME``, ``shutdown``, ``getsockname``, ``getpeername``, and ``handoff``: the
-socket passes from the ``--socket-from`` domain to the traced domain (socket activation).
+``getsockopt=NAME``, ``shutdown``, ``getsockname``, ``getpeername``, and the step where the
+socket passes from the ``--socket-from`` domain to the traced domain: ``handoff`` (the same
+process changes domain with the socket open: no check), ``recvfd`` (a process of the traced
+domain receives it over a unix socket, SCM_RIGHTS) or ``exec`` (the creator's process execs
+into the traced domain with the socket open).  ``recvfd`` and ``exec`` make file_has_perm's
+checks: ``fd use`` on the creator, then read and write on the socket.
 
 The checks come from :class:`selnet.model.plan.KernelModel`'s per-operation methods and
 the check table.  What the kernel refuses for reasons of its own (a double bind, a listen
@@ -51,7 +55,9 @@ SET_OPTIONS: dict[str, str | None] = {
 GET_OPTIONS = frozenset({*SET_OPTIONS, "SO_ERROR", "SO_TYPE", "SO_ACCEPTCONN", "SO_DOMAIN",
                          "SO_PROTOCOL"})
 OPS = ("sock", "bind", "listen", "connect", "sendto", "send", "recv", "accept", "setsockopt",
-       "getsockopt", "shutdown", "getsockname", "getpeername", "handoff")
+       "getsockopt", "shutdown", "getsockname", "getpeername", "handoff", "recvfd", "exec")
+# the steps where the socket passes from its creator to the traced domain
+HANDOFFS = ("handoff", "recvfd", "exec")
 _ARG_OPS = {"sock", "bind", "connect", "sendto", "setsockopt", "getsockopt"}
 
 SOCK_C = "net/core/sock.c"
@@ -186,13 +192,20 @@ def parse_steps(texts: list[str], has_creator: bool) -> list[Step]:
     steps = [parse_step(t) for t in texts]
     if not steps or steps[0].op != "sock":
         raise InputError("a trace starts with sock=KIND (tcp, udp, tcp6, icmp, raw, sctp, ...)")
-    handoffs = [i for i, s in enumerate(steps) if s.op == "handoff"]
+    handoffs = [i for i, s in enumerate(steps) if s.op in HANDOFFS]
     if handoffs and not has_creator:
-        raise InputError("step handoff needs --socket-from CONTEXT (the socket's creator)")
+        raise InputError(f"step {steps[handoffs[0]].op} needs --socket-from CONTEXT (the "
+                         "socket's creator)")
     if len(handoffs) > 1:
-        raise InputError("one handoff per trace")
-    if handoffs and any(s.op == "sock" for s in steps[handoffs[0]:]):
-        raise InputError("sock= after handoff: the handed-over socket would be replaced")
+        raise InputError("one handoff per trace (handoff, recvfd or exec)")
+    if handoffs:
+        h = steps[handoffs[0]]
+        if any(s.op == "sock" for s in steps[handoffs[0]:]):
+            raise InputError(f"sock= after {h.op}: the handed-over socket would be replaced")
+        if h.op != "handoff" and any(s.op == "accept" for s in steps[:handoffs[0]]) and any(
+                s.op in ("listen", "accept") for s in steps[handoffs[0]:]):
+            raise InputError(f"{h.op} after accept passes the accepted connection, not the "
+                             "listener: listen and accept cannot follow")
     return steps
 
 
@@ -212,7 +225,7 @@ class TraceModel:
     def plan(self, domain: Context, texts: list[str], env: NetEnv,
              socket_from: Context | None = None, sockcreate: Context | None = None) -> TracePlan:
         steps = parse_steps(texts, socket_from is not None)
-        handoff = next((i for i, s in enumerate(steps) if s.op == "handoff"), None)
+        handoff = next((i for i, s in enumerate(steps) if s.op in HANDOFFS), None)
         notes: list[Note] = []
         out: list[TraceStep] = []
         sockets: list[SocketInfo] = []
@@ -231,6 +244,9 @@ class TraceModel:
                 sockets.append(SocketInfo(i, st.kind, sock.sclass, sock.label, origin, actor))
             elif st.op == "handoff":
                 ts.notes.append(note("trace-handoff", creator=socket_from, domain=domain))
+            elif st.op in ("recvfd", "exec"):
+                assert sock is not None and socket_from is not None
+                self._pass(ts, sock, socket_from)
             else:
                 assert sock is not None  # parse_steps: the first step is sock=
                 self._step(ts, sock, env)
@@ -371,6 +387,25 @@ class TraceModel:
             cap = SET_OPTIONS.get(st.option) if op == "setsockopt" else None
             if cap is not None:
                 ts.checks.append(km._cap(op, K.check(cap), ts.subject, env))
+
+    def _pass(self, ts: TraceStep, sock: _Sock, owner: Context) -> None:
+        """The socket reaches the traced domain in another process (recvfd) or across an exec
+        that changes the domain: file_has_perm(cred, file, file_to_av(file)).  fd use on the
+        descriptor's owner (the creator, who made or accepted it) unless the SIDs are equal;
+        then read and write, one avc_has_perm call, on the socket's inode label (an accepted
+        connection's inode keeps the listener's label: selinux_socket_accept)."""
+        op = ts.step.op
+        use = None
+        if ts.subject != owner:
+            use = Check(K.check(f"{op}.fd_use"), op, ts.subject, owner, "fd")
+            ts.checks.append(use)
+        read = Check(K.check(f"{op}.read"), op, ts.subject, sock.label, sock.sclass, needs=use)
+        ts.checks.append(read)
+        ts.checks.append(Check(K.check(f"{op}.write"), op, ts.subject, sock.label, sock.sclass,
+                               needs=use, same_call=read))
+        ts.notes.append(note(f"trace-{op}", creator=owner, domain=ts.subject))
+        if sock.child is not None:
+            ts.notes.append(note("trace-pass-accepted", context=sock.label))
 
     def _bind(self, ts: TraceStep, sock: _Sock, env: NetEnv) -> None:
         st = ts.step

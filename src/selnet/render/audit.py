@@ -28,6 +28,7 @@ ROLE_WORDS = {
     "peer": "the peer label (NetLabel/labeled IPsec; unlabeled without one)",
     "packet": "the packet's SECMARK label",
     "sa": "the IPsec SA or SPD label",
+    "owner": "the descriptor's owner (the domain that opened it)",
 }
 
 

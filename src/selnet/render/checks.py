@@ -16,7 +16,10 @@ def checks_markdown() -> str:
         f"Read from Debian's linux-source-6.1 ({KERNEL_VERSION}). Subject and target are roles: "
         "`task` (the calling domain), `socket` (the socket's label), `port`/`node`/`netif` (the "
         "looked-up labels), `peer` (the packet's peer label), `packet` (its SECMARK label), `sa` "
-        "(an IPsec SA/SPD label).",
+        "(an IPsec SA/SPD label), `owner` (a descriptor's owner: the domain that opened it). A "
+        "`closes` check's denial does not fail its call: the descriptor is replaced and the "
+        "program's next call on it fails with the errno shown. `MSG_CTRUNC`: recvmsg succeeds "
+        "without the descriptor.",
         "",
         "| id | step | check (subject → target, class, perm) | kernel function (file:line) | "
         "when | denied |",
@@ -27,7 +30,8 @@ def checks_markdown() -> str:
         lines.append(
             f"| `{c.id}` | {c.step} | {c.subject} → {c.target}, {cls}, `{c.perm}` | "
             f"`{c.hook}` ({c.file}:{c.line}) | {c.condition} | "
-            f"{'nothing fails' if c.errno == NO_ERRNO else c.errno} |"
+            f"{'nothing fails' if c.errno == NO_ERRNO else c.errno}"
+            f"{' (closes: the next call)' if c.closes else ''} |"
         )
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -30,8 +30,19 @@ TEXT: dict[str, str] = {
     "trace-handoff": "the socket passes from {creator} to {domain}: later steps are "
     "{domain}'s, on the socket's own label",
     "trace-inherited": "socket inherited from {creator}: each check has {domain} as subject and "
-    "the socket's label as target (sock_has_perm); inherited across exec, {domain} also needs "
-    "fd use on {creator} (flush_unauthorized_files), which selnet does not decide",
+    "the socket's label as target (sock_has_perm); passed over a unix socket or inherited "
+    "across exec, {domain} also needs fd use on {creator} and read/write on the socket "
+    "(file_has_perm: the recvfd and exec steps)",
+    "trace-recvfd": "{domain} receives the socket over a unix socket (SCM_RIGHTS): "
+    "selinux_file_receive checks fd use on {creator} (the descriptor's owner), then read and "
+    "write on the socket; a denial installs no descriptor (recvmsg succeeds with MSG_CTRUNC). "
+    "The unix socket's own checks are not modelled",
+    "trace-exec": "the creator's process execs into {domain} with the socket open: "
+    "flush_unauthorized_files checks fd use on {creator}, then read and write on the socket; a "
+    "denial silently replaces the descriptor with /dev/null (the exec succeeds, the next socket "
+    "call fails with ENOTSOCK). The exec's own checks (transition, entrypoint) are not modelled",
+    "trace-pass-accepted": "the descriptor is the accepted connection; its inode keeps the "
+    "listener's label {context} (selinux_socket_accept), which read and write are checked on",
     "trace-recv-unbound": "recv() on an unbound datagram socket: nothing can reach it",
     "trace-bind-unspec": "bind(AF_UNSPEC, INADDR_ANY) on an IPv4 socket is bind(AF_INET, "
     "0.0.0.0) (__inet_bind, __selinux_socket_bind)",

@@ -64,8 +64,14 @@ def trace_json(tr: TraceResult) -> dict[str, object]:
 def _verdict(s: TraceStepResult) -> str:
     if not s.reached:
         return "not reached"
+    if s.errno is None and s.denial is not None:  # exec: the descriptor is closed
+        c = s.results[s.denial].check
+        return (f"ok, but the socket is closed: {c.tclass} {c.perm} denied on {_t(c.target)} "
+                "(flush_unauthorized_files puts /dev/null in its place)")
     if s.errno is None:
         return "ok"
+    if s.cause == "closed":
+        return f"{s.errno}: the descriptor is /dev/null since the exec, not a socket"
     if s.cause == "kernel" and s.kernel_error is not None:
         e = s.kernel_error
         return f"{s.errno} from the kernel, not SELinux ({e.function}: {e.why})"
@@ -73,6 +79,9 @@ def _verdict(s: TraceStepResult) -> str:
     c = s.results[s.denial].check
     if c.step == "rx":
         return f"blocks: the incoming packet is dropped ({c.tclass} {c.perm} denied)"
+    if c.step == "recvfd":
+        return (f"no descriptor: recvmsg succeeds with MSG_CTRUNC, the socket is not installed "
+                f"({c.tclass} {c.perm} denied on {_t(c.target)})")
     return f"{s.errno}: {c.tclass} {c.perm} denied on {_t(c.target)}"
 
 

@@ -39,7 +39,7 @@ OP_STEPS = {
 }
 PACKET_STEPS = {"rx", "tx"}
 SETUP_OPS = {"ctx", "sockcreate"}
-IGNORED_OPS = {"close", "ready", "waiteof", "sleep"}
+IGNORED_OPS = {"close", "ready", "waiteof", "sleep", "sendfd"}  # sendfd: recvfd's set-up
 
 
 def ctype(ctx: str) -> str:

@@ -259,7 +259,8 @@ def sock_kind(proto: str, host: str) -> str:
 def trace_lines(s: Scenario, head: list[str]) -> list[str]:
     """A trace: optional kernel_t peer before (a listener, in the background), the test
     process (its own ctx= first: the creator's with socket_from; handoff becomes
-    ctx=DOMAIN), and an optional peer after the test's ready= mark."""
+    ctx=DOMAIN, recvfd sendfd ctx=DOMAIN recvfd, exec exec=DOMAIN), and an optional peer
+    after the test's ready= mark."""
     q = shlex.quote
     name = s.name
     lines: list[str] = []
@@ -267,7 +268,7 @@ def trace_lines(s: Scenario, head: list[str]) -> list[str]:
         lines.append(" ".join(["bg", f"{name}.peer", "timeout=5000", *map(q, s.before)]))
     ctx = [f"ctx={s.creator}"] if s.socket_from else head[:1]
     steps = []
-    inherit = s.socket_from and "handoff" not in s.steps
+    inherit = s.socket_from and not {"handoff", "recvfd", "exec"} & set(s.steps)
     for k, x in enumerate(s.steps):
         if inherit and k == 1:  # without handoff the creator makes only socket()
             steps.append(f"ctx={s.context}")
@@ -277,6 +278,10 @@ def trace_lines(s: Scenario, head: list[str]) -> list[str]:
             steps.append(x)
         elif x == "handoff":
             steps.append(f"ctx={s.context}")
+        elif x == "recvfd":  # the socket leaves over a socketpair and comes back in DOMAIN
+            steps += ["sendfd", f"ctx={s.context}", "recvfd"]
+        elif x == "exec":  # an exec into DOMAIN (setexeccon) with the socket open
+            steps.append(f"exec={s.context}")
         else:
             steps.append(x)
     test = [name, "timeout=6000", *ctx, *head[1:], *steps, "close"]

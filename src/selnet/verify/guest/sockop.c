@@ -19,9 +19,15 @@
  * Ops:
  *   ctx=CONTEXT        write CONTEXT to /proc/self/attr/current (dyntransition)
  *   exec=CONTEXT       write CONTEXT to /proc/self/attr/exec, then re-exec self
- *                      with the remaining ops (exec transition).  The new image
- *                      prints directly (-n), so that domain needs fd use + write
- *                      on the console.
+ *                      with the remaining ops (exec transition) and the socket
+ *                      still open (-F).  The new image prints directly (-n), so
+ *                      that domain needs fd use + write on the console.
+ *   sendfd             socketpair(AF_UNIX); a forked child (same domain) sends the
+ *                      socket (the accepted one if any) over it with SCM_RIGHTS; this
+ *                      process closes its own copies and keeps the other end
+ *   recvfd             recvmsg() on that end: the socket comes back (after ctx=,
+ *                      in another domain); "result=MSG_CTRUNC" when the message
+ *                      arrived without the descriptor (security_file_receive said no)
  *   sockcreate=CONTEXT write CONTEXT to /proc/self/attr/sockcreate
  *   sock=KIND          socket(): tcp udp raw icmp sctp dccp, "6" suffix for AF_INET6
  *   timeout=MS         SIGALRM after MS ms: a blocking call then fails with EINTR
@@ -94,6 +100,7 @@
 static const char *name = "-";
 static int step;
 static int fd = -1, afd = -1, keep_going, nofork;
+static int unixfd = -1, passed_afd;         /* sendfd/recvfd: our end, which fd was sent */
 static int sock_kind;                      /* 0 normal, 1 icmp/raw (ICMP payloads) */
 static int sock_v6, connected;
 static struct sockaddr_storage last_from;  /* sender of the last datagram received */
@@ -281,14 +288,19 @@ static int do_op(char *op, char **rest, int nrest)
 		report(op, arg, rc, errno);
 		if (rc < 0)
 			return rc;
-		char **av = calloc(nrest + 6, sizeof(char *));
+		char **av = calloc(nrest + 10, sizeof(char *));
 		char stepbuf[16];
 		int k = 0;
 		snprintf(stepbuf, sizeof(stepbuf), "%d", step);
+		char statebuf[64];   /* the socket stays open across exec: tell the new image */
+		snprintf(statebuf, sizeof(statebuf), "%d:%d:%d:%d:%d", fd, afd, sock_kind, sock_v6,
+			 connected);
 		av[k++] = "sockop";
 		av[k++] = "-n";
 		av[k++] = "-s";
 		av[k++] = stepbuf;
+		av[k++] = "-F";
+		av[k++] = statebuf;
 		if (keep_going)
 			av[k++] = "-k";
 		av[k++] = (char *)name;
@@ -306,6 +318,63 @@ static int do_op(char *op, char **rest, int nrest)
 		}
 		execv(self, av);   /* not /proc/self/exe: comm would become "exe" */
 		return report("execve", self, -1, errno);
+	}
+	if (!strcmp(op, "sendfd")) {
+		int sv[2], st = 0, pass = afd >= 0 ? afd : fd;
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+			return report(op, arg, -1, errno);
+		pid_t c = fork();
+		if (c < 0)
+			return report(op, arg, -1, errno);
+		if (c == 0) {   /* the sender: reports nothing (its pid is not the test's) */
+			char one = 'f', cbuf[CMSG_SPACE(sizeof(int))];
+			struct iovec iov = { &one, 1 };
+			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+					    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			memset(cbuf, 0, sizeof(cbuf));
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+			_exit(sendmsg(sv[1], &m, 0) < 0 ? (errno & 0x7f) : 0);
+		}
+		close(sv[1]);
+		waitpid(c, &st, 0);
+		/* the process keeps no copy: only the one in flight reaches recvfd */
+		passed_afd = afd >= 0;
+		if (afd >= 0)
+			close(afd);
+		close(fd);
+		afd = fd = -1;
+		unixfd = sv[0];
+		rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+		return report(op, arg, rc, rc < 0 && WIFEXITED(st) ? WEXITSTATUS(st) : EIO);
+	}
+	if (!strcmp(op, "recvfd")) {
+		char one, cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { &one, 1 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		int got = -1;
+		rc = recvmsg(unixfd, &m, 0);
+		if (rc < 0)
+			return report(op, arg, -1, errno);
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+				memcpy(&got, CMSG_DATA(cm), sizeof(int));
+		close(unixfd);
+		unixfd = -1;
+		if (got < 0) {   /* __receive_fd refused it: recvmsg succeeds, MSG_CTRUNC */
+			emit("RESULT name=%s pid=%d step=%d op=%s arg=- result=%s errno=0\n", name,
+			     (int)getpid(), step, op, m.msg_flags & MSG_CTRUNC ? "MSG_CTRUNC" : "NOFD");
+			return -1;
+		}
+		if (passed_afd)
+			afd = got;
+		else
+			fd = got;
+		return report(op, arg, 0, 0);
 	}
 	if (!strcmp(op, "sock")) {
 		int dom = AF_INET, type = SOCK_STREAM, proto = 0;
@@ -517,6 +586,14 @@ int main(int argc, char **argv)
 			step = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-r") && i + 1 < argc)
 			ready_default = argv[++i];
+		else if (!strcmp(argv[i], "-F") && i + 1 < argc) {
+			/* after exec=: the inherited socket, and a running timeout=, whose handler
+			 * exec reset (SIGALRM would kill instead of interrupting a call) */
+			struct sigaction sa = { .sa_handler = on_alarm };
+			sscanf(argv[++i], "%d:%d:%d:%d:%d", &fd, &afd, &sock_kind, &sock_v6,
+			       &connected);
+			sigaction(SIGALRM, &sa, NULL);
+		}
 		else
 			break;
 	}
