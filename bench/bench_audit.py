@@ -1,6 +1,6 @@
 """``selnet audit`` next to ``audit2why -i`` on realistic raw audit logs, in one run.
 
-Run: .venv/bin/python bench/bench_audit.py [N_AVCS ...] [--distinct D] [--keep DIR]
+Run: [SELNET_SRC=DIR] .venv/bin/python bench/bench_audit.py [N_AVCS ...] [--distinct D] [--keep DIR]
      (default: 100000 1000000; ``nice -n 10`` on a shared machine)
 
 For each size, ``gen_audit_log.py`` writes a raw audit.log of N AVCs on the reference
@@ -25,8 +25,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SELNET = str(ROOT / ".venv" / "bin" / "selnet")
-sys.path.insert(0, str(ROOT / "src"))
+# SELNET_SRC=DIR: selnet from another source tree (a ``git archive`` of a commit)
+SRC = os.environ.get("SELNET_SRC") or str(ROOT / "src")
+SELNET = [str(ROOT / ".venv" / "bin" / "python"), "-m", "selnet"] if os.environ.get(
+    "SELNET_SRC") else [str(ROOT / ".venv" / "bin" / "selnet")]
+if os.environ.get("SELNET_SRC"):
+    os.environ["PYTHONPATH"] = SRC
+sys.path.insert(0, SRC)
 sys.path.insert(0, str(ROOT / "bench"))
 
 
@@ -78,7 +83,7 @@ def main() -> None:
     ap.add_argument("--no-parser", action="store_true", help="skip the parser-only timing")
     a = ap.parse_args()
     pol = refpolicy()
-    subprocess.run([SELNET, "info", "--policy", pol], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run([*SELNET, "info", "--policy", pol], stdout=subprocess.DEVNULL, check=True)
     with tempfile.TemporaryDirectory() as tmp:
         where = a.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
@@ -87,7 +92,7 @@ def main() -> None:
             log = where / f"audit-{n}.log"
             lines = generate(log, n, pol, distinct=a.distinct)
             a2w = measured(["audit2why", "-p", pol, "-i", str(log)])
-            sel = measured([SELNET, "audit", "--json", "--policy", pol, str(log)])
+            sel = measured([*SELNET, "audit", "--json", "--policy", pol, str(log)])
             parse = (float("nan"), float("nan")) if a.no_parser else parser_only(log)
             rows.append((n, lines, a2w, sel, parse))
             print(f"{n:,} AVCs ({lines:,} lines): audit2why {a2w[3]:.1f} s CPU ({a2w[0]:.1f} "
