@@ -163,16 +163,22 @@ def test_fd_use_joins_the_socket_group(refpolicy: Policy, ifx: InterfaceIndex) -
     rep = _audit(refpolicy, "\n".join([FD_USE, RAW, other_fd]), interfaces=ifx)
     g = _inherited(rep)
     assert [e.diag.tclass for e in g.entries] == ["tcp_socket", "fd"]
-    assert g.fd_use is not None and g.fd_use.te == ("allow httpd_t init_t:fd use;",)
-    assert g.fd_use.interfaces == ("init_use_fds(httpd_t)",)
+    fd = g.entries[1].diag
+    assert fd.still_denied and [c.id for c in fd.checks] == ["recvfd.fd_use", "exec.fd_use"]
     # the fd use on sshd_t has no socket denial of that creator: it stays a non-network AVC
     assert (rep.network_records, rep.non_network_records) == (2, 1)
     assert len(rep.groups) == 1
-    assert any(line.startswith("also logged: fd use on init_t (1 record): not decided")
+    assert any(line.startswith("also logged: fd use on init_t (1 record): still denied")
                for line in explanation(g))
+    # every verified fix, applied in memory, allows fd use as well as the socket checks
+    assert g.fix is not None
+    for f in (f for f in g.fixes if f.verified):
+        _fix_allows(refpolicy, g, "httpd_t", "init_t", ("accept",))
+        after = refpolicy.with_changes(*f.changes)
+        s, t = (refpolicy.context_for_domain(x) for x in ("httpd_t", "init_t"))
+        assert Decider(after, after.bool_values()).decide(s, t, "fd", "use").allowed, f.commands
     out = report_json(rep)["groups"][0]  # type: ignore[index]
-    assert out["socket_origin"]["fd_use"]["interfaces"] == ["init_use_fds(httpd_t)"]
-    assert out["socket_origin"]["fd_use"]["decided"] is False
+    assert out["socket_origin"]["fd_use"] == {"decided": True, "allowed_now": False, "count": 1}
 
 
 @pytest.mark.refpolicy
@@ -191,12 +197,13 @@ def test_cli_json_socket_origin(refpolicy_standard: Path, tmp_path: Path,
     origin = g["socket_origin"]
     assert {k: origin[k] for k in ("creator", "kind", "listener")} == {
         "creator": "init_t", "kind": "socket-activation", "listener": True}
-    assert origin["fd_use"]["te"] == ["allow httpd_t init_t:fd use;"]
+    assert origin["fd_use"] == {"decided": True, "allowed_now": False, "count": 1}
     assert g["fix"]["verified"] and "accept" in origin["needs"]
+    assert "allow httpd_t init_t:fd use;" in g["fix"]["commands"]
 
 
 @pytest.mark.refpolicy
-def test_module_names_the_undecided_fd_use(refpolicy_standard: Path, tmp_path: Path,
+def test_module_writes_the_fd_use(refpolicy_standard: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     log = tmp_path / "audit.log"
@@ -207,10 +214,11 @@ def test_module_names_the_undecided_fd_use(refpolicy_standard: Path, tmp_path: P
     schema = json.loads((ROOT / "docs" / "schemas" / "audit.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(out)
     assert rc == 0 and out["verified"]
-    assert out["undecided"] == [{"te": ["allow httpd_t init_t:fd use;"],
-                                 "cil": ["(allow httpd_t init_t (fd (use)))"], "interfaces": []}]
+    # fd use is decided: the module grants it, and reading the module back allows it
+    assert {"scontext": "system_u:system_r:httpd_t", "tcontext": "system_u:system_r:init_t",
+            "class": "fd", "perm": "use", "port": None, "allowed": True} in out["records"]
     te = (tmp_path / "sockfix.te").read_text()
-    assert "allow httpd_t init_t:tcp_socket {" in te and ":fd" not in te
+    assert "allow httpd_t init_t:tcp_socket {" in te and "allow httpd_t init_t:fd use;" in te
 
 
 # -- a small CIL policy: a passed socket, and a type_transition label that is not one -------
@@ -245,7 +253,7 @@ def test_passed_socket(small: Policy) -> None:
     g = _inherited(rep)
     o = g.origin
     assert o is not None and (o.creator, o.kind, o.listener) == ("broker_t", "passed", False)
-    assert len(g.entries) == 2 and g.fd_use is not None
+    assert len(g.entries) == 2 and g.entries[1].diag.fd_of_socket
     # getattr is allowed already: the fix grants only what is still denied
     assert g.fix is not None and g.fix.commands[0].startswith("allow app_t broker_t:tcp_socket")
     assert "getattr" not in g.fix.commands[0] and "read" in g.fix.commands[0]

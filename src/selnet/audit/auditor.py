@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from selnet.audit.auparse_source import events as log_events
 from selnet.audit.avclog import AvcLogParser, AvcRecord, Event, ParseStats, avc_key
 from selnet.audit.diagnose import PORT_PERMS, Diagnoser, Diagnosis, SocketOrigin, is_network
-from selnet.fix.engine import Fix, FixEngine, Need, Situation, UndecidedGrant
+from selnet.fix.engine import Fix, FixEngine, Need, Situation
 from selnet.kernel.classes import PORT_PROTOCOLS
 from selnet.model.env import NetEnv
 from selnet.policy.index import Policy
@@ -52,9 +52,6 @@ class Group:
     target: str
     entries: list[Entry]
     fixes: list[Fix] = field(default_factory=list)
-    # fd use on the socket's creator, logged with the group's socket denials: its rule
-    # (selnet reads no fd rules, so it is proposed but not verified)
-    fd_use: UndecidedGrant | None = None
 
     @property
     def origin(self) -> SocketOrigin | None:
@@ -276,10 +273,7 @@ class Auditor:
         self._fix_group(g)
 
     def _fix_group(self, g: Group) -> None:
-        diags = [e.diag for e in g.entries if not e.diag.undecided]
-        fd = [e.diag for e in g.entries if e.diag.undecided]
-        if fd:
-            g.fd_use = self.engine.undecided_grant(g.domain, fd[0].target_type, "fd", ("use",))
+        diags = [e.diag for e in g.entries]  # fd use on the creator is fixed with the rest
         if not g.still_denied:
             return
         if g.situation in ("foreign-policy", "obsolete-permission", "constraint"):

@@ -148,9 +148,9 @@ class Diagnosis:
     constraint_mls: bool = False  # an mlsconstrain (a level relation), not a plain constrain
     bounded_by: str | None = None  # typebounds: the parent type
     origin: SocketOrigin | None = None  # the socket was created by another domain
-    # A record of a class selnet does not read (fd use on the creator): explained and
-    # grouped with the socket denials it belongs to, never decided.
-    undecided: bool = False
+    # fd use on a socket's creator: grouped with the socket denials it belongs to, and
+    # decided and fixed with them
+    fd_of_socket: bool = False
 
     @property
     def still_denied(self) -> bool:
@@ -404,7 +404,7 @@ class Diagnoser:
         """``fd use`` on another domain: the descriptor crossed exec (flush_unauthorized_files)
         or came over a unix socket (selinux_file_receive), and ``file_has_perm`` checks it
         against the domain that opened it.  None unless the target is a creator domain.
-        selnet reads no fd rules, so the record is explained, not decided."""
+        Decided like the socket checks (the snapshot keeps the fd rules)."""
         if rec.tclass != "fd" or "use" not in rec.perms:
             return None
         scon, sprob, _ = self._context(rec.scontext)
@@ -413,10 +413,18 @@ class Diagnoser:
             return None
         if not self.is_creator(scon.type, tcon.type):
             return None
-        d = Diagnosis(rec, scon.type, tcon.type, rec.tclass, rec.perms, (),
-                      ["socket-owned-by-other-domain"], [], scon=scon, tcon=tcon,
-                      logged_tcon=tcon, undecided=True)
+        d = Diagnosis(rec, scon.type, tcon.type, rec.tclass, ("use",), kernel_checks(rec),
+                      [], [], scon=scon, tcon=tcon, logged_tcon=tcon, fd_of_socket=True)
+        dec = self.decide(scon, tcon, "fd", "use")
+        d.verdicts.append(PermVerdict("use", dec, tcon.type))
         d.notes.append(note("fd-use-creator", creator=tcon.type, domain=scon.type))
+        if dec.allowed:
+            d.situations.append("allowed-now")
+            d.notes.append(note("allowed-now"))
+        else:
+            d.situations.append("socket-owned-by-other-domain")
+            if dec.silent:
+                d.situations.append("dontaudit-hidden")
         return d
 
     def socket_origin(self, d: Diagnosis) -> SocketOrigin | None:

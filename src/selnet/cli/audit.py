@@ -189,10 +189,8 @@ def _module(args: argparse.Namespace, policy: Policy, report: AuditReport) -> in
         write_bytes(outdir / f"{name}.pp", pp)
         files[f"{name}.pp"] = ""
     result = check_module(policy, report.bools, plan, cil, needs)
-    # fd use on a socket's creator: selnet cannot decide it, so it is named, not written
-    undecided = [g.fd_use for g in report.groups if g.fd_use is not None]
-    emit(args, lambda: module_json(plan, result, outdir, list(files), pp_error, undecided),
-         lambda: module_lines(plan, result, outdir, list(files), pp_error, undecided), policy)
+    emit(args, lambda: module_json(plan, result, outdir, list(files), pp_error),
+         lambda: module_lines(plan, result, outdir, list(files), pp_error), policy)
     return EXIT_OK if result.ok else EXIT_DENIED
 
 

@@ -21,7 +21,7 @@ from selnet.decide.chain import ChainResult
 from selnet.decide.decision import Decider
 from selnet.errors import InputError
 from selnet.fix.opens import PORT_PERMS, Measurer, Opens, Want
-from selnet.kernel.classes import NETWORK_CLASSES
+from selnet.kernel.classes import SNAPSHOT_CLASSES
 from selnet.model.env import NetEnv
 from selnet.model.labels import port_label
 from selnet.notes import Note, note
@@ -87,16 +87,6 @@ class Fix:
     @property
     def broad(self) -> bool:
         return self.tier >= 2
-
-
-@dataclass(frozen=True, slots=True)
-class UndecidedGrant:
-    """Rules for an access in a class selnet does not read (``fd use``): proposed with the
-    refpolicy interface that grants them, never verified (nothing decides that class)."""
-
-    te: tuple[str, ...]
-    cil: tuple[str, ...]
-    interfaces: tuple[str, ...] = ()  # one-argument calls granting exactly these triples
 
 
 @dataclass(slots=True)
@@ -410,24 +400,6 @@ class FixEngine:
                 self._ifx = None
         return self._ifx
 
-    def undecided_grant(self, domain: str, target: str, tclass: str,
-                        perms: Iterable[str]) -> UndecidedGrant:
-        """The rule (and interface) for an access selnet cannot decide: see UndecidedGrant."""
-        from selnet.fix.interfaces import InterfaceIndex
-
-        rule = AddRule("allow", domain, target, tclass, frozenset(perms))
-        calls: tuple[str, ...] = ()
-        ifx = self._interface_index()
-        if isinstance(ifx, InterfaceIndex):
-            snap = self.policy.snap
-            attrs = {target: sorted(snap.type_attrs.get(target, ()),
-                                    key=lambda a: len(snap.attr_types.get(a, ())))}
-            plan = ifx.find_for_rules([(target, tclass, p) for p in sorted(rule.perms)],
-                                      target_attrs=attrs)
-            if plan.matches and not plan.uncovered:
-                calls = tuple(m.call(domain) for m in plan.matches)
-        return UndecidedGrant((rule.te(),), (rule.cil(),), calls)
-
     def _interfaces(self, needs: Sequence[Need], want: Want) -> list[Fix]:
         from selnet.fix.interfaces import InterfaceIndex
 
@@ -453,7 +425,7 @@ class FixEngine:
             for tgt, c, p in m.grants:
                 if tgt != "self" and snap.resolve_type(tgt) is None and tgt not in snap.attr_types:
                     return []  # an interface naming types this policy lacks
-                if c not in NETWORK_CLASSES or c not in snap.classes or p not in snap.classes[c]:
+                if c not in SNAPSHOT_CLASSES or c not in snap.classes or p not in snap.classes[c]:
                     continue  # selnet decides the network classes; the rest is not its business
                 changes.append(AddRule("allow", d0, tgt, c, frozenset({p})))
             for a in m.joined_attributes:

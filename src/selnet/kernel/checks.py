@@ -203,8 +203,10 @@ CHECKS: tuple[KernelCheck, ...] = (
                 "execve -> begin_new_exec -> selinux_bprm_committing_creds -> "
                 "flush_unauthorized_files -> match_file -> file_has_perm",
                 "exec changes the domain; each inherited descriptor whose owner is not the "
-                "new domain", "task", "owner", "fd", "use", "ENOTSOCK",
-                "a socket inherited across exec into another domain", closes=True),
+                "new domain (the creator execs: the new program's mappings of its file, opened "
+                "before the change, check fd use on the creator again; denied, the exec dies "
+                "after its point of no return: observed on 6.1)", "task", "owner", "fd", "use",
+                "SIGSEGV", "a socket inherited across exec into another domain"),
     KernelCheck("exec.read", "exec", "inode_has_perm", 1639, HOOKS,
                 "flush_unauthorized_files -> match_file -> file_has_perm -> inode_has_perm",
                 "exec changes the domain; fd use passed (or was not needed)", "task", "socket",

@@ -186,14 +186,13 @@ def explanation(g: Group) -> list[str]:
     for n in notes_text(d.notes):
         if n not in out:
             out.append(n)
-    fd = [e for e in g.entries if e.diag.undecided]
+    fd = [e for e in g.entries if e.diag.fd_of_socket]
     if fd:
         n_fd = sum(e.count for e in fd)
-        grant = g.fd_use
-        add = ((grant.interfaces or grant.te)[0] if grant is not None else "")
         out.append(f"also logged: fd use on {fd[0].diag.target_type} ({n_fd} record"
-                   f"{'s' if n_fd != 1 else ''}): not decided by selnet (it reads no fd rules)"
-                   + (f"; it also needs {add}" if add else ""))
+                   f"{'s' if n_fd != 1 else ''}): "
+                   + ("still denied: the fix covers it" if fd[0].diag.still_denied
+                      else "allowed now"))
     others = [s for s in d.situations if s != sit]
     if others:
         out.append("also: " + ", ".join(others))
@@ -245,13 +244,12 @@ def origin_json(g: Group) -> dict[str, object] | None:
     o = g.origin
     if o is None:
         return None
-    fd = g.fd_use
+    fd = [e for e in g.entries if e.diag.fd_of_socket]
     return {
         "creator": o.creator, "kind": o.kind, "listener": o.listener, "needs": list(o.perms),
-        "fd_use": None if fd is None else {
-            "decided": False, "te": list(fd.te), "cil": list(fd.cil),
-            "interfaces": list(fd.interfaces),
-            "count": sum(e.count for e in g.entries if e.diag.undecided)},
+        "fd_use": None if not fd else {
+            "decided": True, "allowed_now": not fd[0].diag.still_denied,
+            "count": sum(e.count for e in fd)},
     }
 
 

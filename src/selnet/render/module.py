@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from selnet.fix.engine import UndecidedGrant
 from selnet.fix.module import ModuleCheck, ModulePlan
 from selnet.policy.index import Policy
 
@@ -72,25 +70,21 @@ def _verdict_lines(result: ModuleCheck) -> list[str]:
 
 
 def module_lines(plan: ModulePlan, result: ModuleCheck, outdir: Path, files: list[str],
-                 pp_error: str | None, undecided: Sequence[UndecidedGrant] = ()) -> list[str]:
+                 pp_error: str | None) -> list[str]:
     out = [f"module {plan.name}: wrote " + ", ".join(str(outdir / f) for f in files)]
     if pp_error:
         out.append(f"  note: {pp_error}")
     out.append(f"  {len(plan.rules)} rule(s), {len(plan.types)} new type(s); commands beside it:")
     out += [f"    {c}" for c in plan.commands] or ["    (none)"]
-    every = "every decided record" if undecided else "every logged record"
-    verdict = f"{every} is allowed" if result.ok else "NOT every record is allowed"
+    verdict = "every logged record is allowed" if result.ok else "NOT every record is allowed"
     out.append(f"verified (module layered on the policy, records decided again): {verdict}")
     out += _verdict_lines(result)
     out += [f"  unapplied: {u}" for u in result.unapplied]
-    out += [f"  not in the module, not decided (selnet reads no fd rules): {' '.join(u.te)}"
-            + (f" or {' '.join(u.interfaces)}" if u.interfaces else "") for u in undecided]
     return out
 
 
 def module_json(plan: ModulePlan, result: ModuleCheck, outdir: Path, files: list[str],
-                pp_error: str | None, undecided: Sequence[UndecidedGrant] = ()
-                ) -> dict[str, object]:
+                pp_error: str | None) -> dict[str, object]:
     return {
         "module": plan.name,
         "files": [str(outdir / f) for f in files],
@@ -103,6 +97,4 @@ def module_json(plan: ModulePlan, result: ModuleCheck, outdir: Path, files: list
                      "class": v.need.tclass, "perm": v.need.perm, "port": v.need.port,
                      "allowed": v.allowed} for v in result.verdicts],
         "unapplied": list(result.unapplied),
-        "undecided": [{"te": list(u.te), "cil": list(u.cil), "interfaces": list(u.interfaces)}
-                      for u in undecided],
     }

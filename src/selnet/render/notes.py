@@ -109,7 +109,8 @@ TEXT: dict[str, str] = {
     "origin-passed": "a socket inherited or passed from {creator} (across exec, or over a unix "
     "socket): the kernel checks {domain} against {creator}'s {tclass}; using it checks {perms}",
     "fd-use-creator": "fd use on {creator}: {domain} got the descriptor across exec or over a "
-    "unix socket (file_has_perm); selnet reads no fd rules, so it does not decide this",
+    "unix socket, and file_has_perm checks it against the domain that opened it (selnet "
+    "trace's recvfd and exec steps)",
     "dontaudit-hidden": "a dontaudit rule in this policy hides this denial (the AVC is not "
     "logged); `semodule -DB` disables dontaudit rules to reveal it",
     "subsystem-secmark": "subsystem: SECMARK (iptables/nftables SECMARK rules label packets; with "
