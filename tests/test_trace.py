@@ -11,6 +11,7 @@ import pytest
 
 from selnet.cli.main import main
 from selnet.decide.chain import TraceResult, evaluate_trace
+from selnet.decide.decision import Decider
 from selnet.errors import InputError
 from selnet.model.env import NetEnv, parse_sysctls
 from selnet.model.trace import TraceModel, parse_steps
@@ -275,3 +276,86 @@ def test_limited_broadcast_needs_so_broadcast(policy: Policy) -> None:
     tr = trace(policy, "cli_t", ["sock=udp", "setsockopt=SO_BROADCAST",
                                  "sendto=255.255.255.255:67"])
     assert tr.completes
+
+
+# -- a socket passed to another domain: file_has_perm (fd use, then read and write) ----------
+FD_POLICY = """
+(type rcv_t) (type norw_t) (roletype system_r rcv_t) (roletype system_r norw_t)
+(typeattributeset domain (rcv_t norw_t))
+(allow svc_t act_t (fd (use)))
+(allow norw_t act_t (fd (use)))
+(allow norw_t act_t (tcp_socket (accept)))
+(allow rcv_t act_t (tcp_socket (read write accept)))
+"""
+PASS_STEPS = ["sock=tcp", "bind=127.0.0.1:80", "listen", "{how}", "accept", "recv"]
+
+
+@pytest.fixture(scope="module")
+def fd_policy(compile_cil: CompileCil) -> Policy:
+    return load_policy([str(compile_cil(POLICY + CAPS + FD_POLICY))], use_cache=False)
+
+
+def _pass(policy: Policy, domain: str, how: str) -> TraceResult:
+    return trace(policy, domain, [s.format(how=how) for s in PASS_STEPS], socket_from="act_t")
+
+
+@pytest.mark.parametrize("how", ["recvfd", "exec"])
+def test_passed_socket_checks_fd_use_then_read_write(fd_policy: Policy, how: str) -> None:
+    ok = _pass(fd_policy, "svc_t", how)
+    step = ok.steps[3]
+    assert [(r.check.tclass, r.check.perm, r.check.target.type, r.decision.allowed)
+            for r in step.results] == [("fd", "use", "act_t", True),
+                                       ("tcp_socket", "read", "act_t", True),
+                                       ("tcp_socket", "write", "act_t", True)]
+    assert ok.completes and ok.allowed
+    # the creator itself receives: the SIDs are equal, no fd use check
+    same = trace(fd_policy, "act_t", [s.format(how=how) for s in PASS_STEPS[:4]],
+                 socket_from="act_t")
+    assert [r.check.perm for r in same.steps[3].results] == ["read", "write"]
+
+
+def test_recvfd_denials_install_no_descriptor(fd_policy: Policy) -> None:
+    nouse = _pass(fd_policy, "rcv_t", "recvfd")
+    st = nouse.steps[3]
+    assert (st.errno, st.cause) == ("MSG_CTRUNC", "avc")
+    assert [r.reached for r in st.results] == [True, False, False]  # inode_has_perm not made
+    assert not nouse.steps[4].reached
+    # read and write are one avc_has_perm call: both are made, both denied
+    norw = _pass(fd_policy, "norw_t", "recvfd").steps[3]
+    assert [(r.check.perm, r.reached, r.decision.allowed) for r in norw.results] == [
+        ("use", True, True), ("read", True, False), ("write", True, False)]
+    assert norw.errno == "MSG_CTRUNC" and norw.denial == 1
+
+
+def test_exec_denials(fd_policy: Policy) -> None:
+    # read/write denied: the exec succeeds, /dev/null replaces the socket, accept fails
+    norw = _pass(fd_policy, "norw_t", "exec")
+    ex, acc = norw.steps[3], norw.steps[4]
+    assert (ex.errno, ex.denial) == (None, 1)
+    assert (acc.errno, acc.cause) == ("ENOTSOCK", "closed")
+    assert not any(r.reached for r in acc.results)  # sockfd_lookup fails before the hook
+    assert not norw.steps[5].reached
+    # fd use denied: the new program's own mappings are refused too, the exec dies
+    nouse = _pass(fd_policy, "rcv_t", "exec")
+    assert (nouse.steps[3].errno, nouse.steps[3].cause) == ("SIGSEGV", "avc")
+
+
+def test_fd_rules_through_a_module_overlay_match_secilc(compile_cil: CompileCil,
+                                                        tmp_path: Path) -> None:
+    """A CIL module's fd rules, applied in memory on the binary base, decide as the policy
+    secilc compiles with the module does (allow, dontaudit, conditional)."""
+    mod = tmp_path / "fdmod.cil"
+    mod.write_text("(allow rcv_t act_t (fd (use)))\n(dontaudit norw_t cli_t (fd (use)))\n"
+                   "(boolean fdbool false)\n"
+                   "(booleanif fdbool (true (allow norw_t srv_t (fd (use)))))\n")
+    base = compile_cil(POLICY + CAPS + FD_POLICY)
+    layered = load_policy([str(base), str(mod)], use_cache=False)
+    whole = load_policy([str(compile_cil(POLICY + CAPS + FD_POLICY + mod.read_text()))],
+                        use_cache=False)
+    assert layered.overlay is not None
+    for pol in (layered, whole):
+        for bools in ({}, {"fdbool": True}):
+            d = Decider(pol, pol.bool_values(bools))
+            got = [(d.decide(s, t, "fd", "use").allowed, d.decide(s, t, "fd", "use").silent)
+                   for s, t in (("rcv_t", "act_t"), ("norw_t", "cli_t"), ("norw_t", "srv_t"))]
+            assert got == [(True, False), (False, True), (bool(bools), False)], (pol, bools)
