@@ -19,21 +19,20 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from selnet.analyses.decisions import (
-    Access,
-    Decisions,
-    Range,
-    access_of,
-    candidate_subjects,
-    candidate_targets,
-    defined,
-    merge_ranges,
-    rule_condition,
-    subtract_ranges,
-)
+# moved to analyses.decisions (the fix engine imports them without the profiles); re-exported
+from selnet.analyses.decisions import Access as Access
+from selnet.analyses.decisions import Decisions as Decisions
+from selnet.analyses.decisions import Range as Range
+from selnet.analyses.decisions import access_of as access_of
+from selnet.analyses.decisions import candidate_subjects as candidate_subjects
+from selnet.analyses.decisions import candidate_targets as candidate_targets
+from selnet.analyses.decisions import defined as defined
 from selnet.analyses.decisions import grant_condition as grant_condition
 from selnet.analyses.decisions import in_ranges as in_ranges
+from selnet.analyses.decisions import merge_ranges as merge_ranges
 from selnet.analyses.decisions import ranges_text as ranges_text
+from selnet.analyses.decisions import rule_condition as rule_condition
+from selnet.analyses.decisions import subtract_ranges as subtract_ranges
 from selnet.decide.decision import Decider, Decision
 from selnet.errors import InputError
 from selnet.kernel.classes import (
