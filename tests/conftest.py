@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # The long tests (the oracle shards) first, otherwise in collection order: the
     # workers then share them out early and finish together on the short ones.
     items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
+@pytest.fixture(autouse=True)
+def _caches_allowed_again() -> Iterator[None]:
+    """``--no-cache`` holds for the rest of its process (load_policy sets it): a test
+    running ``main([..., "--no-cache"])`` must not leave the next test without caches
+    (the interface index tests then found nothing written, in some orders)."""
+    yield
+    from selnet.policy.source import allow_caches
+
+    allow_caches(True)
 
 
 CompileCil = Callable[..., Path]
