@@ -294,8 +294,8 @@ class _Source:
             if len(runs) < 2:
                 return -1  # an event as long as the chunk: libauparse
             runs.pop()
-        if not runs:
-            return 0
+        if not runs:  # no line at all (the chunk check refuses blank lines): libauparse
+            return -1
         end = runs[-1][1]
         used = len(b"\n".join(lines[:end])) + 1 if end < n else len(whole)
         # the held-back event is read again with the next chunk
