@@ -7,9 +7,7 @@ import os
 import pickle
 import shutil
 from collections.abc import Callable
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 from typing import BinaryIO
 
 import pytest
@@ -256,49 +254,6 @@ def test_boolean_descriptions_cached_and_verified(tmp_path: Path,
     booldoc.boolean_descriptions.cache_clear()
     assert booldoc.boolean_descriptions(xml) == want and calls == [xml]
     booldoc.boolean_descriptions.cache_clear()
-
-
-def test_an_unchanged_policy_is_not_hashed_again(compile_cil, own_cache: Path,  # type: ignore[no-untyped-def]
-                                                 tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The policy's sha256 is remembered under its stat (device, inode, size, mtime,
-    ctime) in the verified blob store: the same file is not read again; any write, or a
-    damaged memo, means a fresh hash."""
-    pol = tmp_path / "policy.bin"
-    pol.write_bytes(compile_cil(SNIPPET).read_bytes())
-    monkeypatch.setattr(source, "_SETTLED_NS", 0)  # the file was written just now
-    hashed: list[int] = []
-    real: Callable[[BinaryIO], str] = source._sha256_of
-
-    def counted(f: BinaryIO) -> str:
-        hashed.append(1)
-        return real(f)
-
-    monkeypatch.setattr(source, "_sha256_of", counted)
-    want = hashlib.sha256(pol.read_bytes()).hexdigest()
-    assert resolve([str(pol)]).sha256 == want and len(hashed) == 1
-    assert resolve([str(pol)]).sha256 == want and len(hashed) == 1  # from the memo
-    # Rewritten in place, same size, mtime put back: the ctime still changes.
-    st = pol.stat()
-    data = bytearray(pol.read_bytes())
-    data[-1] ^= 0x01
-    with open(pol, "r+b") as f:
-        f.write(data)
-    os.utime(pol, ns=(st.st_atime_ns, st.st_mtime_ns))
-    changed = hashlib.sha256(bytes(data)).hexdigest()
-    assert resolve([str(pol)]).sha256 == changed and len(hashed) == 2
-    # A memo whose payload is not the one its header was written for: hashed again.
-    (memo,) = (own_cache / "selnet" / "derived").glob("sha256-*")
-    raw = bytearray(memo.read_bytes())
-    raw[-1] = ord("0") if raw[-1] != ord("0") else ord("1")
-    memo.write_bytes(bytes(raw))
-    assert resolve([str(pol)]).sha256 == changed and len(hashed) == 3
-    # --no-cache reads nothing remembered.
-    source.allow_caches(False)
-    try:
-        assert resolve([str(pol)]).sha256 == changed and len(hashed) == 4
-    finally:
-        source.allow_caches(True)
 
 
 def test_an_unchanged_policy_is_not_hashed_again(compile_cil, own_cache: Path,  # type: ignore[no-untyped-def]
