@@ -684,3 +684,22 @@ def test_allowed_now_names_the_boolean_rule(policy) -> None:  # type: ignore[no-
     assert "allowed by allow web_t db_port_t:tcp_socket name_connect; [ web_connect_db ]:True" \
         in line
     assert not rep.exit_denied
+
+
+def test_json_is_the_same_under_any_hash_seed(refpolicy_mcs: Path) -> None:
+    """The fixes' "opens" come from sets of types: the report must not depend on
+    PYTHONHASHSEED (reviewers diff audit --json between runs)."""
+    import os
+    import subprocess
+    import sys
+
+    log = Path(__file__).parent / "data" / "audit" / "refpolicy-mixed.log"
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}  # the session's cache (conftest)
+        r = subprocess.run([sys.executable, "-m", "selnet", "audit", str(log), "--policy",
+                            str(refpolicy_mcs), "--json"], capture_output=True, env=env)
+        assert r.returncode in (0, 1), r.stderr
+        outs.append(r.stdout)
+    assert json.loads(outs[0])["groups"], "the log has network denials"
+    assert outs[0] == outs[1]

@@ -254,6 +254,10 @@ class Measurer:
         excess = sorted({g.subject for g in gains
                          if (g.tclass, g.perm) in want.perms and g.subject not in want.subjects})
         generic = any(t in self.facts.generic for t in port_types)
-        return Opens(tuple(gains), tuple(losses), tuple(domains), numbers,
+        # expand() gives sets: sorted, so the same policy prints the same answer under any
+        # PYTHONHASHSEED (audit's JSON is compared byte for byte)
+        order = lambda g: (g.subject, g.tclass, g.perm, g.target, g.ports)  # noqa: E731
+        return Opens(tuple(sorted(gains, key=order)), tuple(sorted(losses, key=order)),
+                     tuple(domains), numbers,
                      tuple(sorted(port_types)), generic, tuple(excess), numbers - needed,
                      estimated, self.facts.generic)
