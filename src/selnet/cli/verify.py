@@ -12,6 +12,7 @@ from selnet.cli.check import SYSCTL_HELP
 from selnet.cli.options import bool_parent, emit, parse_bools, sysctl_parent
 from selnet.cli.trace import STEPS_HELP
 from selnet.errors import EXIT_DENIED, EXIT_OK, InputError
+from selnet.verify.build import SUITES as KERNEL_SUITES
 
 if TYPE_CHECKING:
     from selnet.policy.index import Policy
@@ -93,7 +94,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                              (*shim, *(m.cil for m in mods)), tuple(found))
             result = run.verify(inp, predict,
                                 lambda p: load_policy([str(p)], use_cache=not args.no_cache),
-                                _progress, use_cache=not args.no_cache)
+                                _progress, use_cache=not args.no_cache, suite=args.kernel)
     finally:
         source.cleanup()
     emit(args, lambda: verify_json(result), lambda: verify_lines(result, args.full), user)
@@ -123,6 +124,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--peer", metavar="CONTEXT", help="the NetLabel static peer label")
     p.add_argument("--secmark", metavar="CONTEXT",
                    help="SECMARK label set on every packet (nftables)")
+    p.add_argument("--kernel", choices=KERNEL_SUITES, metavar="SUITE",
+                   help="the Debian suite whose kernel the guest boots: "
+                   f"{', '.join(f'{k} ({v})' for k, v in KERNEL_SUITES.items())}; default the "
+                   "host's own archive (fetched and verified into the cache, never installed)")
     p.add_argument("--install", action="store_true",
                    help="install the missing host packages (QEMU, busybox-static, gcc, cpio) "
                    "with apt-get; without it selnet only names the command")

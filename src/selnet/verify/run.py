@@ -333,16 +333,16 @@ def prove(inp: Inputs, guest: Policy, predict: Predict) -> list[tuple[Scenario, 
 
 
 def boot(found: Sequence[Scenario], guest: augment.GuestPolicy, progress: Progress,
-         use_cache: bool) -> tuple[Json, build.Kernel, Path]:
+         use_cache: bool, suite: str | None = None) -> tuple[Json, build.Kernel, Path]:
     """One boot for every scenario (or its cached result): (parse() output, kernel, log)."""
     variant = f"verify-{guest.sha256[:12]}"
     logdir = WORK / "logs"
     log = logdir / f"console-{variant}.log"
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the build's progress lines
-            progress("fetching the Debian kernel (apt-get download, into the cache; never "
-                     "installed) and building the guest image")
-            kern = build.get_kernel()
+            progress("fetching the Debian kernel (into the cache, verified; never installed) "
+                     "and building the guest image")
+            kern = build.get_kernel(suite)
             base = build.build_base_initramfs(kern)
             script = "".join(scenarios.guest_script(s) for s in found)
             progress(f"booting {kern.version} under QEMU ({len(found)} scenario"
@@ -367,11 +367,12 @@ def boot(found: Sequence[Scenario], guest: augment.GuestPolicy, progress: Progre
 
 
 def verify(inp: Inputs, predict: Predict, load_guest: Callable[[Path], Policy],
-           progress: Progress, *, use_cache: bool = True) -> Verification:
+           progress: Progress, *, use_cache: bool = True, suite: str | None = None
+           ) -> Verification:
     progress("building the guest policy (your policy as CIL + modules + the harness, secilc)")
     guest = guest_policy(inp)
     pairs = prove(inp, load_guest(guest.path), predict)
-    res, kern, log = boot(inp.scenarios, guest, progress, use_cache)
+    res, kern, log = boot(inp.scenarios, guest, progress, use_cache, suite)
     kver = str(res.get("info", {}).get("kernel") or kern.version)
     results = compare_all(pairs, res, guest.harness.kernel_type)
     return Verification(tuple(results), guest, kver, kern.package,
