@@ -22,6 +22,7 @@ import hashlib
 import marshal
 import os
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -118,14 +119,57 @@ def _shared(value: Any, memo: dict[Any, Any]) -> Any:
     return value
 
 
+class _Sharer:
+    """:func:`_shared` for the large fields, without a Python call per string: strings
+    interned (one object per text), string sets and tuples kept once each."""
+
+    def __init__(self) -> None:
+        self.sets: dict[frozenset[str], frozenset[str]] = {}
+        self.tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def names(self, value: frozenset[str]) -> frozenset[str]:
+        new = frozenset(map(sys.intern, value))
+        return self.sets.setdefault(new, new)
+
+    def name_map(self, d: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+        names = self.names
+        return {sys.intern(k): names(v) for k, v in d.items()}
+
+    def cond(self, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        new = tuple(map(sys.intern, value))
+        return self.tuples.setdefault(new, new)
+
+    def rules(self, rules: list[AVRule]) -> list[tuple[Any, ...]]:
+        i, names, cond = sys.intern, self.names, self.cond
+        return [(i(rt), i(s), i(t), i(c), names(p), cond(e), b)
+                for rt, s, t, c, p, e, b in rules]
+
+    def transitions(self, tts: list[TypeTransition]) -> list[tuple[Any, ...]]:
+        i, cond = sys.intern, self.cond
+        return [(i(s), i(t), i(c), i(d), cond(e), b) for s, t, c, d, e, b in tts]
+
+
 def encode(snap: PolicySnapshot) -> bytes:
     """The snapshot's payload (raises ValueError if a field holds an unencodable value)."""
+    sharer = _Sharer()
+    big: dict[str, Callable[[Any], Any]] = {
+        "rules": sharer.rules, "transitions": sharer.transitions,
+        "type_attrs": sharer.name_map, "attr_types": sharer.name_map,
+        "role_types": sharer.name_map, "classes": sharer.name_map,
+    }
     values = []
+    memo: dict[Any, Any] = {}
     for name in _FIELDS:
         value = getattr(snap, name)
+        fast = big.get(name)
+        if fast is not None:
+            values.append(fast(value))
+            continue
         enc = _ENCODE.get(name)
-        values.append(enc(value) if enc is not None else value)
-    return marshal.dumps(_shared(tuple(values), {}), _MARSHAL_VERSION)
+        values.append(_shared(enc(value) if enc is not None else value, memo))
+    return marshal.dumps(tuple(values), _MARSHAL_VERSION)
 
 
 def decode(payload: bytes) -> PolicySnapshot:
@@ -172,28 +216,37 @@ def load_cached(sha256: str) -> PolicySnapshot | None:
     payload = data[end + 1:]
     if data[:end + 1] != _header(sha256, payload):  # format, policy, integrity, length
         return None
-    # Building some 100,000 containers triggers the cyclic collector over and over
-    # for nothing (none of them can form a cycle): paused, the load takes half as long.
-    was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        snap = decode(payload)
+        snap = decode_paused(payload)
     except Exception:  # written by a selnet of the same format but another layout: rebuild
         return None
-    finally:
-        if was_enabled:
-            gc.enable()
     return snap if snap.sha256 == sha256 else None
 
 
-def store(snap: PolicySnapshot) -> None:
+def decode_paused(payload: bytes) -> PolicySnapshot:
+    """:func:`decode` with the cyclic collector paused: building some 100,000 containers
+    triggers it over and over for nothing (none of them can form a cycle), and the load
+    takes half as long without."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return decode(payload)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def store(snap: PolicySnapshot, payload: bytes | None = None) -> None:
+    """Cache ``snap``; ``payload`` is its :func:`encode`, when the caller has it already
+    (the loader's child process encodes what it extracted)."""
     if private_cache_dir("index") is None:
         return
     path = snapshot_path(snap.sha256)
-    try:
-        payload = encode(snap)
-    except ValueError:  # a value marshal cannot hold: no cache, only slower
-        return
+    if payload is None:
+        try:
+            payload = encode(snap)
+        except ValueError:  # a value marshal cannot hold: no cache, only slower
+            return
     _write_entry(path, _header(snap.sha256, payload), payload)
 
 
@@ -218,13 +271,16 @@ def _write_entry(path: Path, header: bytes, payload: bytes) -> None:
                 os.unlink(tmp)
 
 
-def get_or_build(sha256: str, build: Callable[[], PolicySnapshot]) -> tuple[PolicySnapshot, bool]:
-    """The cached snapshot, or a freshly built (and stored) one; second item: was cached."""
+def get_or_build(
+    sha256: str, build: Callable[[], tuple[PolicySnapshot, bytes | None]]
+) -> tuple[PolicySnapshot, bool]:
+    """The cached snapshot, or a freshly built (and stored) one; second item: was cached.
+    ``build`` gives the snapshot and its payload (None: encoded here)."""
     snap = load_cached(sha256)
     if snap is not None:
         return snap, True
-    snap = build()
-    store(snap)
+    snap, payload = build()
+    store(snap, payload)
     return snap, False
 
 

@@ -1,16 +1,22 @@
 """Read a compiled policy with setools into a :class:`PolicySnapshot`.
 
 This is the only module that imports setools; it runs once per policy (the
-result is cached), so it favours completeness over speed.
+result is cached).  The TE rules, most of the work, are read straight from the
+file by :mod:`selnet.policy.binary` once libsepol has read it, and checked
+against setools' own rule counts; setools lists them when that reader cannot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib
+import importlib.util
 import io
 import ipaddress
 import logging
 import os
+import struct
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +24,7 @@ from typing import Any
 
 from selnet.errors import PolicyError
 from selnet.kernel.classes import SNAPSHOT_CLASSES
+from selnet.policy.binary import KINDS, TERules, Unsupported, read_te_rules
 from selnet.policy.snapshot import (
     AVRule,
     Constraint,
@@ -120,6 +127,38 @@ def _import_setools() -> Any:
     return setools
 
 
+def import_reader_only() -> None:
+    """Import setools' policy reader (``setools.policyrep``) without the package's
+    ``__init__``, which imports every query, networkx and pkg_resources (~0.35 s of
+    CPU, when a first read of the reference policy takes ~0.3 s).  For the loader's
+    child process, which reads one policy and exits; the package is left unimported,
+    so a later ``import setools`` anywhere else runs it in full."""
+    if "setools" in sys.modules:
+        return
+    spec = importlib.util.find_spec("setools")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    stub = type(sys)("setools")
+    stub.__path__ = list(spec.submodule_search_locations)
+    stub.__spec__ = spec
+    sys.modules["setools"] = stub
+    try:
+        importlib.import_module("setools.policyrep")
+    except ImportError:
+        sys.modules.pop("setools.policyrep", None)
+    finally:
+        if sys.modules.get("setools") is stub:
+            del sys.modules["setools"]
+
+
+def _selinux_policy() -> Any:
+    """setools' SELinuxPolicy class: from the reader alone if it was imported so."""
+    rep = sys.modules.get("setools.policyrep")
+    if rep is not None:
+        return rep.SELinuxPolicy
+    return _import_setools().SELinuxPolicy
+
+
 def load_setools_policy(path: str) -> Any:
     """Open a binary policy with setools, turning its failures into one PolicyError line."""
     setools = _import_setools()
@@ -132,12 +171,12 @@ def load_setools_policy(path: str) -> Any:
 
 
 def extract(path: str, sha256: str) -> PolicySnapshot:
-    setools = _import_setools()
+    selinux_policy = _selinux_policy()
     failure: Exception | None = None
     with _quiet() as captured:
         try:
-            p = setools.SELinuxPolicy(path)
-            return _extract(p, path, sha256)
+            p = selinux_policy(path)
+            return _extract(p, path, sha256, _te_rules(p, path, sha256))
         except PolicyError:
             raise
         except Exception as exc:  # a truncated file can load lazily and fail here
@@ -145,7 +184,25 @@ def extract(path: str, sha256: str) -> PolicySnapshot:
     raise _invalid(path, captured, failure) from failure
 
 
-def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
+def _te_rules(p: Any, path: str, sha256: str) -> TERules | None:
+    """The kept classes' TE rules read from the file libsepol just read, or None (setools
+    then lists them): the bytes must be the policy the cache entry is keyed by, and
+    every kind of rule as many as setools counts."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        te = read_te_rules(data, SNAPSHOT_CLASSES)
+    except (OSError, Unsupported, struct.error):
+        return None
+    for kind in KINDS.values():
+        if te.counts[kind] != getattr(p, f"{kind}_count"):
+            return None
+    return te
+
+
+def _extract(p: Any, path: str, sha256: str, te: TERules | None = None) -> PolicySnapshot:
     mls = bool(p.mls)
     classes: dict[str, frozenset[str]] = {}
     for c in p.classes():
@@ -191,7 +248,13 @@ def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
             aliases[str(a)] = name
         if t.ispermissive:
             permissive.add(name)
-    attr_types = {str(a): frozenset(str(t) for t in a.expand()) for a in p.typeattributes()}
+    # Each attribute's types, as the inverse of each type's attributes (libsepol keeps the
+    # two maps as each other's inverse): a.expand() for each attribute costs as much again.
+    members: dict[str, list[str]] = {str(a): [] for a in p.typeattributes()}
+    for name, attrs in type_attrs.items():
+        for a in attrs:
+            members[a].append(name)
+    attr_types = {a: frozenset(ts) for a, ts in members.items()}
 
     booleans = {str(b): bool(b.state) for b in p.bools()}
     bounds: dict[str, str] = {}
@@ -201,7 +264,9 @@ def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
 
     rules: list[AVRule] = []
     transitions: list[TypeTransition] = []
-    for r in p.terules():
+    if te is not None:
+        rules, transitions = te.rules, te.transitions
+    for r in () if te is not None else p.terules():
         tclass = str(r.tclass)
         if tclass not in SNAPSHOT_CLASSES:
             continue

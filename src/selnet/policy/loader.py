@@ -93,15 +93,15 @@ def _load_layers(
 def load_source(
     source: PolicySource, *, use_cache: bool = True, on_build: Callable[[], None] | None = None
 ) -> Policy:
-    def build() -> PolicySnapshot:
+    def build() -> tuple[PolicySnapshot, bytes | None]:
         if on_build is not None:
             on_build()
-        return extract_guarded(str(source.binary), source.sha256)
+        return extract_encoded(str(source.binary), source.sha256)
 
     if use_cache:
         snap, cached = get_or_build(source.sha256, build)
     else:
-        snap, cached = build(), False
+        snap, cached = build()[0], False
     # A scratch compile is deleted once read: the policy keeps a source that names the
     # user's inputs, never the deleted file.
     return Policy(snap, source.settled(), from_cache=cached)
@@ -129,10 +129,18 @@ def load_timeout() -> float:
 def _child(conn: multiprocessing.connection.Connection, path: str, sha256: str) -> None:
     import pickle
 
-    from selnet.policy.extract import extract
+    from selnet.policy import extract as extractor
+    from selnet.policy.cache import encode
 
+    extractor.import_reader_only()  # this process reads one policy: setools' reader alone
     try:
-        result: tuple[str, object] = ("ok", extract(path, sha256))
+        snap = extractor.extract(path, sha256)
+        # The cache entry's payload, encoded here: the parent decodes it (a fraction of
+        # unpickling the snapshot) and stores it as it is.
+        try:
+            result: tuple[str, object] = ("payload", encode(snap))
+        except ValueError:
+            result = ("ok", snap)
     except SelnetError as exc:
         result = ("error", (type(exc).__name__, str(exc)))
     except Exception as exc:  # the parent reports it on one line
@@ -145,16 +153,23 @@ def extract_guarded(path: str, sha256: str, timeout: float | None = None) -> Pol
     """:func:`extract` in a forked child with a time limit: a hang in libsepol becomes one
     clear error line instead of a process that never returns.  (The data comes back over
     a pipe from our own child, never from a file another user could write.)"""
+    return extract_encoded(path, sha256, timeout)[0]
+
+
+def extract_encoded(
+    path: str, sha256: str, timeout: float | None = None
+) -> tuple[PolicySnapshot, bytes | None]:
+    """:func:`extract_guarded`, with the snapshot's cache payload when the child made it."""
     import multiprocessing
     import pickle
 
-    from selnet.policy.extract import extract
+    from selnet.policy import extract as extractor
 
     limit = load_timeout() if timeout is None else timeout
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: read it here
-        return extract(path, sha256)
+        return extractor.extract(path, sha256), None
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, path, sha256), daemon=True)
     proc.start()
@@ -173,9 +188,14 @@ def extract_guarded(path: str, sha256: str, timeout: float | None = None) -> Pol
         proc.join(1)
         if proc.is_alive():
             proc.kill()
+    if kind == "payload":
+        assert isinstance(value, bytes)
+        from selnet.policy.cache import decode_paused
+
+        return decode_paused(value), value
     if kind == "ok":
         assert isinstance(value, PolicySnapshot)
-        return value
+        return value, None
     name, message = value
     from selnet import errors
 
