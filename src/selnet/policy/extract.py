@@ -196,6 +196,8 @@ def _te_rules(p: Any, path: str, sha256: str) -> TERules | None:
         te = read_te_rules(data, SNAPSHOT_CLASSES)
     except (OSError, Unsupported, struct.error):
         return None
+    except Exception:  # a reader's fault on a policy libsepol read: setools lists the rules
+        return None
     for kind in KINDS.values():
         if te.counts[kind] != getattr(p, f"{kind}_count"):
             return None
