@@ -308,6 +308,50 @@ def test_cache_reuse_corruption_and_invalidation(tree: Path, tmp_path: Path) -> 
     assert len(list(cache.glob("interfaces-*.bin"))) == 1
 
 
+def test_cache_header_and_row_blocks_checked(tree: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 6: a warm load checks the header's sha256, a query each row block it reads;
+    either damaged, the index is built again from the tree and the cache rewritten."""
+    cache = tmp_path / "cache"
+    fresh = InterfaceIndex.build(tree)
+    first = InterfaceIndex.load(tree, cache_dir=cache)
+    assert first is not None
+    (blob,) = cache.glob("interfaces-*.bin")
+    data = blob.read_bytes()
+    start = len(b"selnet-ifidx\n") + 40 + int.from_bytes(data[len(b"selnet-ifidx\n") + 32:
+                                                            len(b"selnet-ifidx\n") + 40], "little")
+    assert 0 < start < len(data)
+    all_names = [i.name for i in fresh]
+    query = ("web_port_t", "tcp_socket", ["name_connect"])
+
+    def damaged(at: int) -> InterfaceIndex:
+        blob.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
+        idx = InterfaceIndex.load(tree, cache_dir=cache)
+        assert idx is not None
+        return idx
+
+    # a row byte: the load reads only the header, the first row read finds the damage
+    idx = damaged(start + (len(data) - start) // 2)
+    assert names(idx.find(*query, target_attrs=["port_type"])) == names(
+        fresh.find(*query, target_attrs=["port_type"])) != []
+    idx = damaged(start + (len(data) - start) // 2)
+    assert [i.name for i in idx] == all_names
+    assert all(idx.get(n) == fresh.get(n) for n in all_names)
+    assert names(idx.find(*query, target_attrs=["port_type"])) == names(
+        fresh.find(*query, target_attrs=["port_type"])) != []
+    # ... and the rewritten cache is whole again: read without building
+    built = InterfaceIndex.build
+    monkeypatch.setattr(InterfaceIndex, "build", classmethod(
+        lambda cls, *a, **k: pytest.fail("the rewritten cache was not used")))
+    again = InterfaceIndex.load(tree, cache_dir=cache)
+    assert again is not None and [again.get(n) for n in all_names] == [
+        fresh.get(n) for n in all_names]
+    monkeypatch.setattr(InterfaceIndex, "build", built)
+    # a header byte: refused at load, built again
+    idx = damaged(len(b"selnet-ifidx\n") + 40 + 5)
+    assert [idx.get(n) for n in all_names] == [fresh.get(n) for n in all_names]
+
+
 def test_xdg_cache_home(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert InterfaceIndex.load(tree) is not None

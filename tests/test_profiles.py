@@ -747,6 +747,38 @@ def test_matrix_rows_unchanged_by_memoisation(policy: Any) -> None:
         example, list(example.domains()))
 
 
+def test_verdict_alone_equals_the_decision(policy: Any) -> None:
+    """Decider.allowed (what the fix engine's measurements ask, no provenance built) and
+    Decisions.allowed_as give decide()'s verdict on every domain x type x socket permission,
+    under every boolean setting, with MCS constraints and with a typebound."""
+    from selnet.analyses.decisions import Decisions
+
+    example = load_policy([str(EXAMPLE_CIL)])
+    bounded = load_policy([str(EXAMPLE_CIL)])
+    doms = list(bounded.domains())
+    bounded.snap.bounds[doms[0]] = doms[-1]  # the kernel still enforces a bound
+    checked = denied = 0
+    for pol in (policy, example, bounded):
+        names = sorted(pol.snap.booleans)
+        settings = [dict.fromkeys(names, False), dict.fromkeys(names, True)]
+        types = sorted(pol.snap.type_attrs)
+        for bools in settings:
+            decider, memo = Decider(pol, bools), Decisions(pol, bools)
+            for d in pol.domains():
+                scon = pol.context_for_domain(d)
+                for t in types:
+                    tcon = pol.object_context(t)
+                    for tclass in ("tcp_socket", "udp_socket"):
+                        for perm in ("name_bind", "name_connect", "node_bind", "recv_msg"):
+                            want = decider.decide(scon, tcon, tclass, perm).allowed
+                            assert decider.allowed(scon, tcon, tclass, perm) == want
+                            key = memo.key(scon, tcon, tclass, perm)
+                            assert memo.allowed_as(key, scon, tcon, tclass, perm) == want
+                            checked += 1
+                            denied += not want
+    assert checked > 1000 and 0 < denied < checked
+
+
 @pytest.mark.refpolicy
 def test_refpolicy_matrix_rows_unchanged_by_memoisation(
     refpolicy_standard: Path, refpolicy_mcs: Path

@@ -116,6 +116,11 @@ def access_of(d: Decision) -> Access:
     )
 
 
+# (the key's subject prefix, the targets of the subject's rules, whether the key names the
+# target type itself, class, permission): what Decisions.key reads of the subject
+SubjectPart = tuple[tuple[object, ...], frozenset[str], bool, str, str]
+
+
 class _KeyParts:
     """What :meth:`Decisions.key` remembers about one policy."""
 
@@ -162,7 +167,9 @@ class Decisions:
         self._typed = parts.typed
         # (the rules' targets, tclass, perm, target type) -> the target part of the key
         self._tparts = parts.tparts
-        self._memo: dict[tuple[object, ...], tuple[Decision, Access]] = {}
+        self._memo: dict[tuple[object, ...], Decision] = {}
+        self._access: dict[tuple[object, ...], Access] = {}
+        self._verdicts: dict[tuple[object, ...], bool] = {}  # allowed_as without a Decision
         self._bounds = policy.snap.bounds
         # the matrix's grants per (subject key, protocol, perm): (port type, ranges, condition,
         # allowed now)
@@ -203,6 +210,11 @@ class Decisions:
 
     def key(self, scon: Context, tcon: Context, tclass: str, perm: str) -> tuple[object, ...]:
         """Equal keys, equal decisions (for any boolean values)."""
+        return self.key_with(self.subject_part(scon, tclass, perm), tcon)
+
+    def subject_part(self, scon: Context, tclass: str, perm: str) -> SubjectPart:
+        """What :meth:`key` reads of the subject, for :meth:`key_with`: a caller deciding
+        one subject against many targets computes it once."""
         sk = (tclass, perm, scon.type)
         subj = self._subjects.get(sk)
         if subj is None:
@@ -216,6 +228,12 @@ class Decisions:
                 bounded or direct)
             subj = self._subjects[sk] = (ident, frozenset(r.target for r in rules))
         ident, targets = subj
+        return ((ident, scon.user, scon.role, scon.mls, tclass, perm), targets, bool(ident[3]),
+                tclass, perm)
+
+    def key_with(self, part: SubjectPart, tcon: Context) -> tuple[object, ...]:
+        """:meth:`key` of the subject and check ``part`` stands for, and ``tcon``."""
+        prefix, targets, typed, tclass, perm = part
         tk = (targets, tclass, perm, tcon.type)
         tpart = self._tparts.get(tk)
         if tpart is None:
@@ -227,33 +245,40 @@ class Decisions:
             bounded = tcon.type in self._bounds
             tpart = self._tparts[tk] = (
                 names, tcon.type if bounded else tuple(tcon.type in t for t in t2_sets))
-        return (ident, scon.user, scon.role, scon.mls, tclass, perm, tpart[0], tcon.user,
-                tcon.role, tcon.mls, tcon.type if ident[3] else tpart[1])
+        return (*prefix, tpart[0], tcon.user, tcon.role, tcon.mls,
+                tcon.type if typed else tpart[1])
 
     def decision(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
-        return self._get(scon, tcon, tclass, perm)[0]
+        return self.decision_as(self.key(scon, tcon, tclass, perm), scon, tcon, tclass, perm)
 
     def access(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Access:
-        return self._get(scon, tcon, tclass, perm)[1]
+        return self.access_as(self.key(scon, tcon, tclass, perm), scon, tcon, tclass, perm)
 
     def access_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
                   perm: str) -> Access:
         """:meth:`access` with its :meth:`key` already computed."""
-        return self._get_as(key, scon, tcon, tclass, perm)[1]
+        got = self._access.get(key)
+        if got is None:
+            got = self._access[key] = access_of(self.decision_as(key, scon, tcon, tclass, perm))
+        return got
 
     def allowed_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
                    perm: str) -> bool:
-        return self._get_as(key, scon, tcon, tclass, perm)[0].allowed
+        """The verdict alone: from the decision when there is one, else from
+        :meth:`Decider.allowed` (no provenance built)."""
+        got = self._verdicts.get(key)
+        if got is None:
+            d = self._memo.get(key)
+            got = self._verdicts[key] = (d.allowed if d is not None else
+                                         self.decider.allowed(scon, tcon, tclass, perm))
+        return got
 
-    def _get(self, scon: Context, tcon: Context, tclass: str, perm: str) -> tuple[Decision, Access]:
-        return self._get_as(self.key(scon, tcon, tclass, perm), scon, tcon, tclass, perm)
-
-    def _get_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
-                perm: str) -> tuple[Decision, Access]:
+    def decision_as(self, key: tuple[object, ...], scon: Context, tcon: Context, tclass: str,
+                    perm: str) -> Decision:
+        """:meth:`decision` with its :meth:`key` already computed."""
         got = self._memo.get(key)
         if got is None:
-            d = self.decider.decide(scon, tcon, tclass, perm)
-            got = self._memo[key] = (d, access_of(d))
+            got = self._memo[key] = self.decider.decide(scon, tcon, tclass, perm)
         return got
 
 

@@ -23,7 +23,7 @@ from selnet.kernel.classes import (
     PORT_PROTOCOLS,
     socket_class,
 )
-from selnet.model.labels import port_map
+from selnet.model.labels import PortMap, port_map
 from selnet.policy.conditions import eval_cond
 from selnet.policy.index import Policy
 from selnet.policy.overlay import AddPortcon, Change, DeletePortcon, ModifyPortcon
@@ -91,10 +91,12 @@ class Measurer:
         # attribute's rules asks the same question of hundreds of domains and types.
         self.before = Decisions(base, self.bools)
         self._ctx: dict[str, Context] = {}
+        self._octx: dict[tuple[str, str], Context] = {}  # (type, level) -> object context
         self._ranges_of: object = None  # the port map _type_ranges is of
         # boolean settings measured on the base -> (gains, estimated)
         self._by_settings: dict[tuple[tuple[str, bool], ...], tuple[tuple[Gain, ...], bool]] = {}
         self._type_ranges: dict[tuple[str, str], tuple[Range, ...]] = {}
+        self._ranged: set[str] = set()  # protocols whose types _type_ranges holds
         self._by_bool: dict[str, list[AVRule]] = {}
         for r in base.snap.rules:
             if r.cond is not None and r.ruletype == "allow":
@@ -118,7 +120,13 @@ class Measurer:
         return users["system_u"].level if policy.snap.mls and "system_u" in users else ""
 
     def object_ctx(self, policy: Policy, t: str) -> Context:
-        return Context("system_u", "object_r", t, self._level(policy))
+        return self._object(t, self._level(policy))
+
+    def _object(self, t: str, level: str) -> Context:
+        got = self._octx.get((t, level))
+        if got is None:
+            got = self._octx[(t, level)] = Context("system_u", "object_r", t, level)
+        return got
 
     # -- the delta -------------------------------------------------------------------
     def activated(self, settings: Sequence[tuple[str, bool]]) -> list[AVRule]:
@@ -163,45 +171,61 @@ class Measurer:
         estimated = False
         pm = port_map(changed)
         if pm is not self._ranges_of:  # each port type's ranges, per port map
-            self._ranges_of, self._type_ranges = pm, {}
+            self._ranges_of, self._type_ranges, self._ranged = pm, {}, set()
         type_ranges = self._type_ranges
         # a boolean setting leaves the policy: one key decides before and after
         same = changed is self.base
         before = self.before
+        level = self._level(changed)
         for r in rules:
             subjects = changed.expand(r.source)
             targets = changed.expand(r.target)
-            live = KERNEL_PERMS.get(r.tclass)
+            tclass = r.tclass
+            live = KERNEL_PERMS.get(tclass)
             perms = [p for p in sorted(r.perms) if live is None or p in live]
             decide = len(subjects) * len(targets) * len(perms) <= MAX_DECIDED
             estimated |= not decide
-            proto = CLASS_PROTOCOL.get(r.tclass)
+            proto = CLASS_PROTOCOL.get(tclass)
+            tcons = [(t, self._object(t, level)) for t in targets]
             for s in subjects:
                 scon = self.subject_ctx(changed, s)
-                for t in targets:
-                    tcon = self.object_ctx(changed, t)
-                    for p in perms:
-                        key = (s, r.tclass, p, t)
+                for p in perms:
+                    # the subject's part of the keys once for all the rule's targets
+                    sa = after.subject_part(scon, tclass, p) if decide else None
+                    sb = sa if same or sa is None else before.subject_part(scon, tclass, p)
+                    ported = proto is not None and p in PORT_PERMS
+                    for t, tcon in tcons:
+                        key = (s, tclass, p, t)
                         if key in gains:
                             continue
-                        if decide:
-                            if same:
-                                k = after.key(scon, tcon, r.tclass, p)
-                                if not after.allowed_as(k, scon, tcon, r.tclass, p) or \
-                                        before.allowed_as(k, scon, tcon, r.tclass, p):
-                                    continue
-                            elif not after.decision(scon, tcon, r.tclass, p).allowed or \
-                                    before.decision(scon, tcon, r.tclass, p).allowed:
+                        if sa is not None and sb is not None:
+                            ka = after.key_with(sa, tcon)
+                            if not after.allowed_as(ka, scon, tcon, tclass, p):
+                                continue
+                            kb = ka if same else before.key_with(sb, tcon)
+                            if before.allowed_as(kb, scon, tcon, tclass, p):
                                 continue
                         ports: tuple[Range, ...] = ()
-                        if proto is not None and p in PORT_PERMS:
+                        if ported:
+                            assert proto is not None
                             ports = type_ranges.get((proto, t), ())
-                            if (proto, t) not in type_ranges:
-                                ports = type_ranges[(proto, t)] = tuple(merge_ranges(
-                                    r for ctx, rs in pm.context_ranges(proto).items()
-                                    if ctx.type == t for r in rs))
-                        gains[key] = Gain(s, r.tclass, p, t, ports)
+                            if not ports and proto not in self._ranged:
+                                self._protocol_ranges(pm, proto)
+                                ports = type_ranges.get((proto, t), ())
+                        gains[key] = Gain(s, tclass, p, t, ports)
         return estimated
+
+    def _protocol_ranges(self, pm: PortMap, proto: str) -> None:
+        """Every port type's merged ranges on one protocol, in one pass over the map (a
+        boolean on ``port_type`` gains hundreds of types: one scan of the map each was a
+        third of the measurement)."""
+        acc: dict[str, list[Range]] = {}
+        for ctx, rs in pm.context_ranges(proto).items():
+            acc.setdefault(ctx.type, []).extend(rs)
+        tr = self._type_ranges
+        for t, found in acc.items():
+            tr[(proto, t)] = tuple(merge_ranges(found))
+        self._ranged.add(proto)
 
     def _relabel_gains(self, changed: Policy, after: Decisions,
                        regions: list[tuple[str, int, int]],
