@@ -106,16 +106,19 @@ def main() -> int:
             lines.append(f"| `{name}` | {ours[0] * 1000:.0f} ms ({ours[1] * 1000:.0f}) | {was} | "
                          f"`{tname}` | {t[0] * 1000:.0f} ms ({t[1] * 1000:.0f}) | "
                          f"{ours[0] / t[0]:.3f} |")
-    # The first run on a policy: a fresh cache directory each run, so the index is built by
-    # setools in a child process; the refpolicy interface index (one per machine, not per
-    # policy) copied in as the warm run left it.  Next to sesearch's one check.
+    # The first run on a policy: a fresh cache directory each run, so the index is built in
+    # a child process; what is kept per machine, not per policy (the refpolicy interface
+    # index, the boolean descriptions from policy.xml) copied in as the warm run left it.
+    # Next to sesearch's one check.
     cold = []
     shared = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "selnet"
     for _ in range(max(3, args.runs // 3)):
         with tempfile.TemporaryDirectory(prefix="selnet-bench-cold-") as home:
             (Path(home) / "selnet").mkdir(mode=0o700)
-            for f in shared.glob("interfaces-*.bin"):
-                (Path(home) / "selnet" / f.name).write_bytes(f.read_bytes())
+            (Path(home) / "selnet" / "derived").mkdir(mode=0o700)
+            for f in [*shared.glob("interfaces-*.bin"), shared / "derived" / "booldoc.bin"]:
+                if f.exists():
+                    (Path(home) / "selnet" / f.relative_to(shared)).write_bytes(f.read_bytes())
             cold.append(run([*SELNET, "connect", "httpd_t", "127.0.0.1:5432", "--policy", pol],
                             {**os.environ, "XDG_CACHE_HOME": home}))
     sesearch = medians([(["sesearch", "-A", "-s", "httpd_t", "-c", "tcp_socket", "-p",

@@ -19,10 +19,11 @@ conditional's true and false lists in the file's order.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from operator import itemgetter
 
 from selnet.policy.snapshot import AVRule, TypeTransition
 
@@ -127,22 +128,38 @@ def _names(table: dict[int, str], n: int, what: str) -> list[str]:
     return [table[v] for v in range(1, n + 1)]
 
 
-def _avtab_hash(cls: int, target: int, source: int, mask: int) -> int:
-    """libsepol's avtab_hash (murmur3 over class, target, source)."""
-    h = 0
-    for v in (cls, target, source):
-        v = (v * 0xCC9E2D51) & 0xFFFFFFFF
-        v = ((v << 15) | (v >> 17)) & 0xFFFFFFFF
-        v = (v * 0x1B873593) & 0xFFFFFFFF
-        h ^= v
-        h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
-        h = (h * 5 + 0xE6546B64) & 0xFFFFFFFF
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h & mask
+def _mixed(v: int) -> int:
+    v = (v * 0xCC9E2D51) & 0xFFFFFFFF
+    v = ((v << 15) | (v >> 17)) & 0xFFFFFFFF
+    return (v * 0x1B873593) & 0xFFFFFFFF
+
+
+def _mix(h: int, v: int) -> int:
+    h ^= v
+    h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
+    return (h * 5 + 0xE6546B64) & 0xFFFFFFFF
+
+
+class _AvtabHash:
+    """libsepol's avtab_hash (murmur3 over class, target, source, then masked), with the
+    state after class and target kept: a policy's rules share a few of each."""
+
+    def __init__(self, mask: int) -> None:
+        self.mask = mask
+        self.prefix: dict[tuple[int, int], int] = {}
+
+    def __call__(self, cls: int, target: int, source: int) -> int:
+        h = self.prefix.get((cls, target))
+        if h is None:
+            h = _mix(_mix(0, _mixed(cls)), _mixed(target))
+            self.prefix[(cls, target)] = h
+        h = _mix(h, _mixed(source))
+        h ^= h >> 16
+        h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+        h ^= h >> 13
+        h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+        h ^= h >> 16
+        return h & self.mask
 
 
 def _avtab_mask(nel: int) -> int:
@@ -290,13 +307,19 @@ def read_te_rules(data: bytes, keep: Collection[str]) -> TERules:
         end = off + 12 * n
         if end > len(data):
             raise Unsupported("the rule table runs past the end of the policy")
-        entries = list(_ENTRY.iter_unpack(data[off:end]))
-        specs = Counter(map(itemgetter(3), entries))
+        # Each entry's 16-bit fields as one array (the file is little-endian): the class
+        # and specifier columns are counted and filtered in C, and only the kept
+        # classes' entries are unpacked.
+        fields = array("H", data[off:end])
+        if sys.byteorder != "little":
+            fields.byteswap()
+        specs = Counter(fields[3::6])
         if any(spec & _XPERMS for spec in specs):
             return avtab_entries_xperms(n)  # entries of two sizes: one at a time
         count(specs)
         r.off = end
-        return [e for e in entries if e[2] in kept]
+        unpack = _ENTRY.unpack_from
+        return [unpack(data, off + 12 * i) for i, c in enumerate(fields[2::6]) if c in kept]
 
     def avtab_entries_xperms(n: int) -> list[tuple[int, int, int, int, int]]:
         out = []
@@ -340,7 +363,8 @@ def read_te_rules(data: bytes, keep: Collection[str]) -> TERules:
     plain = avtab_entries(nel)
     mask = _avtab_mask(nel)
     # libsepol's bucket order; the sort is stable, so equal keys keep the file's order
-    plain.sort(key=lambda e: (_avtab_hash(e[2], e[1], e[0], mask), e[0], e[1], e[2]))
+    bucket = _AvtabHash(mask)
+    plain.sort(key=lambda e: (bucket(e[2], e[1], e[0]), e[0], e[1], e[2]))
 
     conditionals = []
     for _ in range(r.u32()):
