@@ -116,9 +116,14 @@ def access_of(d: Decision) -> Access:
     )
 
 
-# (the key's subject prefix, the targets of the subject's rules, whether the key names the
-# target type itself, class, permission): what Decisions.key reads of the subject
-SubjectPart = tuple[tuple[object, ...], frozenset[str], bool, str, str]
+# The target part of a key: (the names of the type its subject's rules target, the type or
+# its membership of the constraints' t2 sets).
+TargetPart = tuple[frozenset[str], object]
+# What Decisions.key reads of the subject: (the key's subject prefix, whether the key names
+# the target type itself, the target parts by type for the subject's rule targets, those
+# targets, the constraints' t2 sets).
+SubjectPart = tuple[tuple[object, ...], bool, dict[str, TargetPart], frozenset[str],
+                    tuple[frozenset[str], ...]]
 
 
 class _KeyParts:
@@ -131,7 +136,8 @@ class _KeyParts:
         self.rule_sets: dict[tuple[AVRule, ...], int] = {}
         self.typed: dict[tuple[str, str], tuple[tuple[frozenset[str], ...],
                                                 tuple[frozenset[str], ...], bool]] = {}
-        self.tparts: dict[tuple[frozenset[str], str, str, str], tuple[frozenset[str], object]] = {}
+        # (the subject's rule targets, tclass, perm) -> target type -> the key's target part
+        self.tparts: dict[tuple[frozenset[str], str, str], dict[str, TargetPart]] = {}
 
 
 _KEY_PARTS: weakref.WeakKeyDictionary[Policy, _KeyParts] = weakref.WeakKeyDictionary()
@@ -228,25 +234,26 @@ class Decisions:
                 bounded or direct)
             subj = self._subjects[sk] = (ident, frozenset(r.target for r in rules))
         ident, targets = subj
-        return ((ident, scon.user, scon.role, scon.mls, tclass, perm), targets, bool(ident[3]),
-                tclass, perm)
+        tk = (targets, tclass, perm)
+        by_type = self._tparts.get(tk)
+        if by_type is None:
+            by_type = self._tparts[tk] = {}
+        return ((ident, scon.user, scon.role, scon.mls, tclass, perm), bool(ident[3]), by_type,
+                targets, self._type_sets(tclass, perm)[1])
 
     def key_with(self, part: SubjectPart, tcon: Context) -> tuple[object, ...]:
         """:meth:`key` of the subject and check ``part`` stands for, and ``tcon``."""
-        prefix, targets, typed, tclass, perm = part
-        tk = (targets, tclass, perm, tcon.type)
-        tpart = self._tparts.get(tk)
+        prefix, typed, by_type, targets, t2_sets = part
+        t = tcon.type
+        tpart = by_type.get(t)
         if tpart is None:
-            t2_sets = self._type_sets(tclass, perm)[1]
             # the type's names (itself and its attributes, as names_of) that rules target
-            names = targets.intersection(self.policy.snap.type_attrs.get(tcon.type, ()))
-            if tcon.type in targets:
-                names = names | {tcon.type}
-            bounded = tcon.type in self._bounds
-            tpart = self._tparts[tk] = (
-                names, tcon.type if bounded else tuple(tcon.type in t for t in t2_sets))
-        return (*prefix, tpart[0], tcon.user, tcon.role, tcon.mls,
-                tcon.type if typed else tpart[1])
+            names = targets.intersection(self.policy.snap.type_attrs.get(t, ()))
+            if t in targets:
+                names = names | {t}
+            tpart = by_type[t] = (names, t if t in self._bounds else
+                                  tuple(t in ts for ts in t2_sets) if t2_sets else ())
+        return (*prefix, tpart[0], tcon.user, tcon.role, tcon.mls, t if typed else tpart[1])
 
     def decision(self, scon: Context, tcon: Context, tclass: str, perm: str) -> Decision:
         return self.decision_as(self.key(scon, tcon, tclass, perm), scon, tcon, tclass, perm)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from selnet.decide.decision import Decider, Decision
 from selnet.kernel.checks import NO_ERRNO
 from selnet.model.plan import Check, CheckPlan, KernelModel, Scenario
-from selnet.model.trace import KernelError, TracePlan, TraceStep
 from selnet.policy.index import Policy
+
+if TYPE_CHECKING:  # a check command's chain never imports the trace model
+    from selnet.model.trace import KernelError, TracePlan, TraceStep
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from selnet.kernel.classes import SNAPSHOT_CLASSES
 from selnet.model.env import NetEnv
 from selnet.model.labels import port_label
 from selnet.notes import Note, note
-from selnet.policy.booldoc import boolean_descriptions
 from selnet.policy.index import Policy
 from selnet.policy.overlay import (
     AddAttributeMember,
@@ -210,6 +209,9 @@ class FixEngine:
 
     def _boolean_docs(self) -> dict[str, str]:
         if self._descriptions is None:
+            # only when a boolean is a candidate: its module imports the XML parser
+            from selnet.policy.booldoc import boolean_descriptions
+
             self._descriptions = boolean_descriptions()
         return self._descriptions
 
