@@ -297,3 +297,37 @@ def test_an_unchanged_policy_is_not_hashed_again(compile_cil, own_cache: Path,  
         assert resolve([str(pol)]).sha256 == changed and len(hashed) == 4
     finally:
         source.allow_caches(True)
+
+
+def test_a_cached_snapshot_decodes_a_section_when_it_is_first_read(  # type: ignore[no-untyped-def]
+        compile_cil, own_cache: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The entry is verified whole, then decoded section by section as fields are read: a
+    label lookup leaves the rules encoded; every field comes out as extracted."""
+    from selnet.cli import main
+    from selnet.policy.extract import extract
+
+    path = compile_cil(SNIPPET + " (type p_t) (portcon tcp 8080 (system_u object_r p_t ((s0) (s0))))"
+                       " (allow h_t p_t (tcp_socket (name_connect)))")
+    load_policy([str(path)])  # builds the entry
+    pol = load_policy([str(path)])
+    assert pol.from_cache
+    pending = pol.snap.__dict__["_pending"]
+    rules = cache._SECTION_OF["rules"]
+    assert [p.context.type for p in pol.snap.portcons] == ["p_t"]
+    assert rules in pending and cache._SECTION_OF["portcons"] not in pending
+    decoded: list[str] = []
+    section_values = cache._section_values
+
+    def spy(index: int, blob: bytes) -> dict[str, object]:
+        decoded.extend(cache.SECTIONS[index])
+        return section_values(index, blob)
+
+    monkeypatch.setattr(cache, "_section_values", spy)
+    assert main(["label", "port", "8080/tcp", "--policy", str(path)]) == 0
+    assert "p_t" in capsys.readouterr().out
+    assert "portcons" in decoded and "rules" not in decoded and "attr_types" not in decoded
+    fresh = extract(str(path), pol.snap.sha256)
+    assert pol.snap == fresh and fresh == pol.snap  # decodes the rest
+    assert not pending and pol.snap.rules == fresh.rules
+    assert pol.candidate_rules("tcp_socket", "h_t", "p_t")[0].perms == {"name_connect"}

@@ -3,14 +3,16 @@
 An entry is one header line and a payload::
 
     selnet-snapshot <format> <policy sha256> <payload sha256> <payload length>\\n
-    <payload: marshal of plain tuples, lists, dicts, frozensets, strs and ints>
+    <payload: marshal of a tuple of sections, each the marshal of its fields' values,
+     plain tuples, lists, dicts, frozensets, strs and ints>
 
 The payload is never decoded before its sha256 matches the header's, so a
 flipped bit, a truncated write or an entry from another policy or format is
 rebuilt silently.  marshal only builds data (unlike pickle, loading runs no
 code); the NamedTuple records of :mod:`selnet.policy.snapshot` are rebuilt from
-the tuples.  The cache directory is used only while it is the user's and
-writable by nobody else (:func:`selnet.policy.source.private_cache_dir`), and
+the tuples.  Each section (:data:`SECTIONS`) is decoded when one of its fields is
+first read, so a label lookup never builds the rules.  The cache directory is used
+only while it is the user's and writable by nobody else (:func:`selnet.policy.source.private_cache_dir`), and
 an entry only while it is too.
 """
 
@@ -44,7 +46,7 @@ from selnet.policy.source import cache_dir, caches_allowed, private_cache_dir
 
 _MAGIC = b"selnet-snapshot"
 # The layout of the payload below; with SNAPSHOT_FORMAT it makes the header's format.
-_ENCODING = 1
+_ENCODING = 2  # 2: the payload in sections, decoded as read
 _FORMAT = f"{SNAPSHOT_FORMAT}.{_ENCODING}"
 _MARSHAL_VERSION = 4
 _MAX_HEADER = 256
@@ -56,6 +58,22 @@ def snapshot_path(sha256: str) -> Path:
 
 # -- encoding: the snapshot as plain data, field by field -------------------------------
 _FIELDS = tuple(f.name for f in fields(PolicySnapshot))
+
+# The payload's sections, by what reads them: the first is decoded with the entry (the
+# policy's identity and what every command looks at), the others when one of their fields
+# is first read (a warm ``label port`` decodes the labels and nothing else).
+SECTIONS: tuple[tuple[str, ...], ...] = (
+    ("sha256", "path", "version", "mls", "handle_unknown", "polcaps", "booleans",
+     "permissive", "bounds", "sensitivities", "categories", "sens_aliases", "cat_aliases"),
+    ("initial_sids", "portcons", "nodecons", "netifcons"),
+    ("type_attrs",),  # a label's attributes
+    ("attr_types",),
+    ("classes", "aliases", "users", "role_types"),
+    ("rules", "transitions", "constraints"),
+)
+_SECTION_OF = {name: i for i, names in enumerate(SECTIONS) for name in names}
+if sorted(_SECTION_OF) != sorted(_FIELDS):  # a field added to the snapshot needs a section
+    raise RuntimeError("policy/cache.SECTIONS does not list every snapshot field")
 
 
 def _ctx(c: Context) -> tuple[str, ...]:
@@ -166,28 +184,73 @@ def encode(snap: PolicySnapshot) -> bytes:
         "type_attrs": sharer.name_map, "attr_types": sharer.name_map,
         "role_types": sharer.name_map, "classes": sharer.name_map,
     }
-    values = []
-    memo: dict[Any, Any] = {}
-    for name in _FIELDS:
-        value = getattr(snap, name)
-        fast = big.get(name)
-        if fast is not None:
-            values.append(fast(value))
-            continue
-        enc = _ENCODE.get(name)
-        values.append(_shared(enc(value) if enc is not None else value, memo))
-    return marshal.dumps(tuple(values), _MARSHAL_VERSION)
+    sections = []
+    for names in SECTIONS:
+        values = []
+        memo: dict[Any, Any] = {}
+        for name in names:
+            value = getattr(snap, name)
+            fast = big.get(name)
+            if fast is not None:
+                values.append(fast(value))
+                continue
+            enc = _ENCODE.get(name)
+            values.append(_shared(enc(value) if enc is not None else value, memo))
+        sections.append(marshal.dumps(tuple(values), _MARSHAL_VERSION))
+    return marshal.dumps(tuple(sections), _MARSHAL_VERSION)
+
+
+def _section_values(index: int, blob: bytes) -> dict[str, Any]:
+    """One section's fields, decoded."""
+    names = SECTIONS[index]
+    values = marshal.loads(blob)
+    if not isinstance(values, tuple) or len(values) != len(names):
+        raise ValueError("snapshot section of another layout")
+    out = {}
+    for name, value in zip(names, values, strict=True):
+        dec = _DECODE.get(name)
+        out[name] = dec(value) if dec is not None else value
+    return out
+
+
+class _LazySnapshot(PolicySnapshot):
+    """A cached snapshot whose sections are decoded when one of their fields is first
+    read (an unset slot raises AttributeError, which brings ``__getattr__`` in).  The
+    whole payload was verified before this was made."""
+
+    def __getattr__(self, name: str) -> Any:
+        pending: dict[int, bytes] = self.__dict__.get("_pending", {})
+        index = _SECTION_OF.get(name)
+        if index is None or index not in pending:
+            raise AttributeError(name)
+        was_enabled = gc.isenabled()
+        gc.disable()  # see decode_paused
+        try:
+            values = _section_values(index, pending.pop(index))
+        finally:
+            if was_enabled:
+                gc.enable()
+        for key, value in values.items():
+            setattr(self, key, value)
+        return values[name]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PolicySnapshot):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
 
 
 def decode(payload: bytes) -> PolicySnapshot:
-    values = marshal.loads(payload)
-    if not isinstance(values, tuple) or len(values) != len(_FIELDS):
+    """The snapshot: its first section decoded now, the others when first read."""
+    sections = marshal.loads(payload)
+    if (not isinstance(sections, tuple) or len(sections) != len(SECTIONS)
+            or not all(type(b) is bytes for b in sections)):
         raise ValueError("snapshot payload of another layout")
-    kwargs = {}
-    for name, value in zip(_FIELDS, values, strict=True):
-        dec = _DECODE.get(name)
-        kwargs[name] = dec(value) if dec is not None else value
-    return PolicySnapshot(**kwargs)
+    snap = _LazySnapshot.__new__(_LazySnapshot)
+    for key, value in _section_values(0, sections[0]).items():
+        setattr(snap, key, value)
+    snap.__dict__["_pending"] = dict(enumerate(sections[1:], 1))
+    return snap
 
 
 def _header(sha256: str, payload: bytes) -> bytes:

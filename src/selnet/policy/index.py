@@ -78,9 +78,11 @@ class Policy:
         self.from_cache = from_cache
         self.base: Policy = self
         self.overlay: Overlay | None = None
-        self._by_class_source = _grouped(snap.rules, lambda r: (r.tclass, r.source))
-        self._transitions = _grouped(snap.transitions, lambda t: (t.tclass, t.source))
-        self._constraints = _grouped(snap.constraints, lambda c: c.tclass)
+        # The rule indexes are built when a question first needs them: a label lookup
+        # never does (and then never decodes the cached rules: see policy/cache.py).
+        self._rules_index: dict[tuple[str, str], list[AVRule]] | None = None
+        self._transitions_index: dict[tuple[str, str], list[TypeTransition]] | None = None
+        self._constraints_index: dict[str, list[Constraint]] | None = None
         self._names: dict[str, tuple[str, ...]] = {}
         self._domains: tuple[str, ...] | None = None
         self.levels = (
@@ -128,13 +130,33 @@ class Policy:
         pol.from_cache = base.from_cache
         pol.base = base
         pol.overlay = overlay
-        pol._by_class_source = by
-        pol._transitions = trans
-        pol._constraints = cons
+        pol._rules_index = by
+        pol._transitions_index = trans
+        pol._constraints_index = cons
         pol._names = {}
         pol._domains = None
         pol.levels = base.levels
         return pol
+
+    @property
+    def _by_class_source(self) -> dict[tuple[str, str], list[AVRule]]:
+        """(class, source name as written) -> the rules."""
+        if self._rules_index is None:
+            self._rules_index = _grouped(self.snap.rules, lambda r: (r.tclass, r.source))
+        return self._rules_index
+
+    @property
+    def _transitions(self) -> dict[tuple[str, str], list[TypeTransition]]:
+        if self._transitions_index is None:
+            self._transitions_index = _grouped(self.snap.transitions,
+                                               lambda t: (t.tclass, t.source))
+        return self._transitions_index
+
+    @property
+    def _constraints(self) -> dict[str, list[Constraint]]:
+        if self._constraints_index is None:
+            self._constraints_index = _grouped(self.snap.constraints, lambda c: c.tclass)
+        return self._constraints_index
 
     # -- what this policy is --------------------------------------------------
     def with_changes(self, *changes: Change) -> Policy:
