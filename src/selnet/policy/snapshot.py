@@ -1,8 +1,8 @@
 """The network-relevant content of one compiled policy, as plain data.
 
 Everything selnet decides is computed from a :class:`PolicySnapshot`.  It is
-extracted once with setools (:mod:`selnet.policy.extract`) and pickled per
-policy sha256 (:mod:`selnet.policy.cache`), so a warm run never loads setools.
+extracted once (:mod:`selnet.policy.extract`) and cached per policy sha256
+(:mod:`selnet.policy.cache`), so a warm run never loads setools.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from selnet.policy.conditions import CondExpr, infix
 # Bump when the layout below changes: older caches are then rebuilt.
 SNAPSHOT_FORMAT = 6  # 6: the fd class's rules and constraints
 
-# The records below are NamedTuples, not dataclasses: they unpickle several
-# times faster, which is most of a warm run's cost on a full policy.
+# The records below are NamedTuples, not dataclasses: they are rebuilt from the
+# cache several times faster, which was most of a warm run's cost on a full policy.
 
 
 
