@@ -135,7 +135,7 @@ def main() -> int:
     lines += ["", f"The interpreter alone: {floor[0][0] * 1000:.0f} ms CPU; with argparse, "
               f"dataclasses, pathlib, re and typing imported: {floor[1][0] * 1000:.0f} ms.",
               f"Index built cold from the binary policy (libsepol through setools, the TE "
-              f"rules by policy/binary; in process, setools imported, best of 3): "
+              f"rules too; in process, setools imported, best of 3): "
               f"{cold_index(pol):.2f} s"]
     old_cache.cleanup()
     text = "\n".join(lines)

@@ -1,22 +1,20 @@
 """Read a compiled policy with setools into a :class:`PolicySnapshot`.
 
 This is the only module that imports setools; it runs once per policy (the
-result is cached).  The TE rules, most of the work, are read straight from the
-file by :mod:`selnet.policy.binary` once libsepol has read it, and checked
-against setools' own rule counts; setools lists them when that reader cannot.
+result is cached).  Every fact comes through setools (libsepol): selnet has no
+binary-policy reader of its own, by design — a second reader of the format is a
+second place for the format's facts to go wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import importlib.util
 import io
 import ipaddress
 import logging
 import os
-import struct
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +22,6 @@ from typing import Any
 
 from selnet.errors import PolicyError
 from selnet.kernel.classes import SNAPSHOT_CLASSES
-from selnet.policy.binary import KINDS, TERules, Unsupported, read_te_rules
 from selnet.policy.snapshot import (
     AVRule,
     Constraint,
@@ -176,7 +173,7 @@ def extract(path: str, sha256: str) -> PolicySnapshot:
     with _quiet() as captured:
         try:
             p = selinux_policy(path)
-            return _extract(p, path, sha256, _te_rules(p, path, sha256))
+            return _extract(p, path, sha256)
         except PolicyError:
             raise
         except Exception as exc:  # a truncated file can load lazily and fail here
@@ -184,27 +181,7 @@ def extract(path: str, sha256: str) -> PolicySnapshot:
     raise _invalid(path, captured, failure) from failure
 
 
-def _te_rules(p: Any, path: str, sha256: str) -> TERules | None:
-    """The kept classes' TE rules read from the file libsepol just read, or None (setools
-    then lists them): the bytes must be the policy the cache entry is keyed by, and
-    every kind of rule as many as setools counts."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            return None
-        te = read_te_rules(data, SNAPSHOT_CLASSES)
-    except (OSError, Unsupported, struct.error):
-        return None
-    except Exception:  # a reader's fault on a policy libsepol read: setools lists the rules
-        return None
-    for kind in KINDS.values():
-        if te.counts[kind] != getattr(p, f"{kind}_count"):
-            return None
-    return te
-
-
-def _extract(p: Any, path: str, sha256: str, te: TERules | None = None) -> PolicySnapshot:
+def _extract(p: Any, path: str, sha256: str) -> PolicySnapshot:
     mls = bool(p.mls)
     classes: dict[str, frozenset[str]] = {}
     for c in p.classes():
@@ -266,9 +243,7 @@ def _extract(p: Any, path: str, sha256: str, te: TERules | None = None) -> Polic
 
     rules: list[AVRule] = []
     transitions: list[TypeTransition] = []
-    if te is not None:
-        rules, transitions = te.rules, te.transitions
-    for r in () if te is not None else p.terules():
+    for r in p.terules():
         tclass = str(r.tclass)
         if tclass not in SNAPSHOT_CLASSES:
             continue
