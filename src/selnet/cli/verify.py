@@ -124,7 +124,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--peer", metavar="CONTEXT", help="the NetLabel static peer label")
     p.add_argument("--secmark", metavar="CONTEXT",
                    help="SECMARK label set on every packet (nftables)")
-    p.add_argument("--kernel", choices=KERNEL_SUITES, metavar="SUITE",
+    p.add_argument("--kernel", choices=tuple(KERNEL_SUITES), metavar="SUITE",
                    help="the Debian suite whose kernel the guest boots: "
                    f"{', '.join(f'{k} ({v})' for k, v in KERNEL_SUITES.items())}; default the "
                    "host's own archive (fetched and verified into the cache, never installed)")
