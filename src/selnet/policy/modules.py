@@ -114,7 +114,7 @@ class ModuleStore:
                 return out, False
             cil = make()
             try:
-                _write_atomic(out, _header(key, cil) + cil)
+                write_atomic(out, _header(key, cil) + cil)
                 return out, False
             except OSError:
                 pass  # a read-only cache only costs speed
@@ -142,10 +142,10 @@ def _verified(out: Path, key: str) -> bool:
     return bool(sep) and head + b"\n" == _header(key, body)
 
 
-def _write_atomic(out: Path, data: bytes) -> None:
+def write_atomic(out: Path, data: bytes) -> None:
     """A reader never sees half a file, and a file of the same name is replaced only
-    by a rename in a directory that is the user's own (``private_cache_dir``)."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".cil")
+    by a rename (in a directory that is the user's own: ``private_cache_dir``)."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=out.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

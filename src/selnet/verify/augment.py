@@ -39,6 +39,7 @@ from pathlib import Path
 
 from selnet.errors import PolicyError, ToolMissingError
 from selnet.kernel.classes import INET_SOCKET_CLASSES
+from selnet.policy.modules import write_atomic
 
 # The checks the harness audits (conformance/policies/refpolicy-conformance.te), per class.
 _SOCKET_CALLS = ("create", "bind", "connect", "listen", "accept", "read", "write", "name_bind",
@@ -177,17 +178,6 @@ def policy_cil(binary: Path, mls: bool) -> str:
         return out.read_text(encoding="utf-8", errors="replace")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def compile_guest(base_cil: str, module_cils: Sequence[Path], harness: Harness,
                   outdir: Path) -> GuestPolicy:
     """base + modules + harness, compiled by secilc for the guest kernel (version 33).
@@ -197,10 +187,10 @@ def compile_guest(base_cil: str, module_cils: Sequence[Path], harness: Harness,
     outdir.mkdir(parents=True, exist_ok=True)
     base_b = base_cil.encode()
     base_path = outdir / f"base-{hashlib.sha256(base_b).hexdigest()[:16]}.cil"
-    _write_atomic(base_path, base_b)
+    write_atomic(base_path, base_b)
     h_b = harness.text().encode()
     h_path = outdir / f"harness-{hashlib.sha256(h_b).hexdigest()[:16]}.cil"
-    _write_atomic(h_path, h_b)
+    write_atomic(h_path, h_b)
     # A compile of these exact inputs by this secilc is reused only while its record names
     # a guest file whose sha256 is still the one recorded (secilc takes seconds on a full
     # policy; the proof and the boot then find their caches keyed by the same file).
@@ -224,8 +214,8 @@ def compile_guest(base_cil: str, module_cils: Sequence[Path], harness: Harness,
         data = out.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     path = outdir / f"guest-{digest[:16]}.33"
-    _write_atomic(path, data)
-    _write_atomic(record, f"{digest}\n".encode())
+    write_atomic(path, data)
+    write_atomic(record, f"{digest}\n".encode())
     return GuestPolicy(path, digest, harness, base_path, h_path, tuple(module_cils))
 
 
