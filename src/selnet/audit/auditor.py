@@ -29,6 +29,7 @@ EPHEMERAL_MIN_PORTS = 3
 _MAX_TRACKED_PORTS = 4096
 _MAX_FD_ENTRIES = 1024  # distinct fd use denials kept to join their socket groups
 _MAX_KEYS = 8192  # repeated texts whose entry is remembered (Auditor._repeat)
+_MAX_SEEN = 8  # pids and comms kept per entry
 
 
 @dataclass(slots=True)
@@ -42,6 +43,14 @@ class Entry:
     syscall: dict[str, str] | None = None
     sockaddr: dict[str, str] | None = None
     event_perms: tuple[str, ...] = ()  # other AVCs of the same event (a chain)
+
+    def seen(self, pid: str | None, comm: str | None) -> None:
+        """One more occurrence, by this pid and comm (the first few of each kept)."""
+        self.count += 1
+        if pid is not None and len(self.pids) < _MAX_SEEN:
+            self.pids.add(pid)
+        if comm is not None and len(self.comms) < _MAX_SEEN:
+            self.comms.add(comm)
 
 
 @dataclass(slots=True)
@@ -156,13 +165,8 @@ class Auditor:
             if len(self._keys) >= _MAX_KEYS:  # the parser forgets old texts too
                 self._keys.clear()
             got = self._keys[id(first)] = (first, e)  # an entry is never dropped
-        e = got[1]
         self.network += 1
-        e.count += 1
-        if len(e.pids) < 8:
-            e.pids.add(pid)
-        if len(e.comms) < 8:
-            e.comms.add(comm)
+        got[1].seen(pid, comm)
         return True
 
     def _event(self, ev: Event) -> None:
@@ -184,11 +188,7 @@ class Auditor:
                 e = self.entries[key] = Entry(self.dx.diagnose(rec), 0)
                 e.syscall, e.sockaddr, e.event_perms = ev.syscall, ev.sockaddr, chain
                 self._track(e.diag)
-            e.count += 1
-            if len(e.pids) < 8 and "pid" in rec.fields:
-                e.pids.add(rec.fields["pid"])
-            if len(e.comms) < 8 and "comm" in rec.fields:
-                e.comms.add(rec.fields["comm"])
+            e.seen(rec.fields.get("pid"), rec.fields.get("comm"))
 
     def _fd_use(self, rec: AvcRecord) -> None:
         key = avc_key(rec)
@@ -200,11 +200,7 @@ class Auditor:
             if d is None:
                 return
             e = self._fd[key] = Entry(d, 0)
-        e.count += 1
-        if len(e.pids) < 8 and "pid" in rec.fields:
-            e.pids.add(rec.fields["pid"])
-        if len(e.comms) < 8 and "comm" in rec.fields:
-            e.comms.add(rec.fields["comm"])
+        e.seen(rec.fields.get("pid"), rec.fields.get("comm"))
 
     def _join_fd(self, groups: list[Group]) -> tuple[int, int]:
         """Put each fd use denial in the first socket group of its service and creator;

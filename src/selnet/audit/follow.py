@@ -123,12 +123,7 @@ class Follower:
             if g is not None:
                 self.groups.move_to_end(key)
                 g.last_seen = now
-                e = g.group.entries[0]
-                e.count += 1
-                if len(e.pids) < 8 and "pid" in rec.fields:
-                    e.pids.add(rec.fields["pid"])
-                if len(e.comms) < 8 and "comm" in rec.fields:
-                    e.comms.add(rec.fields["comm"])
+                g.group.entries[0].seen(rec.fields.get("pid"), rec.fields.get("comm"))
                 continue
             d = self.auditor.dx.diagnose(rec)
             e = Entry(d, 1, {rec.fields["pid"]} if "pid" in rec.fields else set(),
