@@ -148,16 +148,17 @@ def _apt_sha256(pkg: str) -> dict[str, str]:
     return dict(re.findall(r"(?ms)^Version: (\S+)$.*?^SHA256: (\w+)$", out))
 
 
-def _host_deb(kver: str, d: Path) -> Path:
-    """linux-image-KVER's .deb from the host's archive (apt-get download), checked against the
-    SHA256 the host's apt lists give for its version: a cached copy that does not match (or
-    whose version the lists no longer hold) is downloaded again."""
+def _host_deb(kver: str, d: Path) -> tuple[Path, str]:
+    """(linux-image-KVER's .deb from the host's archive (apt-get download), its SHA256),
+    checked against the SHA256 the host's apt lists give for its version: a cached copy that
+    does not match (or whose version the lists no longer hold) is downloaded again."""
     pkg = f"linux-image-{kver}"
     for attempt in (0, 1):
         sums = _apt_sha256(pkg)
         for deb in sorted(d.glob(f"{pkg}_*.deb"), reverse=True):
-            if sums.get(deb.name.split("_")[1]) == archive.file_sha256(deb):
-                return deb
+            digest = archive.file_sha256(deb)
+            if sums.get(deb.name.split("_")[1]) == digest:
+                return deb, digest
             deb.unlink()  # unverifiable or damaged: never used
         if attempt == 0:
             d.mkdir(parents=True, exist_ok=True)
@@ -176,12 +177,13 @@ def get_kernel(suite: str | None = None) -> Kernel:
     suite = suite or host_suite()
     kver = kernel_version(None if host else suite)
     d = CACHE / f"kernel-{kver}"
+    # the .deb's SHA256 as just verified (hashing 100 MB again would only repeat it)
     if host:
-        deb = _host_deb(kver, d)
+        deb, deb_sha = _host_deb(kver, d)
     else:
         log(f"{suite}: linux-image-{kver} from {archive.MIRROR}")
-        deb, _ = archive.Suite(suite, CACHE).fetch(f"linux-image-{kver}", d)
-    deb_sha = archive.file_sha256(deb)
+        deb, stanza = archive.Suite(suite, CACHE).fetch(f"linux-image-{kver}", d)
+        deb_sha = stanza.sha256
     root = d / "pkg"
     stamp = root / ".selnet-deb-sha256"  # which verified .deb this tree was unpacked from
     if not stamp.exists() or stamp.read_text() != deb_sha:
