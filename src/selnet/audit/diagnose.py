@@ -73,9 +73,9 @@ ORIGIN_KINDS = ("socket-activation", "inetd", "passed")
 # is decided and proposed is the same for every creator.
 _INIT_NAMES = frozenset({"init_t", "systemd_t"})
 _INETD_NAMES = frozenset({"inetd_t", "xinetd_t"})
-# The trace protocol of each socket class (the inverse of kernel.classes.socket_class).
-_CLASS_TRACE_PROTO = {"tcp_socket": "tcp", "udp_socket": "udp", "sctp_socket": "sctp",
-                      "dccp_socket": "dccp", "icmp_socket": "icmp", "rawip_socket": "raw"}
+# The trace protocol of each socket class (the inverse of kernel.classes.socket_class):
+# the port-carrying classes' portcon protocol, and the two without ports.
+_CLASS_TRACE_PROTO = {**CLASS_PROTOCOL, "icmp_socket": "icmp", "rawip_socket": "raw"}
 
 
 @dataclass(frozen=True, slots=True)
