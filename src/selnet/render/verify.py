@@ -22,9 +22,8 @@ def _selnet_argv(r: ScenarioResult) -> str:
 
 def _who(r: ScenarioResult) -> str:
     s = r.scenario
-    what = s.op if s.op != "trace" else "trace"
     frm = f", socket from {ctype(s.creator)}" if s.socket_from else ""
-    return f"{s.name} [{what}, {s.mode}] {ctype(s.context)}{frm}"
+    return f"{s.name} [{s.op}, {s.mode}] {ctype(s.context)}{frm}"
 
 
 def _detail(r: ScenarioResult) -> list[str]:
