@@ -282,17 +282,13 @@ class Inputs:
     scenarios: tuple[Scenario, ...]
 
 
-def _type(ctx: str) -> str:
-    return compare.ctype(ctx)
-
-
 def test_domains(found: Sequence[Scenario], kernel_type: str) -> list[augment.TestDomains]:
     """The domains of each scenario's test process; the kernel type is refused (the peers
     and PID 1 run in it, and the harness makes it permissive)."""
     out = []
     for s in found:
-        d = _type(s.context)
-        c = _type(s.creator) if s.socket_from else None
+        d = compare.ctype(s.context)
+        c = compare.ctype(s.creator) if s.socket_from else None
         for t, what in ((d, "the test domain"), (c, "--socket-from")):
             if t == kernel_type:
                 raise InputError(
