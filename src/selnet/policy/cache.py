@@ -144,17 +144,10 @@ class _Sharer:
     def __init__(self) -> None:
         self.sets: dict[frozenset[str], frozenset[str]] = {}
         self.tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
-        # The same set object seen again (the extractor shares the rules' permission
-        # sets): by identity, without building and hashing it anew.  The snapshot keeps
-        # every such object alive while encoding, so an id is not reused meanwhile.
-        self.seen: dict[int, frozenset[str]] = {}
 
     def names(self, value: frozenset[str]) -> frozenset[str]:
-        got = self.seen.get(id(value))
-        if got is None:
-            new = frozenset(map(sys.intern, value))
-            got = self.seen[id(value)] = self.sets.setdefault(new, new)
-        return got
+        new = frozenset(map(sys.intern, value))
+        return self.sets.setdefault(new, new)
 
     def name_map(self, d: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
         names = self.names
