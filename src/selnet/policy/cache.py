@@ -76,10 +76,7 @@ if sorted(_SECTION_OF) != sorted(_FIELDS):  # a field added to the snapshot need
     raise RuntimeError("policy/cache.SECTIONS does not list every snapshot field")
 
 
-def _ctx(c: Context) -> tuple[str, ...]:
-    return tuple(c)
-
-
+# The large fields (rules, transitions, the name maps) are encoded by _Sharer (encode).
 _ENCODE: dict[str, Callable[[Any], Any]] = {
     "initial_sids": lambda d: {k: tuple(v) for k, v in d.items()},
     "portcons": lambda xs: [(p.protocol, p.low, p.high, tuple(p.context), p.position)
@@ -87,8 +84,6 @@ _ENCODE: dict[str, Callable[[Any], Any]] = {
     "nodecons": lambda xs: [(*n[:6], tuple(n.context), n.position) for n in xs],
     "netifcons": lambda xs: [(n.name, tuple(n.context), tuple(n.packet_context), n.position)
                              for n in xs],
-    "rules": lambda xs: [tuple(r) for r in xs],
-    "transitions": lambda xs: [tuple(t) for t in xs],
     "constraints": lambda xs: [tuple(c) for c in xs],
     "users": lambda d: {k: tuple(v) for k, v in d.items()},
 }
