@@ -146,6 +146,11 @@ def split_hostport(s: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def bind_hostport(bind: str) -> tuple[str, int]:
+    """A scenario's ``bind``: ADDR:PORT, or ADDR alone (port 0)."""
+    return split_hostport(bind if re.search(r":\d+$", bind) else f"{bind}:0")
+
+
 def fmt(v: Any, values: dict[str, Any]) -> Any:
     if isinstance(v, str) and v.startswith("{") and v.endswith("}") and v[1:-1] in values:
         return values[v[1:-1]]  # a whole value (a list of steps, say), not text
@@ -223,7 +228,7 @@ def validate(s: Scenario, policies: dict[str, Any]) -> None:
     elif not s.unbound:
         ipaddress.ip_address(s.hostport[0])
     if s.bind:
-        split_hostport(s.bind if re.search(r":\d+$", s.bind) else f"{s.bind}:0")
+        bind_hostport(s.bind)
     level = policies[s.policy].get("level")
 
     def full(t: str) -> str:

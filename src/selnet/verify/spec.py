@@ -11,7 +11,6 @@ stream connect, an echo server for a UDP client, a client for a listen + accept 
 from __future__ import annotations
 
 import ipaddress
-import re
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -123,8 +122,7 @@ def check_guest(s: Scenario) -> None:
     if s.op != "trace" and not s.unbound:
         hosts.append(s.hostport[0])
     if s.bind:
-        hosts.append(s.bind.rsplit(":", 1)[0].strip("[]") if re.search(r":\d+$", s.bind)
-                     else s.bind.strip("[]"))
+        hosts.append(scenarios.bind_hostport(s.bind)[0])  # validate() parsed it already
     for step in [*s.steps, *s.before, *s.after]:
         if step.startswith(("bind=", "connect=", "sendto=", "fastopen=")):
             a = _addr(step)
