@@ -96,7 +96,7 @@ def load_source(
     def build() -> tuple[PolicySnapshot, bytes | None]:
         if on_build is not None:
             on_build()
-        return extract_encoded(str(source.binary), source.sha256)
+        return extract_guarded(str(source.binary), source.sha256)
 
     if use_cache:
         snap, cached = get_or_build(source.sha256, build)
@@ -149,17 +149,14 @@ def _child(conn: multiprocessing.connection.Connection, path: str, sha256: str) 
     conn.close()
 
 
-def extract_guarded(path: str, sha256: str, timeout: float | None = None) -> PolicySnapshot:
-    """:func:`extract` in a forked child with a time limit: a hang in libsepol becomes one
-    clear error line instead of a process that never returns.  (The data comes back over
-    a pipe from our own child, never from a file another user could write.)"""
-    return extract_encoded(path, sha256, timeout)[0]
-
-
-def extract_encoded(
+def extract_guarded(
     path: str, sha256: str, timeout: float | None = None
 ) -> tuple[PolicySnapshot, bytes | None]:
-    """:func:`extract_guarded`, with the snapshot's cache payload when the child made it."""
+    """:func:`extract` in a forked child with a time limit: a hang in libsepol becomes one
+    clear error line instead of a process that never returns.  (The data comes back over
+    a pipe from our own child, never from a file another user could write.)  Second
+    item: the snapshot's cache payload (:func:`selnet.policy.cache.encode`) when the
+    child made it, else None."""
     import multiprocessing
     import pickle
 
