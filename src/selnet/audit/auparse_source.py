@@ -339,25 +339,12 @@ class _Source:
     def _scan_event(self, heads: list[tuple[bytes, bytes]], lines: list[bytes],
                     i: int, j: int, first: int) -> None:
         """One event's lines: its AVCs and companions, as :meth:`_event` reads them."""
-        parser = self.parser
         avcs: list[AvcRecord] = []
         comp: list[str | None] = [None, None, None]
         for k in range(i, j):
             t = heads[k][0]
             if t == b"AVC":
-                text = lines[k].decode("ascii").rstrip()
-                line_no = first + k
-                if text[:19] == "type=AVC msg=audit(":  # a repeat: no regex at all
-                    h = text.find("): ", 19)
-                    rec = parser._avc_repeat(text, text[h + 3 :], text[19:h], None, line_no)
-                    if rec is not None:
-                        avcs.append(rec)
-                        continue
-                m = _HEAD_RE.match(text)
-                if m is None:  # the chunk check makes this unreachable
-                    self.stats.add_malformed(line_no, "record header")
-                    continue
-                rec = parser._avc_line(text, m, text[m.end() :], line_no)
+                rec = self._avc(lines[k].decode("ascii").rstrip(), first + k)
                 if rec is not None:
                     avcs.append(rec)
             else:
@@ -378,6 +365,21 @@ class _Source:
             st.events += 1
             self.out.append(Event._lazy(key, avcs[k : k + MAX_AVCS_PER_EVENT],
                                         (comp[0], comp[1], comp[2], False), first + i))
+
+    def _avc(self, text: str, line_no: int) -> AvcRecord | None:
+        """One AVC line's record (both lanes): a repeat of a known text without a regex,
+        else the parser's full path."""
+        parser = self.parser
+        if text[:19] == "type=AVC msg=audit(":  # a repeat: no regex at all
+            h = text.find("): ", 19)
+            rec = parser._avc_repeat(text, text[h + 3 :], text[19:h], None, line_no)
+            if rec is not None:
+                return rec
+        m = _HEAD_RE.match(text)
+        if m is None:  # the chunk check makes this unreachable
+            self.stats.add_malformed(line_no, "record header")
+            return None
+        return parser._avc_line(text, m, text[m.end() :], line_no)
 
     # -- libauparse's events ---------------------------------------------------------
 
@@ -407,19 +409,7 @@ class _Source:
                 au.next_record()
                 t = au.get_type()
             if t == _AVC:
-                text = au.get_record_text().rstrip()
-                if text[:19] == "type=AVC msg=audit(":  # a repeat: no regex at all
-                    h = text.find("): ", 19)
-                    rec = self.parser._avc_repeat(
-                        text, text[h + 3 :], text[19:h], None, base + au.get_line_number())
-                    if rec is not None:
-                        avcs.append(rec)
-                        continue
-                m = _HEAD_RE.match(text)
-                if m is None:  # the chunk check makes this unreachable
-                    self.stats.add_malformed(base + au.get_line_number(), "record header")
-                    continue
-                rec = self.parser._avc_line(text, m, text[m.end() :], base + au.get_line_number())
+                rec = self._avc(au.get_record_text().rstrip(), base + au.get_line_number())
                 if rec is not None:
                     avcs.append(rec)
             elif t in (_SYSCALL, _SOCKADDR, _PROCTITLE):
