@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path[:0] = [str(HERE), str(REPO / "src")]
 
 from lib import policies as variants_lib  # noqa: E402
 
-from selnet.verify import build, compare, scenarios  # noqa: E402
+from selnet.verify import archive, build, compare, scenarios  # noqa: E402
 from selnet.verify import qemu as kernel  # noqa: E402
 
 OUT = HERE / "build"
@@ -75,9 +74,7 @@ def predict(
         # Atomic: two scenarios with the same command share an entry, and the predictions
         # run in threads; a reader must never see a half-written file.
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, cache)
+        archive.write_atomic(cache, json.dumps(data).encode())
     return data, err
 
 

@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -163,8 +164,8 @@ class Suite:
         ).encode()
         for old in self.dir.glob("kernels-*.json*"):
             old.unlink()
-        _write_atomic(derived, raw)
-        _write_atomic(side, hashlib.sha256(raw).hexdigest().encode())
+        write_atomic(derived, raw)
+        write_atomic(side, hashlib.sha256(raw).hexdigest().encode())
         return stanzas
 
     def stanza(self, package: str) -> Stanza:
@@ -182,8 +183,11 @@ class Suite:
         return deb, s
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_atomic(path: Path, data: bytes) -> None:
+    """PATH holds DATA whole or not at all (another run, or thread, may be reading it);
+    the temporary name is per process and thread, as boots and predictions run in threads.
+    The standard-library twin of selnet.policy.modules.write_atomic."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

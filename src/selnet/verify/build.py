@@ -331,10 +331,7 @@ def sealed(path: Path) -> bool:
 def seal(tmp: Path, out: Path) -> None:
     """TMP becomes OUT, with its sha256 in OUT's sidecar.  The sidecar is written first: an
     interruption leaves a sidecar that matches nothing, never an unverified OUT."""
-    side = out.with_name(out.name + ".sha256")
-    side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    side_tmp.write_text(archive.file_sha256(tmp))
-    os.replace(side_tmp, side)
+    archive.write_atomic(out.with_name(out.name + ".sha256"), archive.file_sha256(tmp).encode())
     os.replace(tmp, out)
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from . import build
+from . import archive, build
 
 AVC_RE = re.compile(
     r"avc:\s+(?P<verdict>denied|granted)\s+\{ (?P<perms>[^}]+) \} for\s+"
@@ -208,7 +207,5 @@ def run_variant(
     res["cached"] = False
     if not res["errors"]:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(res))
-        os.replace(tmp, cache)  # whole or not at all: another run may be reading it
+        archive.write_atomic(cache, json.dumps(res).encode())
     return res
