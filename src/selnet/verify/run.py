@@ -208,10 +208,10 @@ class Verification:
 
 
 def _first_denial(s: Scenario, pred: Json) -> Json | None:
-    checks = pred["checks"] if "checks" in pred else [
-        c for st in pred["steps"] if st["op"] != "handoff" for c in st["checks"]]
     if s.mode == "permissive":
         return None
+    checks = pred["checks"] if "checks" in pred else [
+        c for st in pred["steps"] if st["op"] != "handoff" for c in st["checks"]]
     d = compare.first_denial({"checks": checks})
     if d is None:
         return None
