@@ -93,8 +93,9 @@ class Measurer:
         self._ctx: dict[str, Context] = {}
         self._octx: dict[tuple[str, str], Context] = {}  # (type, level) -> object context
         self._ranges_of: object = None  # the port map _type_ranges is of
-        # boolean settings measured on the base -> (gains, estimated)
-        self._by_settings: dict[tuple[tuple[str, bool], ...], tuple[tuple[Gain, ...], bool]] = {}
+        # boolean settings measured on the base -> (gains, losses, estimated)
+        self._by_settings: dict[tuple[tuple[str, bool], ...],
+                                tuple[tuple[Gain, ...], tuple[Gain, ...], bool]] = {}
         self._type_ranges: dict[tuple[str, str], tuple[Range, ...]] = {}
         self._ranged: set[str] = set()  # protocols whose types _type_ranges holds
         self._by_bool: dict[str, list[AVRule]] = {}
@@ -146,25 +147,28 @@ class Measurer:
             # measures the same setting for several groups (nis_enabled for every client).
             got = self._by_settings.get(tuple(settings))
             if got is None:
-                gains: dict[tuple[str, str, str, str], Gain] = {}
-                after = Decisions(changed, {**changed.snap.booleans, **self.bools,
-                                            **dict(settings)})
-                estimated = self._rule_gains(changed, after, self.activated(settings), gains)
-                got = self._by_settings[tuple(settings)] = (tuple(gains.values()), estimated)
-            return self._summary(list(got[0]), [], want, got[1])
-        after_bools = {**{k: v for k, v in changed.snap.booleans.items()}, **self.bools,
-                       **dict(settings)}
-        after = Decisions(changed, after_bools)
+                got = self._by_settings[tuple(settings)] = self._gains(changed, changes,
+                                                                       settings)
+        else:
+            got = self._gains(changed, changes, settings)
+        gains, losses, estimated = got
+        return self._summary(list(gains), list(losses), want, estimated)
+
+    def _gains(self, changed: Policy, changes: Sequence[Change],
+               settings: Sequence[tuple[str, bool]]
+               ) -> tuple[tuple[Gain, ...], tuple[Gain, ...], bool]:
+        """What the change and settings open and close: (gains, losses, estimated)."""
+        after = Decisions(changed, {**changed.snap.booleans, **self.bools, **dict(settings)})
         rules = [r for r in changed.snap.rules[len(self.base.snap.rules):] if r.ruletype == "allow"]
         rules += self.activated(settings)
-        gains = {}
+        gains: dict[tuple[str, str, str, str], Gain] = {}
         losses: dict[tuple[str, str, str, str, int], Gain] = {}
         estimated = self._rule_gains(changed, after, rules, gains)
         relabeled = [(c.protocol, c.low, c.high) for c in changes
                      if isinstance(c, AddPortcon | ModifyPortcon | DeletePortcon)]
         if relabeled:
             self._relabel_gains(changed, after, relabeled, gains, losses)
-        return self._summary(list(gains.values()), list(losses.values()), want, estimated)
+        return tuple(gains.values()), tuple(losses.values()), estimated
 
     def _rule_gains(self, changed: Policy, after: Decisions, rules: Iterable[AVRule],
                     gains: dict[tuple[str, str, str, str], Gain]) -> bool:
