@@ -95,6 +95,11 @@ def test_pip_install_puts_it_where_man_finds_it(tmp_path: Path) -> None:
                     str(wheel)], check=True, capture_output=True)
     installed = prefix / "share" / "man" / "man1" / "selnet.1"
     assert installed.read_text() == PAGE.read_text()
+    # selnet verify builds its guest from package data: an installed selnet must carry it
+    (site,) = prefix.glob("lib/python3*/site-packages")
+    guest = ROOT / "src" / "selnet" / "verify" / "guest"
+    for f in ("init", "lib.sh", "sockop.c"):
+        assert (site / "selnet" / "verify" / "guest" / f).read_bytes() == (guest / f).read_bytes()
     if shutil.which("man") is not None:
         env = {**os.environ, "PATH": f"{prefix / 'bin'}{os.pathsep}/usr/bin:/bin"}
         env.pop("MANPATH", None)
