@@ -17,7 +17,7 @@ guest's plumbing run:
   domain); the test process reads its context back (``file read`` on its own /proc
   entry) and, with ``--sockcreate``, writes /proc/self/attr/sockcreate;
 * every network check of every subject but K is audited (``auditallow``), so the kernel
-  logs granted checks too (the list is conformance/policies/refpolicy-conformance.te's).
+  logs granted checks too (every check of the kernel check table, kernel.checks).
 
 None of it grants a network permission to anything but K, and ``auditallow`` changes
 what is logged, never a decision.  `selnet verify` does not take that on trust: it
@@ -38,27 +38,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selnet.errors import PolicyError, ToolMissingError
+from selnet.kernel.checks import CAP_CLASS, CHECKS, SOCKET_CLASS
 from selnet.kernel.classes import INET_SOCKET_CLASSES
 from selnet.policy.modules import write_atomic
 
-# The checks the harness audits (conformance/policies/refpolicy-conformance.te), per class.
-_SOCKET_CALLS = ("create", "bind", "connect", "listen", "accept", "read", "write", "name_bind",
-                 "node_bind", "getattr", "setopt", "getopt", "shutdown")
-AUDITED: dict[str, tuple[str, ...]] = {
-    **{c: _SOCKET_CALLS for c in sorted(INET_SOCKET_CLASSES)},
-    "node": ("recvfrom", "sendto"),
-    "netif": ("ingress", "egress"),
-    "peer": ("recv",),
-    "packet": ("send", "recv", "forward_in", "forward_out"),
-    "association": ("sendto", "recvfrom"),
-}
-for _c in ("tcp_socket", "sctp_socket", "dccp_socket"):
-    AUDITED[_c] = (*AUDITED[_c], "name_connect")
-for _c in ("tcp_socket", "udp_socket", "rawip_socket"):
-    AUDITED[_c] = (*AUDITED[_c], "recvfrom")
-# The capabilities the socket calls check (bind below the unprivileged start, raw
-# sockets, SO_DEBUG): audited on the subject itself, as the kernel checks them.
-CAPABILITIES = ("net_bind_service", "net_raw", "net_admin")
+
+def _audited() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """Every (class, permission) of the kernel check table, so that the kernel logs a
+    granted check as well as a denied one: per class, and the capabilities (audited on
+    the subject itself, as the kernel checks them).  Permissions a policy's class lacks
+    are dropped when the module is written (``_perms``)."""
+    per: dict[str, set[str]] = {}
+    caps: set[str] = set()
+    for c in CHECKS:
+        if c.tclass == CAP_CLASS:
+            caps.add(c.perm)
+            continue
+        for cls in sorted(INET_SOCKET_CLASSES) if c.tclass == SOCKET_CLASS else (c.tclass,):
+            per.setdefault(cls, set()).add(c.perm)
+    return {cls: tuple(sorted(p)) for cls, p in sorted(per.items())}, tuple(sorted(caps))
+
+
+AUDITED, CAPABILITIES = _audited()
 ANY = "selnet_verify_any"  # every type
 AUDITED_ATTR = "selnet_verify_audited"  # every type but the kernel type
 
