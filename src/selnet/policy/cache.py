@@ -271,18 +271,23 @@ def _read_entry(path: Path) -> bytes | None:
         return f.read()
 
 
+def _split_entry(data: bytes) -> tuple[bytes, bytes] | None:
+    """(header line with its newline, payload) of a cache entry, or None when no header
+    line ends within _MAX_HEADER bytes; the caller compares the header it expects."""
+    end = data.find(b"\n", 0, _MAX_HEADER)
+    return None if end < 0 else (data[:end + 1], data[end + 1:])
+
+
 def load_cached(sha256: str) -> PolicySnapshot | None:
     if private_cache_dir("index") is None:
         return None
     data = _read_entry(snapshot_path(sha256))
     if data is None:
         return None
-    end = data.find(b"\n", 0, _MAX_HEADER)
-    if end < 0:
+    entry = _split_entry(data)
+    if entry is None or entry[0] != _header(sha256, entry[1]):  # format, policy, integrity, length
         return None
-    payload = data[end + 1:]
-    if data[:end + 1] != _header(sha256, payload):  # format, policy, integrity, length
-        return None
+    payload = entry[1]
     try:
         snap = decode_paused(payload)
     except Exception:  # written by a selnet of the same format but another layout: rebuild
@@ -366,11 +371,8 @@ def read_blob(name: str, key: str) -> bytes | None:
     data = _read_entry(cdir / name)
     if data is None:
         return None
-    end = data.find(b"\n", 0, _MAX_HEADER)
-    if end < 0:
-        return None
-    payload = data[end + 1:]
-    return payload if data[:end + 1] == _blob_header(key, payload) else None
+    entry = _split_entry(data)
+    return entry[1] if entry is not None and entry[0] == _blob_header(key, entry[1]) else None
 
 
 def write_blob(name: str, key: str, payload: bytes) -> None:

@@ -37,6 +37,16 @@ def boolean_fix_json(f: BooleanFix) -> dict[str, object]:
     return {"set": dict(f.settings), "rule": f.rule.sesearch()}
 
 
+def verdict_text(r: CheckResult) -> str:
+    """One check's outcome as the human output words it (chain and trace alike)."""
+    d = r.decision
+    if not r.reached:
+        return "not reached"
+    if d.allowed:
+        return "allowed"
+    return ("DENIED" if d.enforced else "DENIED (permissive)") + (" silent" if d.silent else "")
+
+
 def reason_text(res: CheckResult, bools: Mapping[str, bool]) -> str:
     """The deciding rule or the reason, in one line."""
     d = res.decision
@@ -160,17 +170,8 @@ def chain_lines(chain: ChainResult, fixes: Mapping[int, list[Fix]] | None = None
     )
     lines = [head]
     for r in chain.results:
-        c, d = r.check, r.decision
-        if not r.reached:
-            verdict = "not reached"
-        elif d.allowed:
-            verdict = "allowed"
-        elif not d.enforced:
-            verdict = "DENIED (permissive)"
-        else:
-            verdict = "DENIED"
-        if d.silent and not d.allowed:
-            verdict += " silent"
+        c = r.check
+        verdict = verdict_text(r)
         lines.append(
             f"  {c.step:<7} {c.hook:<31} {_t(c.subject)} -> {_t(c.target)} "
             f"{c.tclass} {c.perm}: {verdict} | {reason_text(r, chain.bools)}"

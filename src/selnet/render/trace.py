@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from selnet.decide.chain import TraceResult, TraceStepResult
 from selnet.model.env import NetEnv
-from selnet.render.chain import check_json, reason_text
+from selnet.render.chain import check_json, reason_text, verdict_text
 from selnet.render.notes import notes_text
 
 
@@ -95,15 +95,8 @@ def trace_lines(tr: TraceResult) -> list[str]:
         who = "" if s.step.subject == plan.domain else f" [as {_t(s.step.subject)}]"
         lines.append(f"{n:>2}. {s.step.step.text}{who}: {_verdict(s)}")
         for r in s.results:
-            c, d = r.check, r.decision
-            if not r.reached:
-                v = "not reached"
-            elif d.allowed:
-                v = "allowed"
-            else:
-                v = "DENIED" if d.enforced else "DENIED (permissive)"
-                if d.silent:
-                    v += " silent"
+            c = r.check
+            v = verdict_text(r)
             lines.append(f"      {c.step:<11} {c.hook:<31} {_t(c.subject)} -> {_t(c.target)} "
                          f"{c.tclass} {c.perm}: {v} | {reason_text(r, tr.bools)}")
         for text in notes_text(s.step.notes):
