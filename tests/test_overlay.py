@@ -761,6 +761,12 @@ def refpolicy_cil(refpolicy_standard: Path) -> tuple[Path, Path]:
     conf = refpolicy_standard.with_name("refpolicy-standard.policy.conf")
     if not conf.exists():
         pytest.skip("refpolicy-standard.policy.conf is missing")
+    return build_refpolicy_cil(refpolicy_standard)
+
+
+def build_refpolicy_cil(refpolicy_standard: Path) -> tuple[Path, Path]:
+    """The CIL and its cache directory; also run by tests/prepare.py as set-up."""
+    conf = refpolicy_standard.with_name("refpolicy-standard.policy.conf")
     cache = refpolicy_standard.parent / "overlay-cache"
     cache.mkdir(exist_ok=True)
     version = subprocess.run(["checkpolicy", "-V"], capture_output=True, text=True, check=False).stdout
@@ -834,6 +840,11 @@ REF_VARIANTS: RefVariants = {
 
 @pytest.fixture(scope="module")
 def refpolicy_pair(refpolicy_standard: Path, refpolicy_cil: tuple[Path, Path]) -> dict[str, Policy]:
+    return load_refpolicy_pair(refpolicy_standard, refpolicy_cil)
+
+
+def load_refpolicy_pair(refpolicy_standard: Path, refpolicy_cil: tuple[Path, Path]) -> dict[str, Policy]:
+    """REF_VARIANTS compiled (once per machine) and loaded; also run by tests/prepare.py."""
     cil, cache = refpolicy_cil
     with open(cache / ".compile.lock", "w") as lock:  # xdist workers: one compiles, the other waits
         fcntl.flock(lock, fcntl.LOCK_EX)
