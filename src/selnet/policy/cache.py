@@ -2,7 +2,7 @@
 
 An entry is one header line and a payload::
 
-    selnet-snapshot <format> <policy sha256> <payload sha256> <payload length>\\n
+    selnet-snapshot <format> <policy sha256> <payload BLAKE2b-256> <payload length>\\n
     <payload: marshal of a tuple of sections, each the marshal of its fields' values,
      plain tuples, lists, dicts, frozensets, strs and ints>
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import marshal
 import os
 import stat
@@ -30,6 +29,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from selnet.policy.digest import cache_digest
 from selnet.policy.snapshot import (
     SNAPSHOT_FORMAT,
     AVRule,
@@ -46,7 +46,7 @@ from selnet.policy.source import cache_dir, caches_allowed, private_cache_dir
 
 _MAGIC = b"selnet-snapshot"
 # The layout of the payload below; with SNAPSHOT_FORMAT it makes the header's format.
-_ENCODING = 2  # 2: the payload in sections, decoded as read
+_ENCODING = 3  # 2: the payload in sections, decoded as read; 3: its digest BLAKE2b (digest.py)
 _FORMAT = f"{SNAPSHOT_FORMAT}.{_ENCODING}"
 _MARSHAL_VERSION = 4
 _MAX_HEADER = 256
@@ -251,7 +251,7 @@ def decode(payload: bytes) -> PolicySnapshot:
 
 
 def _header(sha256: str, payload: bytes) -> bytes:
-    digest = hashlib.sha256(payload).hexdigest()
+    digest = cache_digest(payload)
     return b"%s %s %s %s %d\n" % (_MAGIC, _FORMAT.encode(), sha256.encode(), digest.encode(),
                                   len(payload))
 
@@ -350,19 +350,19 @@ def get_or_build(
 
 
 # -- small derived data (boolean descriptions, ...) ------------------------------------------
-_BLOB_MAGIC = b"selnet-blob"
+_BLOB_MAGIC = b"selnet-blob2"  # 2: digests BLAKE2b (digest.py)
 
 
 def _blob_header(key: str, payload: bytes) -> bytes:
-    digest = hashlib.sha256(payload).hexdigest()
-    return b"%s %s %s %d\n" % (_BLOB_MAGIC, hashlib.sha256(key.encode()).hexdigest().encode(),
+    digest = cache_digest(payload)
+    return b"%s %s %s %d\n" % (_BLOB_MAGIC, cache_digest(key.encode()).encode(),
                                digest.encode(), len(payload))
 
 
 def read_blob(name: str, key: str) -> bytes | None:
     """The payload stored under ``name`` for ``key`` (the inputs it was derived from), or
     None: verified like the index (the user's file, nobody else may write it; the key,
-    the payload's sha256 and length in the header)."""
+    the payload's digest and length in the header)."""
     if not caches_allowed():
         return None
     cdir = private_cache_dir("derived")

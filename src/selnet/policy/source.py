@@ -11,7 +11,6 @@ safely) sources compile into a scratch directory that the caller deletes
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from selnet.errors import PolicyError, ToolMissingError
+from selnet.policy.digest import cache_digest
 
 
 class CompileFn(Protocol):
@@ -166,7 +166,7 @@ def sha256_known(path: Path) -> str:
         if not stat.S_ISREG(st.st_mode):
             return _sha256_of(f)
         real = os.path.realpath(path)
-        name = "sha256-" + hashlib.sha256(real.encode(errors="surrogateescape")).hexdigest()[:32]
+        name = "sha256-" + cache_digest(real.encode(errors="surrogateescape"))[:32]
         key = (f"{real}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0"
                f"{st.st_ctime_ns}")
         memo = read_blob(name, key)
@@ -179,6 +179,8 @@ def sha256_known(path: Path) -> str:
 
 
 def _sha256_of(f: BinaryIO) -> str:
+    import hashlib  # only on a memo miss (policy/digest.py: why not at the top)
+
     h = hashlib.sha256()
     while chunk := f.read(1 << 20):
         h.update(chunk)
@@ -320,6 +322,8 @@ def _binary(path: Path, origin: str) -> PolicySource:
 
 
 def _digest_inputs(files: list[Path], tag: str) -> str:
+    import hashlib
+
     h = hashlib.sha256(tag.encode())
     for f in files:
         h.update(f.name.encode() + b"\0")
