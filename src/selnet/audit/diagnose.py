@@ -18,7 +18,6 @@ name is hard-coded.  Three policy-derived notions are used:
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -212,7 +211,7 @@ class Diagnoser:
         got = self._segments.get((proto, seg))
         if got is None:
             got = self._segments[(proto, seg)] = labels.port_label(self.policy, proto, port)
-        return dataclasses.replace(got, query=f"{port}/{proto}")
+        return got._replace(query=f"{port}/{proto}")
 
     # -- contexts ----------------------------------------------------------------
     def _context(self, text: str) -> tuple[Context | None, list[str], Note | None]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import weakref
 from bisect import bisect_right
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from selnet.errors import InputError
@@ -21,21 +20,19 @@ from selnet.policy.snapshot import Context, Netifcon, Nodecon, Portcon
 Record = Portcon | Nodecon | Netifcon
 
 
-@dataclass(frozen=True, slots=True)
-class Shadowed:
+class Shadowed(NamedTuple):
     record: Record
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class LabelResult:
+class LabelResult(NamedTuple):
     kind: str  # port, node, netif
     query: str
     context: Context
     attributes: tuple[str, ...]
     matched: Record | None  # None: the initial SID was used
     initial_sid: str | None
-    shadowed: tuple[Shadowed, ...] = field(default=())
+    shadowed: tuple[Shadowed, ...] = ()
 
     @property
     def type(self) -> str:
@@ -116,23 +113,32 @@ class PortInterval(NamedTuple):
         return self.record is None
 
 
-@dataclass(frozen=True, slots=True)
 class PortMap:
     """Per protocol, the kernel's first-match answer for 1-65535 as sorted, disjoint intervals.
 
     ``segments`` keeps one interval per run owned by one record (for lookups that
     must name the record); ``intervals`` merges neighbours with the same context
-    (for profiles, which reason per context).
+    (for profiles, which reason per context).  A plain class (see LabelResult).
     """
 
-    segments: dict[str, tuple[PortInterval, ...]]
-    intervals: dict[str, tuple[PortInterval, ...]]
-    _lows: dict[str, list[int]]
-    # Per protocol, context -> its ranges, built on first use: profiles ask for one
-    # context's ranges per decision, and rebuilding the map each time was quadratic in
-    # port types (issue 13).
-    _by_context: dict[str, dict[Context, tuple[tuple[int, int], ...]]] = field(
-        default_factory=dict, compare=False, repr=False)
+    __slots__ = ("_by_context", "_lows", "intervals", "segments")
+
+    def __init__(self, segments: dict[str, tuple[PortInterval, ...]],
+                 intervals: dict[str, tuple[PortInterval, ...]], lows: dict[str, list[int]]) -> None:
+        self.segments = segments
+        self.intervals = intervals
+        self._lows = lows
+        # Per protocol, context -> its ranges, built on first use: profiles ask for one
+        # context's ranges per decision, and rebuilding the map each time was quadratic
+        # in port types (issue 13).
+        self._by_context: dict[str, dict[Context, tuple[tuple[int, int], ...]]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PortMap):
+            return NotImplemented
+        return (self.segments, self.intervals) == (other.segments, other.intervals)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable memo inside, as a dataclass's
 
     def lookup(self, proto: str, port: int) -> PortInterval:
         i = bisect_right(self._lows[proto], port) - 1

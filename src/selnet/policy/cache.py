@@ -25,12 +25,12 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from selnet.policy.digest import cache_digest
 from selnet.policy.snapshot import (
+    SNAPSHOT_FIELDS,
     SNAPSHOT_FORMAT,
     AVRule,
     Constraint,
@@ -57,7 +57,7 @@ def snapshot_path(sha256: str) -> Path:
 
 
 # -- encoding: the snapshot as plain data, field by field -------------------------------
-_FIELDS = tuple(f.name for f in fields(PolicySnapshot))
+_FIELDS = SNAPSHOT_FIELDS
 
 # The payload's sections, by what reads them: the first is decoded with the entry (the
 # policy's identity and what every command looks at), the others when one of their fields
@@ -230,11 +230,6 @@ class _LazySnapshot(PolicySnapshot):
         for key, value in values.items():
             setattr(self, key, value)
         return values[name]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PolicySnapshot):
-            return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
 
 
 def decode(payload: bytes) -> PolicySnapshot:

@@ -3,7 +3,7 @@
 ``Overlay((AddPortcon("tcp", 8082, 8082, "http_port_t"),)).apply(policy)`` returns a
 new :class:`~selnet.policy.index.Policy` that labels, the kernel model and the
 Decider read exactly like a loaded one.  Nothing is re-indexed: the new
-policy's snapshot is ``dataclasses.replace(base.snap, ...)`` sharing every
+policy's snapshot is ``base.snap.replace(...)`` sharing every
 unchanged field, and its rule/transition/constraint indexes are the base's,
 layered with the deltas (:meth:`Policy.layered`).  Applying a small overlay to
 the full reference policy takes well under a millisecond (docs/overlay.md).
@@ -75,7 +75,6 @@ attributes; give it explicitly anything else it should have.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 import weakref
@@ -1020,7 +1019,7 @@ class _Work:
             fields["rules"] = s.rules + rules
         if self.transitions:
             fields["transitions"] = s.transitions + self.transitions
-        snap = dataclasses.replace(s, **fields)
+        snap = s.replace(**fields)
         return Policy.layered(self.base, snap, overlay, new_rules=rules, new_transitions=self.transitions)
 
     def _closure(self) -> Iterable[tuple[str, str]]:
