@@ -331,3 +331,29 @@ def test_a_cached_snapshot_decodes_a_section_when_it_is_first_read(  # type: ign
     assert pol.snap == fresh and fresh == pol.snap  # decodes the rest
     assert not pending and pol.snap.rules == fresh.rules
     assert pol.candidate_rules("tcp_socket", "h_t", "p_t")[0].perms == {"name_connect"}
+
+
+def test_a_warm_label_imports_only_what_it_reads(compile_cil, own_cache: Path,  # type: ignore[no-untyped-def]
+                                                 tmp_path: Path) -> None:
+    """The warm path's import budget (issue 13): a cached `label port` in a fresh
+    interpreter loads neither setools, nor ``dataclasses`` (inspect, ast: ~9 ms), nor
+    OpenSSL's ``_hashlib`` (~3 ms; the cache's digest is the built-in BLAKE2b, the
+    policy's sha256 comes from the memo).  The first run, which builds the entry and
+    the memo, may load anything."""
+    import subprocess
+    import sys
+
+    pol = tmp_path / "policy.bin"
+    pol.write_bytes(compile_cil(SNIPPET + " (type p_t) (portcon tcp 8080 (system_u object_r p_t"
+                                " ((s0) (s0))))").read_bytes())
+    argv = ["label", "port", "8080/tcp", "--policy", str(pol)]
+    first = ("from selnet.policy import source; source._SETTLED_NS = 0\n"  # written just now
+             f"from selnet.cli import main; raise SystemExit(main({argv!r}))")
+    warm = (f"import sys; from selnet.cli import main; rc = main({argv!r})\n"
+            "print(sorted(m for m in ('setools', 'dataclasses', '_hashlib', 'inspect')"
+            " if m in sys.modules))\nraise SystemExit(rc)")
+    subprocess.run([sys.executable, "-c", first], check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True,
+                         text=True).stdout
+    assert "p_t" in out
+    assert out.splitlines()[-1] == "[]", out
