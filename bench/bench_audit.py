@@ -97,8 +97,9 @@ def main() -> None:
             rows.append((n, lines, a2w, sel, parse))
             print(f"{n:,} AVCs ({lines:,} lines): audit2why {a2w[3]:.1f} s CPU ({a2w[0]:.1f} "
                   f"wall) / {a2w[1]:.0f} MiB; selnet {sel[3]:.2f} s CPU ({sel[0]:.2f} wall) / "
-                  f"{sel[1]:.0f} MiB (exit {sel[2]}); selnet {a2w[3] / sel[3]:.1f}x faster; "
-                  f"parser alone (CPU): raw lanes {parse[0]:.2f} s, Python {parse[1]:.2f} s",
+                  f"{sel[1]:.0f} MiB (exit {sel[2]}); selnet {a2w[3] / sel[3]:.1f}x faster"
+                  + ("" if a.no_parser else f"; parser alone (CPU): raw lanes {parse[0]:.2f} s, "
+                     f"Python {parse[1]:.2f} s"),
                   flush=True)
         print()
         print("| log | audit2why -i: CPU (wall), peak RSS | selnet audit --json | "
