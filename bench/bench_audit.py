@@ -33,14 +33,7 @@ if os.environ.get("SELNET_SRC"):
     os.environ["PYTHONPATH"] = SRC
 sys.path.insert(0, SRC)
 sys.path.insert(0, str(ROOT / "bench"))
-
-
-def refpolicy(kind: str = "mcs") -> str:
-    """The MCS build: the generated contexts carry ``:s0``, which the non-MLS build
-    rejects (audit2why then prints nothing and computes nothing)."""
-    out = subprocess.run([str(ROOT / "scripts" / "build-refpolicy")], capture_output=True,
-                         text=True, check=True).stdout
-    return next(ln.split(None, 1)[1] for ln in out.splitlines() if ln.startswith(kind + " "))
+from benchenv import refpolicy  # noqa: E402
 
 
 def measured(cmd: list[str]) -> tuple[float, float, int, float]:
@@ -82,7 +75,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="write the logs here and keep them")
     ap.add_argument("--no-parser", action="store_true", help="skip the parser-only timing")
     a = ap.parse_args()
-    pol = refpolicy()
+    # The MCS build: the generated contexts carry ``:s0``, which the non-MLS build rejects
+    # (audit2why then prints nothing and computes nothing).
+    pol = refpolicy("mcs")
     subprocess.run([*SELNET, "info", "--policy", pol], stdout=subprocess.DEVNULL, check=True)
     with tempfile.TemporaryDirectory() as tmp:
         where = a.keep or Path(tmp)

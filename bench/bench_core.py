@@ -21,15 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchenv import PY, ROOT, refpolicy
+
 SELNET = [str(ROOT / ".venv" / "bin" / "selnet")]
-PY = str(ROOT / ".venv" / "bin" / "python")
-
-
-def refpolicy() -> str:
-    out = subprocess.run([str(ROOT / "scripts" / "build-refpolicy")], capture_output=True,
-                         text=True, check=True, env={**os.environ, "TYPES": "standard"}).stdout
-    return out.split()[1]
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -68,7 +63,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
-    pol = refpolicy()
+    pol = refpolicy("standard")
     before = os.environ.get("SELNET_SRC")
     old_env = None
     old_cache = tempfile.TemporaryDirectory(prefix="selnet-bench-before-")

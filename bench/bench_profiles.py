@@ -8,8 +8,6 @@ Targets (issue #4): selnet domain <= 1/10 of sepolicy's time; matrix < 10 s.
 
 from __future__ import annotations
 
-import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -18,27 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SELNET = str(ROOT / ".venv" / "bin" / "selnet")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchenv import children_cpu, refpolicy, selnet_command
 
-
-def refpolicy() -> str:
-    out = subprocess.run([str(ROOT / "scripts" / "build-refpolicy")], capture_output=True,
-                         text=True, check=True).stdout
-    return next(line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("mcs "))
-
-
-ENV = dict(os.environ)
-if os.environ.get("SELNET_SRC"):  # another source tree, for a before/after comparison
-    SELNET_CMD = [str(ROOT / ".venv" / "bin" / "python"), "-m", "selnet"]
-    ENV["PYTHONPATH"] = os.environ["SELNET_SRC"]
-else:
-    SELNET_CMD = [SELNET]
-
-
-def _cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+SELNET_CMD, ENV = selnet_command()
 
 
 def timed(cmd: list[str], runs: int) -> tuple[float, float]:
@@ -46,16 +27,16 @@ def timed(cmd: list[str], runs: int) -> tuple[float, float]:
     subprocess.run(cmd, capture_output=True, check=True, env=ENV)  # warm-up (index cache)
     walls, cpus = [], []
     for _ in range(runs):
-        t, c = time.perf_counter(), _cpu()
+        t, c = time.perf_counter(), children_cpu()
         subprocess.run(cmd, capture_output=True, check=True, env=ENV)
         walls.append(time.perf_counter() - t)
-        cpus.append(_cpu() - c)
+        cpus.append(children_cpu() - c)
     return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    pol = sys.argv[2] if len(sys.argv) > 2 else refpolicy()
+    pol = sys.argv[2] if len(sys.argv) > 2 else refpolicy("mcs")
     rows: list[tuple[str, tuple[float, float]]] = []
     for d in ("httpd_t", "sshd_t"):
         rows.append((f"selnet domain {d}", timed([*SELNET_CMD, "domain", d, "--policy", pol],

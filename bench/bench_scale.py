@@ -16,7 +16,6 @@ command that takes longer (shown as ">T").
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -24,25 +23,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchenv import children_cpu, selnet_command
 from gen_policy import build
 
-ROOT = Path(__file__).resolve().parent.parent
-SELNET = str(ROOT / ".venv" / "bin" / "selnet")
 DOMAIN = "web_t"
 
 
 TIMEOUT = float(os.environ.get("SELNET_TIMEOUT", "600"))
-ENV = dict(os.environ)
-if os.environ.get("SELNET_SRC"):
-    SELNET_CMD = [str(ROOT / ".venv" / "bin" / "python"), "-m", "selnet"]
-    ENV["PYTHONPATH"] = os.environ["SELNET_SRC"]
-else:
-    SELNET_CMD = [SELNET]
-
-
-def _cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+SELNET_CMD, ENV = selnet_command()
 
 
 def timed(cmd: list[str], runs: int) -> float:
@@ -53,9 +41,9 @@ def timed(cmd: list[str], runs: int) -> float:
         subprocess.run(cmd, capture_output=True, check=True, env=ENV, timeout=TIMEOUT)
         times = []
         for _ in range(runs):
-            t = _cpu()
+            t = children_cpu()
             subprocess.run(cmd, capture_output=True, check=True, env=ENV, timeout=TIMEOUT)
-            times.append(_cpu() - t)
+            times.append(children_cpu() - t)
     except subprocess.TimeoutExpired:
         return float("inf")
     except subprocess.CalledProcessError:
