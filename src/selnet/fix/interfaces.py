@@ -29,7 +29,6 @@ the paths, mtimes and sizes of the input files.
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import sys
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from selnet.policy.digest import cache_digest, cache_digest_bytes
 from selnet.policy.source import caches_allowed, private_cache_dir
 
 __all__ = [
@@ -59,7 +59,7 @@ Triple = tuple[str, str, str]
 _Compact = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 # Bump whenever the parser (fix/ifparse.py) or the cache layout changes (part of the key).
-_FORMAT = 6
+_FORMAT = 7  # 7: digests BLAKE2b (policy/digest.py)
 _BLOCK = 64  # rows per checksummed block of the cache file
 _MAGIC = b"selnet-ifidx\n"
 def _policy_files(root: Path) -> list[Path]:
@@ -251,9 +251,9 @@ def _pair_index(rows: Iterable[_Row]) -> dict[str, tuple[int, ...]]:
 
 
 class _Cached:
-    """A verified cache file's row section, read a block at a time (format 6).
+    """A verified cache file's row section, read a block at a time (format 7).
 
-    The header (names, pairs, row offsets, block digests) was checked against its sha256
+    The header (names, pairs, row offsets, block digests) was checked against its digest
     when loaded; each block of rows is read with ``pread`` and checked against its own
     digest before marshal sees it, so a warm query reads and hashes a few KB of the 2.4 MB
     of rows, not the whole file.
@@ -281,7 +281,7 @@ class _Cached:
                     block = os.pread(f.fileno(), end - first, self.base + first)
             except OSError:
                 return None
-            if hashlib.sha256(block).digest() != self.digests[32 * b:32 * b + 32]:
+            if cache_digest_bytes(block) != self.digests[32 * b:32 * b + 32]:
                 return None
             self.blocks[b] = block
         try:
@@ -411,11 +411,11 @@ class InterfaceIndex:
             self._pairs[key] = got
         return got
 
-    # -- the cache file (format 6) ----------------------------------------
-    # MAGIC, sha256(header), the header's length (8 bytes, little-endian), the header: a
+    # -- the cache file (format 7) ----------------------------------------
+    # MAGIC, the header's digest (policy/digest.py), its length (8 bytes, little-endian), the header: a
     # marshalled (format, attributes, names, pairs, row offsets, block digests) of
     # strings and bytes only (marshal loads them as a few copies, not 9,000 objects),
-    # then the rows, each marshalled on its own, in blocks of _BLOCK rows with one sha256
+    # then the rows, each marshalled on its own, in blocks of _BLOCK rows with one digest
     # each: a warm load reads and checks the header, a query the blocks it looks at.
 
     def _write_cache(self, cdir: Path, path: Path) -> None:
@@ -427,14 +427,14 @@ class InterfaceIndex:
                 offsets.append(offsets[-1] + len(b))
             rows = b"".join(blobs)
             digests = b"".join(
-                hashlib.sha256(rows[offsets[k]:offsets[min(len(blobs), k + _BLOCK)]]).digest()
+                cache_digest_bytes(rows[offsets[k]:offsets[min(len(blobs), k + _BLOCK)]])
                 for k in range(0, len(blobs), _BLOCK))
             pairs = "".join(f"\n{k}\t{' '.join(map(str, v))}" for k, v in self._pairs.items())
             header = marshal.dumps((_FORMAT, "\n".join(sorted(self.attributes)),
                                     "\n".join(self._name_list()), pairs, offsets.tobytes(),
                                     digests), 4)
             cdir.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(_MAGIC + hashlib.sha256(header).digest()
+            tmp.write_bytes(_MAGIC + cache_digest_bytes(header)
                             + len(header).to_bytes(8, "little") + header + rows)
             os.replace(tmp, path)  # atomic: readers never see a partial file
             for old in cdir.glob("interfaces-*.bin"):
@@ -457,7 +457,7 @@ class InterfaceIndex:
         except OSError:
             return None
         # The checksum catches truncation/corruption before marshal sees it.
-        if len(header) != size or hashlib.sha256(header).digest() != head[len(_MAGIC):-8]:
+        if len(header) != size or cache_digest_bytes(header) != head[len(_MAGIC):-8]:
             return None
         try:
             data = marshal.loads(header)
@@ -617,7 +617,6 @@ def _match(
 
 
 def _cache_key(root: Path, entries: list[tuple[str, os.stat_result]]) -> str:
-    h = hashlib.sha256(f"{_FORMAT}\n{sys.version_info[:2]}\n{root.resolve()}\n".encode())
-    for rel, st in entries:
-        h.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
-    return h.hexdigest()[:24]
+    text = f"{_FORMAT}\n{sys.version_info[:2]}\n{root.resolve()}\n" + "".join(
+        f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n" for rel, st in entries)
+    return cache_digest(text.encode())[:24]

@@ -17,3 +17,8 @@ except ImportError:  # an interpreter built without the built-in hashes
 def cache_digest(data: bytes) -> str:
     """64 hex digits: equal only for equal data (as sha256 would be)."""
     return _blake2b(data, digest_size=32).hexdigest()
+
+
+def cache_digest_bytes(data: bytes) -> bytes:
+    """The same digest as 32 raw bytes (for binary headers)."""
+    return _blake2b(data, digest_size=32).digest()
