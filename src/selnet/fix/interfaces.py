@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from selnet.policy.atomic import write_atomic
 from selnet.policy.digest import cache_digest, cache_digest_bytes
 from selnet.policy.source import caches_allowed, private_cache_dir
 
@@ -419,7 +420,6 @@ class InterfaceIndex:
     # each: a warm load reads and checks the header, a query the blocks it looks at.
 
     def _write_cache(self, cdir: Path, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             blobs = [marshal.dumps(self._row(n), 4) for n in range(len(self._rows))]
             offsets = array("I", [0])
@@ -434,14 +434,13 @@ class InterfaceIndex:
                                     "\n".join(self._name_list()), pairs, offsets.tobytes(),
                                     digests), 4)
             cdir.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(_MAGIC + cache_digest_bytes(header)
-                            + len(header).to_bytes(8, "little") + header + rows)
-            os.replace(tmp, path)  # atomic: readers never see a partial file
+            write_atomic(path, (_MAGIC, cache_digest_bytes(header),
+                                len(header).to_bytes(8, "little"), header, rows))
             for old in cdir.glob("interfaces-*.bin"):
                 if old != path:
                     old.unlink(missing_ok=True)
         except (OSError, ValueError):
-            tmp.unlink(missing_ok=True)  # a read-only home only costs a rebuild
+            pass  # a read-only home only costs a rebuild
 
     @classmethod
     def _read_cache(cls, path: Path) -> InterfaceIndex | None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from selnet.policy.atomic import write_atomic
 from selnet.policy.digest import cache_digest
 from selnet.policy.snapshot import (
     SNAPSHOT_FIELDS,
@@ -311,24 +312,10 @@ def store(snap: PolicySnapshot, payload: bytes | None = None) -> None:
 
 
 def _write_entry(path: Path, header: bytes, payload: bytes) -> None:
-    """Header and payload in a temporary file beside ``path``, renamed over it: a reader
-    never sees half an entry.  A read-only or full cache directory only costs speed."""
-    import tempfile
-
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(payload)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    """Header and payload, written atomically: a reader never sees half an entry.  A
+    read-only or full cache directory only costs speed."""
+    with contextlib.suppress(OSError):
+        write_atomic(path, (header, payload))
 
 
 def get_or_build(

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from selnet.errors import InputError, PolicyError, SelnetError, ToolMissingError
+from selnet.policy.atomic import write_atomic
 from selnet.policy.cilmodule import Unapplied, read_cil
 from selnet.policy.index import Policy
 from selnet.policy.overlay import Change, Overlay
@@ -140,19 +141,6 @@ def _verified(out: Path, key: str) -> bool:
         return False
     head, sep, body = data.partition(b"\n")
     return bool(sep) and head + b"\n" == _header(key, body)
-
-
-def write_atomic(out: Path, data: bytes) -> None:
-    """A reader never sees half a file, and a file of the same name is replaced only
-    by a rename (in a directory that is the user's own: ``private_cache_dir``)."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=out.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prepare(path: Path, store: ModuleStore) -> Module:

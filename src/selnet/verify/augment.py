@@ -40,7 +40,7 @@ from pathlib import Path
 from selnet.errors import PolicyError, ToolMissingError
 from selnet.kernel.checks import CAP_CLASS, CHECKS, SOCKET_CLASS
 from selnet.kernel.classes import INET_SOCKET_CLASSES
-from selnet.policy.modules import write_atomic
+from selnet.policy.atomic import write_atomic
 
 
 def _audited() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
