@@ -186,7 +186,7 @@ class Suite:
 def write_atomic(path: Path, data: bytes) -> None:
     """PATH holds DATA whole or not at all (another run, or thread, may be reading it);
     the temporary name is per process and thread, as boots and predictions run in threads.
-    The standard-library twin of selnet.policy.modules.write_atomic."""
+    The standard-library twin of selnet.policy.atomic.write_atomic."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
