@@ -261,6 +261,18 @@ def trace_diff(want: list[Check], got: list[Check]) -> str:
     return "\n".join(out)
 
 
+NOT_REACHED = "not reached"
+
+
+def predicted_step(ps: Json, permissive: bool) -> str:
+    """selnet's result for one trace step: "ok", an errno, or NOT_REACHED (an earlier step
+    failed).  In permissive mode every step runs and fails only by the kernel's own
+    error, not a denial."""
+    if permissive:
+        return str((ps.get("kernel_error") or {}).get("errno") or "ok")
+    return str(ps["errno"] or "ok") if ps["reached"] else NOT_REACHED
+
+
 def compare_trace(s: Scenario, pred: Json, kres: Json, kernel_type: str = "kernel_t"
                   ) -> list[str]:
     """A trace: the kernel's result of each step must be selnet's errno for it ("ok" when
@@ -279,15 +291,11 @@ def compare_trace(s: Scenario, pred: Json, kres: Json, kernel_type: str = "kerne
     permissive = s.mode == "permissive"
     stop = len(psteps)
     for i, ps in enumerate(psteps):
-        if permissive:
-            err = (ps.get("kernel_error") or {}).get("errno")
-        else:
-            err = ps["errno"] if ps["reached"] else None
-            if not ps["reached"]:
-                stop = i
-                break
+        want = predicted_step(ps, permissive)
+        if want == NOT_REACHED:
+            stop = i
+            break
         ks = ksteps[i] if i < len(ksteps) else None
-        want = err or "ok"
         if ks is None:
             diffs.append(f"step {ps['step']}: selnet predicts {want}, the kernel never ran it")
             stop = i
@@ -295,7 +303,7 @@ def compare_trace(s: Scenario, pred: Json, kres: Json, kernel_type: str = "kerne
         timed_out = want == "ETIMEDOUT" and ks["result"] in ("EINTR", "ETIMEDOUT", "EAGAIN")
         if ks["result"] != want and not timed_out:
             diffs.append(f"step {ps['step']}: selnet predicts {want}, kernel {ks['result']}")
-        if err is not None or ks["result"] != "ok":
+        if want != "ok" or ks["result"] != "ok":
             stop = i + 1
             break
     if len(ksteps) > stop:

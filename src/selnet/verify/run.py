@@ -246,11 +246,8 @@ def step_rows(s: Scenario, pred: Json, kres: Json | None) -> list[StepRow]:
     if s.op == "trace":
         psteps = [st for st in pred["steps"] if st["op"] != "handoff"]
         for i, ps in enumerate(psteps):
-            if s.mode == "permissive":
-                want = (ps.get("kernel_error") or {}).get("errno") or "ok"
-            else:
-                want = (ps["errno"] or "ok") if ps["reached"] else "not reached"
-            got = ksteps[i]["result"] if i < len(ksteps) else "not reached"
+            want = compare.predicted_step(ps, s.mode == "permissive")
+            got = ksteps[i]["result"] if i < len(ksteps) else compare.NOT_REACHED
             rows.append(StepRow(ps["step"], want, got))
         return rows
     d = compare.first_denial(pred) if s.mode == "enforcing" else None
