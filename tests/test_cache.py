@@ -357,3 +357,22 @@ def test_a_warm_label_imports_only_what_it_reads(compile_cil, own_cache: Path,  
                          text=True).stdout
     assert "p_t" in out
     assert out.splitlines()[-1] == "[]", out
+
+
+def test_the_snapshot_names_each_field_once_in_order(compile_cil) -> None:  # type: ignore[no-untyped-def]
+    """PolicySnapshot is a slotted class, not a dataclass (the warm path's import budget):
+    its field list, annotations and __init__ must name the same fields in the same order,
+    and replace() must change what it is given and share the rest."""
+    import inspect
+
+    from selnet.policy.snapshot import SNAPSHOT_FIELDS, PolicySnapshot
+
+    assert tuple(PolicySnapshot.__annotations__) == SNAPSHOT_FIELDS
+    assert tuple(inspect.signature(PolicySnapshot.__init__).parameters)[1:] == SNAPSHOT_FIELDS
+    snap = load_policy([str(compile_cil(SNIPPET))]).snap
+    new = snap.replace(booleans={"b": True})
+    assert new.booleans == {"b": True} and snap.booleans != new.booleans and new != snap
+    assert all(getattr(new, f) is getattr(snap, f) for f in SNAPSHOT_FIELDS if f != "booleans")
+    assert snap.replace() == snap
+    with pytest.raises(TypeError, match="no field 'bogus'"):
+        snap.replace(bogus=1)

@@ -136,7 +136,8 @@ class UserInfo(NamedTuple):
     range: str  # allowed range ("" without MLS)
 
 
-# The snapshot's fields in order (the cache encodes them by name).
+# The snapshot's fields in order (the cache encodes them by name); the class's annotations
+# and __init__ name the same, in the same order (tests/test_cache.py checks).
 SNAPSHOT_FIELDS = (
     "sha256",
     "path",
