@@ -58,7 +58,6 @@ def snapshot_path(sha256: str) -> Path:
 
 
 # -- encoding: the snapshot as plain data, field by field -------------------------------
-_FIELDS = SNAPSHOT_FIELDS
 
 # The payload's sections, by what reads them: the first is decoded with the entry (the
 # policy's identity and what every command looks at), the others when one of their fields
@@ -73,7 +72,7 @@ SECTIONS: tuple[tuple[str, ...], ...] = (
     ("rules", "transitions", "constraints"),
 )
 _SECTION_OF = {name: i for i, names in enumerate(SECTIONS) for name in names}
-if sorted(_SECTION_OF) != sorted(_FIELDS):  # a field added to the snapshot needs a section
+if sorted(_SECTION_OF) != sorted(SNAPSHOT_FIELDS):  # a field added to the snapshot needs a section
     raise RuntimeError("policy/cache.SECTIONS does not list every snapshot field")
 
 

@@ -136,44 +136,10 @@ class UserInfo(NamedTuple):
     range: str  # allowed range ("" without MLS)
 
 
-# The snapshot's fields in order (the cache encodes them by name); the class's annotations
-# and __init__ name the same, in the same order (tests/test_cache.py checks).
-SNAPSHOT_FIELDS = (
-    "sha256",
-    "path",
-    "version",
-    "mls",
-    "handle_unknown",
-    "polcaps",
-    "classes",
-    "initial_sids",
-    "portcons",
-    "nodecons",
-    "netifcons",
-    "type_attrs",
-    "attr_types",
-    "aliases",
-    "booleans",
-    "permissive",
-    "bounds",
-    "rules",
-    "transitions",
-    "constraints",
-    "users",
-    "role_types",
-    "sensitivities",
-    "categories",
-    "sens_aliases",
-    "cat_aliases",
-)
-
-
 class PolicySnapshot:
     """A plain class with slots, not a dataclass: a warm `label` then never imports
     ``dataclasses`` (~10 ms with the classes it builds, a fifth of that run).  Equal
     when every field is; :meth:`replace` is ``dataclasses.replace``."""
-
-    __slots__ = SNAPSHOT_FIELDS
 
     sha256: str
     path: str
@@ -201,6 +167,10 @@ class PolicySnapshot:
     categories: tuple[str, ...]  # in declaration order
     sens_aliases: dict[str, str]
     cat_aliases: dict[str, str]
+
+    # The fields are the annotations above, in order; __init__ names the same (a test
+    # checks).
+    __slots__ = tuple(__annotations__)
 
     def __init__(
         self, *,
@@ -284,3 +254,6 @@ class PolicySnapshot:
             return name
         return self.aliases.get(name)
 
+
+# The snapshot's fields in order (the cache encodes them by name).
+SNAPSHOT_FIELDS: tuple[str, ...] = PolicySnapshot.__slots__
