@@ -123,11 +123,10 @@ class PortMap:
 
     __slots__ = ("_by_context", "_lows", "intervals", "segments")
 
-    def __init__(self, segments: dict[str, tuple[PortInterval, ...]],
-                 intervals: dict[str, tuple[PortInterval, ...]], lows: dict[str, list[int]]) -> None:
+    def __init__(self, segments: dict[str, tuple[PortInterval, ...]]) -> None:
         self.segments = segments
-        self.intervals = intervals
-        self._lows = lows
+        self.intervals = {p: _merged(segs) for p, segs in segments.items()}
+        self._lows = {p: [iv.low for iv in segs] for p, segs in segments.items()}
         # Per protocol, context -> its ranges, built on first use: profiles ask for one
         # context's ranges per decision, and rebuilding the map each time was quadratic
         # in port types (issue 13).
@@ -136,7 +135,7 @@ class PortMap:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PortMap):
             return NotImplemented
-        return (self.segments, self.intervals) == (other.segments, other.intervals)
+        return self.segments == other.segments  # the rest is derived from them
 
     __hash__ = None  # type: ignore[assignment]  # mutable memo inside, as a dataclass's
 
@@ -181,11 +180,7 @@ def port_map(policy: Policy) -> PortMap:
         if initial is None:
             raise InputError("policy has no 'port' initial SID")
         segments = {p: _segments(policy.snap.portcons, p, initial) for p in PORT_PROTOCOLS}
-        got = PortMap(
-            segments,
-            {p: _merged(segs) for p, segs in segments.items()},
-            {p: [iv.low for iv in segs] for p, segs in segments.items()},
-        )
+        got = PortMap(segments)
         _PORT_MAPS[policy] = got
     return got
 
