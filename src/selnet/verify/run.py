@@ -255,7 +255,7 @@ def step_rows(s: Scenario, pred: Json, kres: Json | None) -> list[StepRow]:
     for st in ksteps:
         covers = compare.OP_STEPS.get(st["op"], set())
         if stopped:
-            want = "not reached"
+            want = compare.NOT_REACHED
         elif d is not None and d["step"] in covers:
             want = d.get("errno") or "EACCES"
             stopped = True
